@@ -1,0 +1,371 @@
+"""Core domain types shared by every layer.
+
+Pure data: no I/O, no asyncio, no SQL, no HTTP. Field names follow the REST contract
+(SPEC §2) so adapters can map them one to one. Dataclasses rather than Pydantic models keep
+the hot paths (executor, engine) cheap; the API and the AI adapter have their own Pydantic
+schemas at their edges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypeAlias
+
+JsonValue: TypeAlias = Any
+"""Any JSON-serialisable value (dict, list, str, int, float, bool or None)."""
+
+DEFAULT_MIN_INTERVAL_MS = 10_000
+DEFAULT_MAX_INTERVAL_MS = 7 * 24 * 3600 * 1000
+DEFAULT_INTERVAL_MS = 3600 * 1000
+DEFAULT_ENDPOINT_TIMEOUT_MS = 30_000
+DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
+MAX_RESPONSE_BYTES_LIMIT = 50 * 1024 * 1024
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
+
+
+class JobStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    ARCHIVED = "archived"
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+
+class ExecutionStrategy(StrEnum):
+    SEQUENTIAL = "sequential"
+    PARALLEL = "parallel"
+    MIXED = "mixed"
+
+
+class EndpointStatus(StrEnum):
+    SUCCESS = "success"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    ABORTED = "aborted"
+
+
+class ErrorCategory(StrEnum):
+    HTTP_4XX = "http_4xx"
+    HTTP_5XX = "http_5xx"
+    TIMEOUT = "timeout"
+    NETWORK = "network"
+    CIRCUIT_OPEN = "circuit_open"
+    SSRF_BLOCKED = "ssrf_blocked"
+    ABORTED = "aborted"
+    DEPENDENCY_FAILED = "dependency_failed"
+    CRITICAL_FAILURE = "critical_failure"
+    INVALID_REQUEST = "invalid_request"
+
+
+class PlanSource(StrEnum):
+    AI = "ai"
+    AI_REPAIRED = "ai_repaired"
+    RULES = "rules"
+
+
+class ScheduleSource(StrEnum):
+    AI = "ai"
+    AI_PRELIMINARY = "ai_preliminary"
+    BASELINE_CRON = "baseline_cron"
+    BASELINE_INTERVAL = "baseline_interval"
+    BACKOFF = "backoff"
+    DEFAULT = "default"
+    CLAMPED_MIN = "clamped_min"
+    CLAMPED_MAX = "clamped_max"
+    PAUSED = "paused"
+
+
+class Escalation(StrEnum):
+    NONE = "none"
+    WARN = "warn"
+    CRITICAL = "critical"
+
+
+class MessageRole(StrEnum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class MessageSource(StrEnum):
+    USER = "user"
+    ENDPOINT_RESPONSE = "endpoint_response"
+    SCHEDULER = "scheduler"
+    ERROR_HANDLER = "error_handler"
+    ENGINE = "engine"
+
+
+class ErrorPhase(StrEnum):
+    CLAIM = "claim"
+    PLAN = "plan"
+    EXECUTE = "execute"
+    SCHEDULE = "schedule"
+    PERSIST = "persist"
+
+
+class Scope(StrEnum):
+    USER = "user"
+    ENGINE = "engine"
+    ADMIN = "admin"
+
+
+class ActionType(StrEnum):
+    PAUSE_JOB = "pause_job"
+    RETRY_FAILED_ENDPOINTS = "retry_failed_endpoints"
+    MODIFY_FREQUENCY = "modify_frequency"
+    NOTIFY_USER = "notify_user"
+    ADJUST_TIMEOUT = "adjust_timeout"
+
+
+class ActionPriority(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Token counts of one or more AI calls; `+` sums them."""
+
+    input: int = 0
+    output: int = 0
+    reasoning: int = 0
+    cached: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.input + self.output
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            self.input + other.input,
+            self.output + other.output,
+            self.reasoning + other.reasoning,
+            self.cached + other.cached,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSpec:
+    """An endpoint as the planner and the executor see it, secrets decrypted.
+
+    Secrets (`headers` values, `bearer_token`) must never reach a prompt or a log line.
+    """
+
+    id: str
+    name: str
+    url: str
+    method: str = "GET"
+    description: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: JsonValue = None
+    request_schema: dict[str, Any] | None = None
+    timeout_ms: int = DEFAULT_ENDPOINT_TIMEOUT_MS
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    fire_and_forget: bool = False
+    bearer_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedCall:
+    """One endpoint call in a plan (AI phase 1 `endpoints_to_call[]`)."""
+
+    endpoint_id: str
+    parameters: Mapping[str, JsonValue] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    priority: int = 0
+    depends_on: tuple[str, ...] = ()
+    critical: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Which endpoints to call and how (AI phase 1 output, or the rules planner's)."""
+
+    calls: tuple[PlannedCall, ...]
+    strategy: ExecutionStrategy = ExecutionStrategy.SEQUENTIAL
+    concurrency_limit: int | None = None
+    preliminary_next_run_at: datetime | None = None
+    reasoning: str = ""
+    confidence: float = 1.0
+
+
+@dataclass(slots=True)
+class EndpointResult:
+    """The outcome of one planned call. `response_body` is parsed JSON for JSON responses
+    (scalars included), otherwise decoded text, capped."""
+
+    endpoint_id: str
+    status: EndpointStatus
+    status_code: int | None = None
+    attempts: int = 0
+    started_at: datetime | None = None
+    duration_ms: float = 0.0
+    request_bytes: int = 0
+    response_bytes: int = 0
+    truncated: bool = False
+    content_type: str | None = None
+    response_body: JsonValue = None
+    error: str | None = None
+    error_category: ErrorCategory | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendedAction:
+    type: ActionType
+    details: str = ""
+    priority: ActionPriority = ActionPriority.MEDIUM
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleProposal:
+    """AI phase 2 output: when to run next. `next_run_at` is UTC (None: no opinion)."""
+
+    next_run_at: datetime | None
+    reasoning: str = ""
+    confidence: float = 0.0
+    recommended_actions: tuple[RecommendedAction, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JobSnapshot:
+    """The job fields that planning and scheduling need, as of the claim."""
+
+    id: str
+    tenant_id: str
+    name: str
+    definition: str
+    status: JobStatus = JobStatus.ACTIVE
+    cron: str | None = None
+    timezone: str = "UTC"
+    interval_ms: int | None = None
+    min_interval_ms: int = DEFAULT_MIN_INTERVAL_MS
+    max_interval_ms: int = DEFAULT_MAX_INTERVAL_MS
+    next_run_at: datetime | None = None
+    last_run_at: datetime | None = None
+    consecutive_failures: int = 0
+    paused_until: datetime | None = None
+    default_headers: Mapping[str, str] = field(default_factory=dict)
+    daily_token_budget: int | None = None
+    tokens_used_today: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: MessageRole
+    content: str
+    source: MessageSource
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PastResult:
+    """A recent result of one endpoint, from earlier runs, for the AI's context."""
+
+    endpoint_id: str
+    status: EndpointStatus
+    status_code: int | None
+    started_at: datetime | None
+    duration_ms: float
+    response_excerpt: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    """Everything the planner needs about a job, loaded with the claim (one round trip)."""
+
+    job: JobSnapshot
+    endpoints: tuple[EndpointSpec, ...]
+    messages: tuple[Message, ...] = ()
+    recent_results: tuple[PastResult, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PlanDecision:
+    """A planner's answer to phase 1, with its provenance and cost."""
+
+    plan: Plan
+    source: PlanSource
+    usage: TokenUsage = TokenUsage()
+    ai_calls: int = 0
+    repaired: bool = False
+    fallback_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleDecision:
+    """A planner's answer to phase 2. `proposal` None means "use the baseline policy"."""
+
+    proposal: ScheduleProposal | None
+    source: PlanSource
+    usage: TokenUsage = TokenUsage()
+    ai_calls: int = 0
+    repaired: bool = False
+    fallback_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Proof of a claim. Every write for the job carries the fencing token."""
+
+    job_id: str
+    run_id: str
+    worker_id: str
+    token: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    lease: Lease
+    context: JobContext
+    due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NextRun:
+    """The governor's decision: when, and which rule chose it."""
+
+    at: datetime
+    source: ScheduleSource
+    proposed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobErrorRecord:
+    phase: ErrorPhase
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunCompletion:
+    """Everything a finished run writes, in one transaction that also releases the lease."""
+
+    status: RunStatus
+    started_at: datetime
+    finished_at: datetime
+    plan: Plan | None
+    plan_source: PlanSource | None
+    results: tuple[EndpointResult, ...]
+    escalation: Escalation
+    next_run: NextRun
+    schedule_reasoning: str
+    schedule_confidence: float | None
+    recommended_actions: tuple[RecommendedAction, ...]
+    usage: TokenUsage
+    ai_calls: int
+    summary: str
+    errors: tuple[JobErrorRecord, ...] = ()
+    error: str | None = None
+    pause: bool = False
+    consecutive_failures: int = 0

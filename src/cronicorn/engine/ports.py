@@ -1,0 +1,102 @@
+"""The engine's ports. Adapters implement these structurally (typing.Protocol)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from cronicorn.domain.models import (
+    ClaimedJob,
+    EndpointResult,
+    EndpointSpec,
+    JobContext,
+    Lease,
+    Plan,
+    PlanDecision,
+    RunCompletion,
+    ScheduleDecision,
+)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Current time, timezone-aware UTC."""
+        ...
+
+    def monotonic(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class Planner(Protocol):
+    async def plan(self, context: JobContext) -> PlanDecision: ...
+
+    async def schedule(
+        self, context: JobContext, plan: PlanDecision, results: Sequence[EndpointResult]
+    ) -> ScheduleDecision: ...
+
+
+class ExecutorEvents(Protocol):
+    """Callbacks the executor raises; implementations must not raise back."""
+
+    def on_endpoint_progress(self, endpoint_id: str, stage: str, data: Mapping[str, Any]) -> None: ...
+
+    def on_retry_attempt(self, endpoint_id: str, attempt: int, delay_s: float, reason: str) -> None: ...
+
+    def on_retry_exhausted(self, endpoint_id: str, attempts: int, reason: str) -> None: ...
+
+    def on_circuit_state_change(self, endpoint_id: str, old: str, new: str) -> None: ...
+
+
+class Executor(Protocol):
+    async def execute(
+        self,
+        plan: Plan,
+        endpoints: Mapping[str, EndpointSpec],
+        *,
+        default_headers: Mapping[str, str] | None = None,
+        abort: asyncio.Event | None = None,
+        events: ExecutorEvents | None = None,
+    ) -> list[EndpointResult]:
+        """Run the plan. Returns one result per planned call, never raises for endpoint
+        failures (blocked, timed out, refused and aborted calls are results)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class SchedulerBackend(Protocol):
+    """What the engine needs from the store, in-process or over the API."""
+
+    async def claim(
+        self, worker_id: str, limit: int, lease_ms: int, wait_ms: int = 0
+    ) -> list[ClaimedJob]:
+        """Atomically lease up to `limit` due jobs (oldest due first), start a run for each,
+        and return them with their context. With `wait_ms` > 0 and nothing due, wait up to
+        that long for a job to become due."""
+        ...
+
+    async def extend(self, lease: Lease, lease_ms: int) -> Lease:
+        """Renew a lease; raises LeaseLostError if it was lost or expired."""
+        ...
+
+    async def record_plan(self, lease: Lease, decision: PlanDecision) -> None: ...
+
+    async def complete(self, lease: Lease, completion: RunCompletion) -> None:
+        """Write the run, results, summary message, schedule, tokens and errors and release
+        the lease, in one transaction. LeaseLostError (nothing written) if fenced out."""
+        ...
+
+    async def release(self, lease: Lease) -> None:
+        """Give the job back without completing it (the run is marked aborted)."""
+        ...
+
+    async def next_due_at(self) -> datetime | None:
+        """Earliest due time among claimable jobs, for the idle sleep."""
+        ...
+
+    async def heartbeat(self, worker_id: str, info: Mapping[str, Any]) -> None: ...
+
+    async def close(self) -> None: ...

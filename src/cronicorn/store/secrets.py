@@ -1,0 +1,69 @@
+"""Secrets at rest: Fernet (AES-128-CBC + HMAC-SHA256) from `cryptography`.
+
+The key comes from `CRONICORN_SECRET_KEY` (a Fernet key: 32 url-safe base64 bytes) or is
+generated once into the data directory as `secret.key` with 0600 permissions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from cronicorn.errors import ConfigError
+
+MASK = "***"
+
+
+class SecretBox:
+    """Encrypts and decrypts secret strings. Ciphertext is ASCII text."""
+
+    def __init__(self, key: str | bytes) -> None:
+        try:
+            self._fernet = Fernet(key)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(
+                "CRONICORN_SECRET_KEY must be a Fernet key (32 url-safe base64-encoded bytes)"
+            ) from exc
+
+    @staticmethod
+    def generate_key() -> str:
+        return Fernet.generate_key().decode()
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def decrypt(self, ciphertext: str) -> str:
+        try:
+            return self._fernet.decrypt(ciphertext.encode()).decode()
+        except InvalidToken as exc:
+            raise ConfigError("a stored secret cannot be decrypted with this secret key") from exc
+
+    def encrypt_map(self, values: Mapping[str, str]) -> dict[str, str]:
+        return {name: self.encrypt(value) for name, value in values.items()}
+
+    def decrypt_map(self, values: Mapping[str, str]) -> dict[str, str]:
+        return {name: self.decrypt(value) for name, value in values.items()}
+
+
+def masked(values: Mapping[str, str]) -> dict[str, str]:
+    """What the API shows for a secret map: the names, never the values."""
+    return dict.fromkeys(values, MASK)
+
+
+def load_secret_box(data_dir: Path, env_key: str | None = None) -> SecretBox:
+    """The key from the environment, else from `data_dir/secret.key`, created if missing."""
+    key = env_key if env_key is not None else os.environ.get("CRONICORN_SECRET_KEY")
+    if key:
+        return SecretBox(key)
+    path = data_dir / "secret.key"
+    if path.exists():
+        return SecretBox(path.read_text().strip())
+    data_dir.mkdir(parents=True, exist_ok=True)
+    new_key = SecretBox.generate_key()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(new_key)
+    return SecretBox(new_key)

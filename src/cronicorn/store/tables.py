@@ -1,0 +1,225 @@
+"""SQLAlchemy tables: one schema for SQLite and PostgreSQL.
+
+Timestamps are timezone-aware UTC in Python on both databases (see `UTCDateTime`). Secret
+values (endpoint `headers` values, `bearer_token`, job `default_headers` values) are stored
+encrypted (see `cronicorn.store.secrets`); the columns here hold ciphertext only.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out.
+
+    SQLite has no time zones: values are stored as naive UTC so that string comparison
+    orders them correctly. PostgreSQL uses `timestamptz`.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType, Any: JSONType}
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"))
+    scope: Mapped[str] = mapped_column(sa.String(16))
+    key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    definition: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.String(16), default="active")
+    cron: Mapped[str | None] = mapped_column(sa.String(200), default=None)
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+    interval_ms: Mapped[int | None] = mapped_column(sa.BigInteger, default=None)
+    min_interval_ms: Mapped[int] = mapped_column(sa.BigInteger, default=10_000)
+    max_interval_ms: Mapped[int] = mapped_column(sa.BigInteger, default=7 * 24 * 3600 * 1000)
+    next_run_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_run_at: Mapped[datetime | None] = mapped_column(default=None)
+    consecutive_failures: Mapped[int] = mapped_column(default=0)
+    paused_until: Mapped[datetime | None] = mapped_column(default=None)
+    # Lease: owner, fencing token (incremented on every claim), expiry.
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(200), default=None)
+    lease_token: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    input_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    cached_input_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    daily_token_budget: Mapped[int | None] = mapped_column(sa.BigInteger, default=None)
+    tokens_today: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    tokens_day: Mapped[str | None] = mapped_column(sa.String(10), default=None)
+    last_schedule: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    default_headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        # "Find due jobs": status = 'active' AND next_run_at <= now ORDER BY next_run_at.
+        sa.Index("ix_jobs_due", "status", "next_run_at"),
+        sa.Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
+        sa.Index("ix_jobs_lease_expires", "lease_expires_at"),
+    )
+
+
+class Endpoint(Base):
+    __tablename__ = "endpoints"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    job_id: Mapped[str] = mapped_column(sa.ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    url: Mapped[str] = mapped_column(sa.String(2048))
+    method: Mapped[str] = mapped_column(sa.String(8), default="GET")
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    body: Mapped[Any | None] = mapped_column(default=None)
+    request_schema: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    timeout_ms: Mapped[int] = mapped_column(default=30_000)
+    max_response_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=1024 * 1024)
+    fire_and_forget: Mapped[bool] = mapped_column(default=False)
+    bearer_token: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    job_id: Mapped[str] = mapped_column(sa.ForeignKey("jobs.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(sa.String(16))
+    content: Mapped[str] = mapped_column(sa.Text)
+    source: Mapped[str] = mapped_column(sa.String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (sa.Index("ix_messages_job_created", "job_id", "created_at"),)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    job_id: Mapped[str] = mapped_column(sa.ForeignKey("jobs.id", ondelete="CASCADE"))
+    worker_id: Mapped[str] = mapped_column(sa.String(200))
+    lease_token: Mapped[int] = mapped_column(sa.BigInteger)
+    status: Mapped[str] = mapped_column(sa.String(16), default="running")
+    due_at: Mapped[datetime | None] = mapped_column(default=None)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    duration_ms: Mapped[float | None] = mapped_column(sa.Float, default=None)
+    plan: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    plan_source: Mapped[str | None] = mapped_column(sa.String(16), default=None)
+    strategy: Mapped[str | None] = mapped_column(sa.String(16), default=None)
+    success_count: Mapped[int] = mapped_column(default=0)
+    failure_count: Mapped[int] = mapped_column(default=0)
+    skipped_count: Mapped[int] = mapped_column(default=0)
+    aborted_count: Mapped[int] = mapped_column(default=0)
+    escalation_level: Mapped[str] = mapped_column(sa.String(16), default="none")
+    schedule: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    input_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    cached_input_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    ai_calls: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(sa.Text, default=None)
+
+    __table_args__ = (sa.Index("ix_runs_job_started", "job_id", "started_at"),)
+
+
+class EndpointResult(Base):
+    __tablename__ = "endpoint_results"
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(sa.String(36))
+    endpoint_id: Mapped[str] = mapped_column(sa.String(36))
+    position: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    status_code: Mapped[int | None] = mapped_column(default=None)
+    attempts: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    duration_ms: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    request_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    response_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    truncated: Mapped[bool] = mapped_column(default=False)
+    content_type: Mapped[str | None] = mapped_column(sa.String(200), default=None)
+    response_body: Mapped[Any | None] = mapped_column(default=None)
+    error: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    error_category: Mapped[str | None] = mapped_column(sa.String(32), default=None)
+
+    __table_args__ = (sa.Index("ix_results_endpoint_started", "endpoint_id", "started_at"),)
+
+
+class JobError(Base):
+    __tablename__ = "job_errors"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    job_id: Mapped[str] = mapped_column(sa.ForeignKey("jobs.id", ondelete="CASCADE"))
+    run_id: Mapped[str | None] = mapped_column(sa.String(36), default=None)
+    phase: Mapped[str] = mapped_column(sa.String(16))
+    code: Mapped[str] = mapped_column(sa.String(64))
+    message: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (sa.Index("ix_job_errors_job_created", "job_id", "created_at"),)
+
+
+class Worker(Base):
+    """Engine worker heartbeats, so `status` can show live workers from any machine."""
+
+    __tablename__ = "workers"
+    id: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    host: Mapped[str] = mapped_column(sa.String(255), default="")
+    pid: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_cycle_at: Mapped[datetime | None] = mapped_column(default=None)
+    stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    stopped_at: Mapped[datetime | None] = mapped_column(default=None)
