@@ -10,5 +10,14 @@ async def test_schema_has_every_table(database_url: str) -> None:
     async with engine.connect() as conn:
         names = await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
     await engine.dispose()
-    assert {"tenants", "api_keys", "jobs", "endpoints", "messages", "runs",
-            "endpoint_results", "job_errors", "workers"} <= set(names)
+    assert {
+        "tenants",
+        "api_keys",
+        "jobs",
+        "endpoints",
+        "messages",
+        "runs",
+        "endpoint_results",
+        "job_errors",
+        "workers",
+    } <= set(names)

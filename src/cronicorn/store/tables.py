@@ -177,7 +177,9 @@ class Run(Base):
 
 class EndpointResult(Base):
     __tablename__ = "endpoint_results"
-    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     run_id: Mapped[str] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     job_id: Mapped[str] = mapped_column(sa.String(36))
     endpoint_id: Mapped[str] = mapped_column(sa.String(36))
