@@ -12,7 +12,9 @@ from cronicorn.domain.models import (
     EndpointResult,
     EndpointSpec,
     JobContext,
+    JobErrorRecord,
     Lease,
+    NextRun,
     Plan,
     PlanDecision,
     RunCompletion,
@@ -79,7 +81,11 @@ class SchedulerBackend(Protocol):
     ) -> list[ClaimedJob]:
         """Atomically lease up to `limit` due jobs (oldest due first), start a run for each,
         and return them with their context. With `wait_ms` > 0 and nothing due, wait up to
-        that long for a job to become due."""
+        that long for a job to become due (a new or run-now job, or an existing job whose
+        `next_run_at` arrives). Returning early and empty when jobs changed is allowed: the
+        engine then re-reads `next_due_at()` and polls again. The wait must be
+        cancel-safe (the engine cancels an idle long-poll on shutdown): wait first, then
+        claim in one short transaction."""
         ...
 
     async def extend(self, lease: Lease, lease_ms: int) -> Lease:
@@ -91,6 +97,20 @@ class SchedulerBackend(Protocol):
     async def complete(self, lease: Lease, completion: RunCompletion) -> None:
         """Write the run, results, summary message, schedule, tokens and errors and release
         the lease, in one transaction. LeaseLostError (nothing written) if fenced out."""
+        ...
+
+    async def fail(
+        self,
+        lease: Lease,
+        error: JobErrorRecord,
+        next_run: NextRun,
+        *,
+        finished_at: datetime,
+        consecutive_failures: int,
+    ) -> None:
+        """Last-resort write when `complete` itself failed: mark the run failed, record
+        `error` once, set the fallback `next_run` and `consecutive_failures`, and release the
+        lease, in one transaction. LeaseLostError (nothing written) if fenced out."""
         ...
 
     async def release(self, lease: Lease) -> None:
