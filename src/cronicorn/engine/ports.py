@@ -19,6 +19,7 @@ from cronicorn.domain.models import (
     PlanDecision,
     RunCompletion,
     ScheduleDecision,
+    TokenUsage,
 )
 
 
@@ -107,10 +108,13 @@ class SchedulerBackend(Protocol):
         *,
         finished_at: datetime,
         consecutive_failures: int,
+        usage: TokenUsage | None = None,
+        ai_calls: int = 0,
     ) -> None:
         """Last-resort write when `complete` itself failed: mark the run failed, record
-        `error` once, set the fallback `next_run` and `consecutive_failures`, and release the
-        lease, in one transaction. LeaseLostError (nothing written) if fenced out."""
+        `error` once, set the fallback `next_run` and `consecutive_failures`, add the tokens
+        already spent, and release the lease, in one transaction. LeaseLostError (nothing
+        written) if fenced out."""
         ...
 
     async def release(self, lease: Lease) -> None:
