@@ -1,0 +1,131 @@
+"""The governor: the one pure function that decides when a job runs next (SPEC §5).
+
+Every decision carries a `ScheduleSource` saying which rule chose it, so users (and the next
+AI call) can see why a job runs when it does. Policy, in order:
+
+1. A `paused_until` in the future wins over everything (`paused`).
+2. `retry_soon` (the AI recommended `retry_failed_endpoints`) → the minimum interval
+   (`clamped_min`: the run is pinned to the lower bound of the job's window).
+3. Otherwise a candidate: the AI's `next_run_at` if in the future (`ai`); else the plan's
+   `preliminary_next_run_at` if in the future (`ai_preliminary`); else the baseline
+   (`baseline_cron`, `baseline_interval`, or `backoff` after failures; `default` without a
+   baseline).
+4. The candidate is clamped into `[now + min_interval_ms, now + max_interval_ms]`
+   (`clamped_min` / `clamped_max`); `proposed_at` keeps the unclamped candidate.
+
+`now` is the run's *end* time, so a run that outlived its planned next time never schedules
+into the past: every result is ≥ now (≥ now + min unless paused).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from cronicorn.domain.cron import next_cron_fire, validate_cron
+from cronicorn.domain.models import DEFAULT_INTERVAL_MS, JobSnapshot, NextRun, ScheduleSource
+
+__all__ = [
+    "MAX_BACKOFF_FACTOR",
+    "backoff_factor",
+    "baseline_next_run",
+    "next_cron_fire",
+    "next_run_decision",
+    "validate_cron",
+]
+
+MAX_BACKOFF_FACTOR = 32
+"""Interval multiplier cap: x2 per consecutive failure, at most x32 (five failures)."""
+
+
+def _utc(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+def backoff_factor(consecutive_failures: int) -> int:
+    """2^failures, capped at MAX_BACKOFF_FACTOR; 1 when the last run succeeded."""
+    failures = max(0, consecutive_failures)
+    return min(MAX_BACKOFF_FACTOR, 1 << min(failures, 16))
+
+
+def baseline_next_run(
+    job: JobSnapshot, now: datetime, consecutive_failures: int, default_interval_ms: int
+) -> NextRun:
+    """The rules-only candidate (no AI, no clamps, no pause): cron, interval or default.
+
+    Cron jobs keep their cron times after failures (the cron *is* the promise and cannot hot
+    loop); interval and default schedules back off x2 per consecutive failure, capped at x32.
+    Unclamped: `next_run_decision` applies min/max and pause; call that for the final time.
+    """
+    now = _utc(now, "now")
+    if job.cron:
+        at = next_cron_fire(job.cron, job.timezone, now)
+        return NextRun(at=at, source=ScheduleSource.BASELINE_CRON, proposed_at=at)
+    interval_ms = job.interval_ms if job.interval_ms else default_interval_ms
+    factor = backoff_factor(consecutive_failures)
+    if factor > 1:
+        source = ScheduleSource.BACKOFF
+    elif job.interval_ms:
+        source = ScheduleSource.BASELINE_INTERVAL
+    else:
+        source = ScheduleSource.DEFAULT
+    at = now + timedelta(milliseconds=interval_ms * factor)
+    return NextRun(at=at, source=source, proposed_at=at)
+
+
+def _candidate(
+    job: JobSnapshot,
+    now: datetime,
+    consecutive_failures: int,
+    ai_next_run_at: datetime | None,
+    preliminary_next_run_at: datetime | None,
+    default_interval_ms: int,
+) -> NextRun:
+    if ai_next_run_at is not None:
+        at = _utc(ai_next_run_at, "ai_next_run_at")
+        if at > now:
+            return NextRun(at=at, source=ScheduleSource.AI, proposed_at=at)
+    if preliminary_next_run_at is not None:
+        at = _utc(preliminary_next_run_at, "preliminary_next_run_at")
+        if at > now:
+            return NextRun(at=at, source=ScheduleSource.AI_PRELIMINARY, proposed_at=at)
+    return baseline_next_run(job, now, consecutive_failures, default_interval_ms)
+
+
+def next_run_decision(
+    job: JobSnapshot,
+    now: datetime,
+    *,
+    consecutive_failures: int,
+    ai_next_run_at: datetime | None = None,
+    preliminary_next_run_at: datetime | None = None,
+    retry_soon: bool = False,
+    default_interval_ms: int = DEFAULT_INTERVAL_MS,
+) -> NextRun:
+    """When the job runs next and which rule chose it (see the module docstring).
+
+    `now` is the run's end time (aware); `consecutive_failures` counts this run (0 if it
+    succeeded). The result is aware UTC, never before `now`.
+    """
+    now = _utc(now, "now")
+    lower = now + timedelta(milliseconds=max(0, job.min_interval_ms))
+    upper = max(lower, now + timedelta(milliseconds=max(0, job.max_interval_ms)))
+    candidate = _candidate(
+        job,
+        now,
+        consecutive_failures,
+        ai_next_run_at,
+        preliminary_next_run_at,
+        default_interval_ms,
+    )
+    proposed = candidate.at
+    if job.paused_until is not None:
+        paused_until = _utc(job.paused_until, "paused_until")
+        if paused_until > now:
+            return NextRun(at=paused_until, source=ScheduleSource.PAUSED, proposed_at=proposed)
+    if retry_soon or proposed < lower:
+        return NextRun(at=lower, source=ScheduleSource.CLAMPED_MIN, proposed_at=proposed)
+    if proposed > upper:
+        return NextRun(at=upper, source=ScheduleSource.CLAMPED_MAX, proposed_at=proposed)
+    return candidate
