@@ -1,0 +1,176 @@
+"""`SchedulerBackend` on the database itself, for the all-in-one process and tests.
+
+Claims long-poll cheaply: after an empty claim the backend sleeps until the earliest of the
+caller's deadline, the next known due time, a wake-up (`wake()`, an in-process
+`notify_jobs_changed`, or a PostgreSQL NOTIFY) and a short poll interval that catches
+changes made by other processes on SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cronicorn.domain.models import (
+    ClaimedJob,
+    JobErrorRecord,
+    Lease,
+    NextRun,
+    PlanDecision,
+    RunCompletion,
+    TokenUsage,
+)
+from cronicorn.engine.ports import Clock
+from cronicorn.store.db import create_engine
+from cronicorn.store.notify import JobChangeListener, register_local_waker
+from cronicorn.store.scheduler_repo import SchedulerRepository
+from cronicorn.store.secrets import SecretBox
+from cronicorn.store.workers import WorkerInfo
+
+log = logging.getLogger(__name__)
+MIN_WAIT_S = 0.01
+
+
+class LocalSchedulerBackend:
+    """The engine's store port, implemented in-process on a `SchedulerRepository`.
+
+    Given a URL it owns (and disposes) its engine; given an `AsyncEngine` it does not.
+    `clock` (optional) supplies "now" for due checks and lease expiry, so the engine's
+    tests can drive time; waiting itself is always real time.
+    """
+
+    def __init__(
+        self,
+        engine_or_url: AsyncEngine | str,
+        secret_box: SecretBox,
+        *,
+        clock: Clock | None = None,
+        poll_interval_ms: int = 1_000,
+        listen: bool = True,
+        history_limit: int = 50,
+        results_per_endpoint: int = 5,
+    ) -> None:
+        self._owns_engine = isinstance(engine_or_url, str)
+        self._url = engine_or_url if isinstance(engine_or_url, str) else None
+        engine = create_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
+        self.repository = SchedulerRepository(
+            engine,
+            secret_box,
+            history_limit=history_limit,
+            results_per_endpoint=results_per_endpoint,
+        )
+        self._clock = clock
+        self._poll_s = poll_interval_ms / 1000.0
+        self._listen = listen and engine.dialect.name == "postgresql"
+        self._wake = asyncio.Event()
+        self._unregister: Callable[[], None] | None = None
+        self._listener: JobChangeListener | None = None
+
+    def _now(self) -> datetime:
+        return self._clock.now() if self._clock is not None else datetime.now(UTC)
+
+    def wake(self) -> None:
+        """Make a waiting `claim` look again now (e.g. after a job was created)."""
+        self._wake.set()
+
+    async def _ensure_wakeups(self) -> None:
+        if self._unregister is None:
+            self._unregister = register_local_waker(self.wake)
+        if self._listen and (self._listener is None or not self._listener.active):
+            engine = self.repository.engine
+            url = self._url or engine.url.render_as_string(hide_password=False)
+            listener = JobChangeListener(url, self.wake)
+            try:
+                await listener.start()
+                self._listener = listener
+            except Exception as exc:  # fall back to polling; retried on the next wait
+                log.warning("LISTEN %s unavailable, polling instead: %s", "cronicorn_jobs", exc)
+
+    async def claim(
+        self, worker_id: str, limit: int, lease_ms: int, wait_ms: int = 0
+    ) -> list[ClaimedJob]:
+        """Claim due jobs; with `wait_ms` > 0 and none due, wait (bounded) for one."""
+        deadline = time.monotonic() + max(0, wait_ms) / 1000.0
+        while True:
+            self._wake.clear()
+            now = self._now()
+            jobs = await self.repository.claim_due_jobs(worker_id, limit, lease_ms, now=now)
+            remaining = deadline - time.monotonic()
+            if jobs or remaining <= 0:
+                return jobs
+            await self._ensure_wakeups()
+            await self._sleep_until_due(now, remaining)
+
+    async def _sleep_until_due(self, now: datetime, remaining: float) -> None:
+        timeout = min(remaining, self._poll_s)
+        due = await self.repository.next_due_at(now=now)
+        if due is not None:
+            timeout = min(timeout, max(MIN_WAIT_S, (due - now).total_seconds()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def extend(self, lease: Lease, lease_ms: int) -> Lease:
+        return await self.repository.extend_lease(lease, lease_ms, now=self._now())
+
+    async def record_plan(self, lease: Lease, decision: PlanDecision) -> None:
+        await self.repository.record_plan(lease, decision, now=self._now())
+
+    async def complete(self, lease: Lease, completion: RunCompletion) -> None:
+        await self.repository.complete_run(lease, completion, now=self._now())
+
+    async def fail(
+        self,
+        lease: Lease,
+        error: JobErrorRecord,
+        next_run: NextRun,
+        consecutive_failures: int,
+        *,
+        usage: TokenUsage | None = None,
+        ai_calls: int = 0,
+    ) -> None:
+        await self.repository.fail_run(
+            lease,
+            error,
+            next_run,
+            consecutive_failures,
+            now=self._now(),
+            usage=usage,
+            ai_calls=ai_calls,
+        )
+
+    async def release(self, lease: Lease, reason: str = "released") -> None:
+        await self.repository.release(lease, now=self._now(), reason=reason)
+
+    async def next_due_at(self) -> datetime | None:
+        return await self.repository.next_due_at(now=self._now())
+
+    async def heartbeat(self, worker_id: str, info: Mapping[str, Any]) -> None:
+        await self.repository.record_heartbeat(worker_id, info, now=self._now())
+
+    async def mark_worker_stopped(self, worker_id: str) -> None:
+        await self.repository.mark_worker_stopped(worker_id, now=self._now())
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        return await self.repository.list_workers()
+
+    async def force_unlock(
+        self, job_ids: Sequence[str] | None = None, stale_only: bool = True
+    ) -> list[str]:
+        return await self.repository.force_unlock(job_ids, stale_only, now=self._now())
+
+    async def close(self) -> None:
+        if self._unregister is not None:
+            self._unregister()
+            self._unregister = None
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+        if self._owns_engine:
+            await self.repository.engine.dispose()

@@ -1,0 +1,174 @@
+"""Conversions between table rows / JSON columns and the domain types.
+
+Kept apart from the SQL so the repository reads as "which rows change, under which fence",
+and so the API layer can reuse the same JSON shapes (plan, schedule) for its responses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import RowMapping
+
+from cronicorn.domain.models import (
+    EndpointSpec,
+    EndpointStatus,
+    JobSnapshot,
+    JobStatus,
+    Message,
+    MessageRole,
+    MessageSource,
+    NextRun,
+    PastResult,
+    Plan,
+    RecommendedAction,
+)
+from cronicorn.store.secrets import SecretBox
+
+EXCERPT_CHARS = 500
+"""Characters of a past response body kept in the AI's context."""
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def scrub(value: Any) -> Any:
+    """Remove NUL characters, which PostgreSQL text/JSONB cannot store."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    return value
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    """The plan in the AI's own field names (SPEC §6), as stored on the run."""
+    out: dict[str, Any] = scrub(
+        {
+            "endpoints_to_call": [
+                {
+                    "endpoint_id": call.endpoint_id,
+                    "parameters": dict(call.parameters),
+                    "headers": dict(call.headers),
+                    "priority": call.priority,
+                    "depends_on": list(call.depends_on),
+                    "critical": call.critical,
+                }
+                for call in plan.calls
+            ],
+            "execution_strategy": plan.strategy.value,
+            "concurrency_limit": plan.concurrency_limit,
+            "preliminary_next_run_at": iso(plan.preliminary_next_run_at),
+            "reasoning": plan.reasoning,
+            "confidence": plan.confidence,
+        }
+    )
+    return out
+
+
+def actions_to_json(actions: tuple[RecommendedAction, ...]) -> list[dict[str, Any]]:
+    return [
+        {"type": a.type.value, "details": a.details, "priority": a.priority.value} for a in actions
+    ]
+
+
+def schedule_to_json(
+    next_run: NextRun,
+    reasoning: str,
+    confidence: float | None,
+    actions: tuple[RecommendedAction, ...] = (),
+) -> dict[str, Any]:
+    """The run's `schedule` column (SPEC §2 Run.schedule)."""
+    out: dict[str, Any] = scrub(
+        {
+            "proposed_next_run_at": iso(next_run.proposed_at),
+            "next_run_at": iso(next_run.at),
+            "source": next_run.source.value,
+            "reasoning": reasoning,
+            "confidence": confidence,
+            "recommended_actions": actions_to_json(actions),
+        }
+    )
+    return out
+
+
+def last_schedule_json(schedule: Mapping[str, Any]) -> dict[str, Any]:
+    """The job's `last_schedule`: the subset of the run's schedule the job shows."""
+    return {k: schedule.get(k) for k in ("next_run_at", "source", "reasoning", "confidence")}
+
+
+def job_snapshot(row: RowMapping, box: SecretBox, today: str) -> JobSnapshot:
+    """A claimed job row as the planner sees it; `default_headers` decrypted."""
+    used_today = row["tokens_today"] if row["tokens_day"] == today else 0
+    return JobSnapshot(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        definition=row["definition"],
+        status=JobStatus(row["status"]),
+        cron=row["cron"],
+        timezone=row["timezone"],
+        interval_ms=row["interval_ms"],
+        min_interval_ms=row["min_interval_ms"],
+        max_interval_ms=row["max_interval_ms"],
+        next_run_at=row["next_run_at"],
+        last_run_at=row["last_run_at"],
+        consecutive_failures=row["consecutive_failures"],
+        paused_until=row["paused_until"],
+        default_headers=box.decrypt_map(row["default_headers"] or {}),
+        daily_token_budget=row["daily_token_budget"],
+        tokens_used_today=used_today,
+    )
+
+
+def endpoint_spec(row: RowMapping, box: SecretBox) -> EndpointSpec:
+    """An endpoint row with its secrets (header values, bearer token) decrypted."""
+    token = row["bearer_token"]
+    return EndpointSpec(
+        id=row["id"],
+        name=row["name"],
+        url=row["url"],
+        method=row["method"],
+        description=row["description"],
+        headers=box.decrypt_map(row["headers"] or {}),
+        body=row["body"],
+        request_schema=row["request_schema"],
+        timeout_ms=row["timeout_ms"],
+        max_response_bytes=row["max_response_bytes"],
+        fire_and_forget=row["fire_and_forget"],
+        bearer_token=box.decrypt(token) if token else None,
+    )
+
+
+def message(row: RowMapping) -> Message:
+    return Message(
+        role=MessageRole(row["role"]),
+        content=row["content"],
+        source=MessageSource(row["source"]),
+        created_at=row["created_at"],
+    )
+
+
+def excerpt(body: Any, limit: int = EXCERPT_CHARS) -> str | None:
+    if body is None:
+        return None
+    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def past_result(row: RowMapping, limit: int = EXCERPT_CHARS) -> PastResult:
+    return PastResult(
+        endpoint_id=row["endpoint_id"],
+        status=EndpointStatus(row["status"]),
+        status_code=row["status_code"],
+        started_at=row["started_at"],
+        duration_ms=row["duration_ms"],
+        response_excerpt=excerpt(row["response_body"], limit),
+        error=row["error"],
+    )

@@ -1,0 +1,422 @@
+"""The engine-facing store: claim due jobs under a lease, and fenced writes for claimed jobs.
+
+Every write for a claimed job starts with one fenced `UPDATE jobs … WHERE id = :job AND
+lease_token = :token AND lease_owner = :worker AND lease_expires_at > :now`. It comes first
+in its transaction so that it takes the row lock (PostgreSQL) or the write lock (SQLite)
+before anything else is touched; if it matches no row the whole transaction is rolled back
+and `LeaseLostError` is raised, so a worker that lost its lease changes nothing.
+
+Times: every method takes an optional `now` (timezone-aware UTC) so tests and callers with
+their own clock are deterministic; it defaults to the wall clock of this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from cronicorn.domain.models import (
+    DEFAULT_INTERVAL_MS,
+    ClaimedJob,
+    ErrorPhase,
+    JobErrorRecord,
+    Lease,
+    NextRun,
+    PlanDecision,
+    RunCompletion,
+    RunStatus,
+    ScheduleSource,
+    TokenUsage,
+)
+from cronicorn.errors import LeaseLostError
+from cronicorn.store import lease_admin, mapping, workers
+from cronicorn.store.context import load_contexts
+from cronicorn.store.run_writes import (
+    RELEASE_VALUES,
+    completion_writes,
+    error_row,
+    ms_between,
+    run_token_values,
+    token_values,
+)
+from cronicorn.store.secrets import SecretBox
+from cronicorn.store.tables import Job, JobError, Run
+
+jobs_t = cast(sa.Table, Job.__table__)
+runs_t = cast(sa.Table, Run.__table__)
+errors_t = cast(sa.Table, JobError.__table__)
+
+
+def utc_now(now: datetime | None = None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None:
+        raise ValueError("naive datetime: pass timezone-aware UTC times")
+    return now.astimezone(UTC)
+
+
+def due_condition(now: datetime) -> sa.ColumnElement[bool]:
+    """SPEC §3: active, next_run_at <= now, not paused (until), lease free or expired."""
+    return sa.and_(
+        jobs_t.c.status == "active",
+        jobs_t.c.next_run_at.is_not(None),
+        jobs_t.c.next_run_at <= now,
+        sa.or_(jobs_t.c.paused_until.is_(None), jobs_t.c.paused_until <= now),
+        sa.or_(jobs_t.c.lease_expires_at.is_(None), jobs_t.c.lease_expires_at <= now),
+    )
+
+
+class SchedulerRepository:
+    """Claim/lease/fencing operations on one database (SQLite or PostgreSQL).
+
+    `history_limit` messages and `results_per_endpoint` past results per endpoint are loaded
+    into each claimed job's context; past response bodies are cut to `excerpt_chars`.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        secret_box: SecretBox,
+        *,
+        history_limit: int = 50,
+        results_per_endpoint: int = 5,
+        excerpt_chars: int = mapping.EXCERPT_CHARS,
+    ) -> None:
+        self.engine = engine
+        self.secret_box = secret_box
+        self.history_limit = history_limit
+        self.results_per_endpoint = results_per_endpoint
+        self.excerpt_chars = excerpt_chars
+
+    # -- claim ---------------------------------------------------------------------------
+
+    async def claim_due_jobs(
+        self, worker_id: str, limit: int, lease_ms: int, now: datetime | None = None
+    ) -> list[ClaimedJob]:
+        """Lease up to `limit` due jobs, oldest due first, and start a run for each.
+
+        One atomic `UPDATE … WHERE id IN (SELECT … ORDER BY next_run_at LIMIT n FOR UPDATE
+        SKIP LOCKED) RETURNING …` on PostgreSQL; on SQLite the same statement (no row locks
+        there) runs under the database's single write lock. Contexts are then read in three
+        batched queries.
+        """
+        now = utc_now(now)
+        if limit <= 0:
+            return []
+        expires = now + timedelta(milliseconds=lease_ms)
+        async with self.engine.begin() as conn:
+            rows = await self._lease_due_rows(conn, worker_id, limit, expires, now)
+            if not rows:
+                return []
+            run_ids = await self._start_runs(conn, rows, worker_id, now)
+        try:
+            async with self.engine.connect() as conn:
+                contexts, failures = await load_contexts(
+                    conn,
+                    rows,
+                    self.secret_box,
+                    today=now.date().isoformat(),
+                    history_limit=self.history_limit,
+                    results_per_endpoint=self.results_per_endpoint,
+                    excerpt_chars=self.excerpt_chars,
+                )
+        except BaseException:
+            await self._release_quietly(rows, run_ids, worker_id, expires, now)
+            raise
+        claimed: list[ClaimedJob] = []
+        for row in rows:
+            lease = Lease(row["id"], run_ids[row["id"]], worker_id, row["lease_token"], expires)
+            if row["id"] in failures:
+                await self._fail_unloadable(lease, row, failures[row["id"]], now)
+                continue
+            claimed.append(ClaimedJob(lease, contexts[row["id"]], row["next_run_at"]))
+        return claimed
+
+    async def _lease_due_rows(
+        self, conn: AsyncConnection, worker_id: str, limit: int, expires: datetime, now: datetime
+    ) -> list[RowMapping]:
+        due_ids = (
+            sa.select(jobs_t.c.id)
+            .where(due_condition(now))
+            .order_by(jobs_t.c.next_run_at, jobs_t.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = (
+            sa.update(jobs_t)
+            .where(jobs_t.c.id.in_(due_ids.scalar_subquery()))
+            .values(
+                lease_owner=worker_id,
+                lease_token=jobs_t.c.lease_token + 1,
+                lease_expires_at=expires,
+                updated_at=jobs_t.c.updated_at,
+            )
+            .returning(*jobs_t.c)
+        )
+        rows = list((await conn.execute(stmt)).mappings())
+        rows.sort(key=lambda r: (r["next_run_at"], r["id"]))
+        return rows
+
+    async def _start_runs(
+        self,
+        conn: AsyncConnection,
+        rows: Sequence[RowMapping],
+        worker_id: str,
+        now: datetime,
+    ) -> dict[str, str]:
+        """Insert a `running` run per claimed job; a previous holder's run is now aborted."""
+        ids = [row["id"] for row in rows]
+        await conn.execute(
+            sa.update(runs_t)
+            .where(runs_t.c.job_id.in_(ids), runs_t.c.status == RunStatus.RUNNING.value)
+            .values(
+                status=RunStatus.ABORTED.value,
+                finished_at=now,
+                error="lease expired before the run finished",
+            )
+        )
+        run_ids = {job_id: str(uuid.uuid4()) for job_id in ids}
+        await conn.execute(
+            sa.insert(runs_t),
+            [
+                {
+                    "id": run_ids[row["id"]],
+                    "job_id": row["id"],
+                    "worker_id": worker_id,
+                    "lease_token": row["lease_token"],
+                    "status": RunStatus.RUNNING.value,
+                    "due_at": row["next_run_at"],
+                    "started_at": now,
+                }
+                for row in rows
+            ],
+        )
+        return run_ids
+
+    async def _release_quietly(
+        self,
+        rows: Sequence[RowMapping],
+        run_ids: Mapping[str, str],
+        worker_id: str,
+        expires: datetime,
+        now: datetime,
+    ) -> None:
+        """Best effort: give back leases whose context could not be delivered."""
+        for row in rows:
+            lease = Lease(row["id"], run_ids[row["id"]], worker_id, row["lease_token"], expires)
+            # The caller re-raises the original error; a failed release just expires.
+            with contextlib.suppress(Exception):
+                await self.release(lease, now=now, reason="context could not be loaded")
+
+    async def _fail_unloadable(
+        self, lease: Lease, row: RowMapping, reason: str, now: datetime
+    ) -> None:
+        """A job whose secrets cannot be decrypted fails once and backs off (no hot loop)."""
+        delay = min(max(row["min_interval_ms"], DEFAULT_INTERVAL_MS), row["max_interval_ms"])
+        await self.fail_run(
+            lease,
+            JobErrorRecord(ErrorPhase.CLAIM, "context_unavailable", reason),
+            NextRun(now + timedelta(milliseconds=delay), ScheduleSource.BACKOFF),
+            row["consecutive_failures"] + 1,
+            now=now,
+        )
+
+    # -- fenced writes -------------------------------------------------------------------
+
+    async def _fence(
+        self,
+        conn: AsyncConnection,
+        lease: Lease,
+        now: datetime,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        """The fenced job update every engine write starts with (see module docstring)."""
+        c = jobs_t.c
+        stmt = (
+            sa.update(jobs_t)
+            .where(
+                c.id == lease.job_id,
+                c.lease_token == lease.token,
+                c.lease_owner == lease.worker_id,
+                c.lease_expires_at > now,
+            )
+            .values(values or {"lease_token": c.lease_token, "updated_at": c.updated_at})
+        )
+        if (await conn.execute(stmt)).rowcount != 1:
+            raise LeaseLostError(lease.job_id, lease.token)
+
+    async def _update_run(
+        self, conn: AsyncConnection, lease: Lease, values: Mapping[str, Any]
+    ) -> None:
+        """Update the lease's own run, which must still be running."""
+        stmt = (
+            sa.update(runs_t)
+            .where(
+                runs_t.c.id == lease.run_id,
+                runs_t.c.job_id == lease.job_id,
+                runs_t.c.lease_token == lease.token,
+                runs_t.c.status == RunStatus.RUNNING.value,
+            )
+            .values(values)
+        )
+        if (await conn.execute(stmt)).rowcount != 1:
+            raise LeaseLostError(
+                lease.job_id, lease.token, f"run {lease.run_id} is not this lease's running run"
+            )
+
+    async def _run_started_at(self, conn: AsyncConnection, lease: Lease) -> datetime | None:
+        started: datetime | None = await conn.scalar(
+            sa.select(runs_t.c.started_at).where(runs_t.c.id == lease.run_id)
+        )
+        return started
+
+    async def extend_lease(self, lease: Lease, lease_ms: int, now: datetime | None = None) -> Lease:
+        """Renew the lease to `now + lease_ms`; LeaseLostError if it was lost or expired."""
+        now = utc_now(now)
+        expires = now + timedelta(milliseconds=lease_ms)
+        async with self.engine.begin() as conn:
+            await self._fence(
+                conn,
+                lease,
+                now,
+                {"lease_expires_at": expires, "updated_at": jobs_t.c.updated_at},
+            )
+        return dataclasses.replace(lease, expires_at=expires)
+
+    async def record_plan(
+        self, lease: Lease, decision: PlanDecision, now: datetime | None = None
+    ) -> None:
+        """Store the phase-1 plan (and its token cost so far) on the running run."""
+        now = utc_now(now)
+        async with self.engine.begin() as conn:
+            await self._fence(conn, lease, now)
+            await self._update_run(
+                conn,
+                lease,
+                {
+                    "plan": mapping.plan_to_json(decision.plan),
+                    "plan_source": decision.source.value,
+                    "strategy": decision.plan.strategy.value,
+                    **run_token_values(decision.usage, decision.ai_calls),
+                },
+            )
+
+    async def complete_run(
+        self, lease: Lease, completion: RunCompletion, now: datetime | None = None
+    ) -> None:
+        """Write the run, its results, summary message, schedule, tokens and errors, and
+        release the lease — one transaction, all or nothing (LeaseLostError if fenced out)."""
+        now = utc_now(now)
+        writes = completion_writes(lease, completion, now)
+        async with self.engine.begin() as conn:
+            await self._fence(conn, lease, now, writes.job_values)
+            await self._update_run(conn, lease, writes.run_values)
+            for table, rows in writes.inserts:
+                if rows:
+                    await conn.execute(sa.insert(table), rows)
+
+    async def fail_run(
+        self,
+        lease: Lease,
+        error: JobErrorRecord,
+        next_run: NextRun,
+        consecutive_failures: int,
+        now: datetime | None = None,
+        *,
+        usage: TokenUsage | None = None,
+        ai_calls: int = 0,
+    ) -> None:
+        """Mark the run failed, record the error once, set the fallback next run and
+        release the lease, in one fenced transaction. `usage` (tokens already spent by the
+        run) is added to the job's counters."""
+        now = utc_now(now)
+        usage = usage or TokenUsage()
+        schedule = mapping.schedule_to_json(
+            next_run, f"fallback after {error.phase.value} error ({error.code})", None
+        )
+        job_values: dict[str, Any] = {
+            "next_run_at": next_run.at,
+            "last_run_at": now,
+            "consecutive_failures": consecutive_failures,
+            "last_schedule": mapping.last_schedule_json(schedule),
+            "updated_at": now,
+            **RELEASE_VALUES,
+            **token_values(usage, now.date().isoformat()),
+        }
+        async with self.engine.begin() as conn:
+            await self._fence(conn, lease, now, job_values)
+            started = await self._run_started_at(conn, lease)
+            await self._update_run(
+                conn,
+                lease,
+                {
+                    "status": RunStatus.FAILED.value,
+                    "finished_at": now,
+                    "duration_ms": ms_between(started or now, now),
+                    "schedule": schedule,
+                    "error": mapping.scrub(error.message),
+                    **run_token_values(usage, ai_calls),
+                },
+            )
+            await conn.execute(
+                sa.insert(errors_t),
+                [error_row(lease, error, now)],
+            )
+
+    async def release(
+        self, lease: Lease, now: datetime | None = None, *, reason: str = "released"
+    ) -> None:
+        """Give the job back without completing it: run aborted, next_run_at unchanged."""
+        now = utc_now(now)
+        async with self.engine.begin() as conn:
+            await self._fence(conn, lease, now, {**RELEASE_VALUES, "updated_at": now})
+            started = await self._run_started_at(conn, lease)
+            await self._update_run(
+                conn,
+                lease,
+                {
+                    "status": RunStatus.ABORTED.value,
+                    "finished_at": now,
+                    "duration_ms": ms_between(started or now, now),
+                    "error": reason,
+                },
+            )
+
+    # -- idle loop, admin, workers -------------------------------------------------------
+
+    async def has_due_jobs(self, now: datetime | None = None) -> bool:
+        """Cheap check (one indexed `LIMIT 1` query) for the long-poll loop."""
+        return await lease_admin.has_due_jobs(self.engine, due_condition(utc_now(now)))
+
+    async def next_due_at(self, now: datetime | None = None) -> datetime | None:
+        """When the earliest active job becomes claimable (may be in the past), else None."""
+        return await lease_admin.next_due_at(self.engine, utc_now(now))
+
+    async def force_unlock(
+        self,
+        job_ids: Sequence[str] | None = None,
+        stale_only: bool = True,
+        now: datetime | None = None,
+    ) -> list[str]:
+        """Admin: release expired (or, with `stale_only=False`, all) leases, optionally only
+        of `job_ids`; their running runs become aborted. Returns the released job ids."""
+        return await lease_admin.force_unlock(self.engine, job_ids, stale_only, utc_now(now))
+
+    async def record_heartbeat(
+        self, worker_id: str, info: Mapping[str, Any], now: datetime | None = None
+    ) -> None:
+        await workers.record_heartbeat(self.engine, worker_id, info, utc_now(now))
+
+    async def list_workers(self) -> list[workers.WorkerInfo]:
+        return await workers.list_workers(self.engine)
+
+    async def mark_worker_stopped(self, worker_id: str, now: datetime | None = None) -> None:
+        await workers.mark_worker_stopped(self.engine, worker_id, utc_now(now))

@@ -1,0 +1,96 @@
+"""Engine worker heartbeats, so `status` can list live workers from any machine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cronicorn.store.tables import Worker
+
+workers_t = cast(sa.Table, Worker.__table__)
+
+_KNOWN = ("host", "pid", "started_at", "last_cycle_at", "stats")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    last_heartbeat_at: datetime
+    last_cycle_at: datetime | None
+    stopped_at: datetime | None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def _as_time(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def heartbeat_values(info: Mapping[str, Any]) -> dict[str, Any]:
+    """`info` keys: host, pid, started_at, last_cycle_at (datetime or ISO text) and stats
+    (a JSON object); any other keys are folded into stats."""
+    stats = dict(info.get("stats") or {})
+    stats.update({k: v for k, v in info.items() if k not in _KNOWN})
+    values: dict[str, Any] = {"stats": stats}
+    if "host" in info:
+        values["host"] = str(info["host"])[:255]
+    if "pid" in info:
+        values["pid"] = int(info["pid"])
+    for key in ("started_at", "last_cycle_at"):
+        if info.get(key) is not None:
+            values[key] = _as_time(info[key])
+    return values
+
+
+async def record_heartbeat(
+    engine: AsyncEngine, worker_id: str, info: Mapping[str, Any], now: datetime
+) -> None:
+    """Upsert the worker's row; a heartbeat also clears `stopped_at` (the worker is alive)."""
+    values = {**heartbeat_values(info), "last_heartbeat_at": now, "stopped_at": None}
+    row = {"id": worker_id, "started_at": now, **values}
+    stmt: Any
+    if engine.dialect.name == "postgresql":
+        stmt = postgresql.insert(workers_t).values(row)
+    else:
+        stmt = sqlite.insert(workers_t).values(row)
+    stmt = stmt.on_conflict_do_update(index_elements=[workers_t.c.id], set_=values)
+    async with engine.begin() as conn:
+        await conn.execute(stmt)
+
+
+async def mark_worker_stopped(engine: AsyncEngine, worker_id: str, now: datetime) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.update(workers_t).where(workers_t.c.id == worker_id).values(stopped_at=now)
+        )
+
+
+async def list_workers(engine: AsyncEngine) -> list[WorkerInfo]:
+    """Every known worker, most recent heartbeat first."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(workers_t).order_by(workers_t.c.last_heartbeat_at.desc(), workers_t.c.id)
+        )
+        return [
+            WorkerInfo(
+                id=r["id"],
+                host=r["host"],
+                pid=r["pid"],
+                started_at=r["started_at"],
+                last_heartbeat_at=r["last_heartbeat_at"],
+                last_cycle_at=r["last_cycle_at"],
+                stopped_at=r["stopped_at"],
+                stats=dict(r["stats"] or {}),
+            )
+            for r in rows.mappings()
+        ]

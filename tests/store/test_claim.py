@@ -1,0 +1,172 @@
+"""Contract tests for claiming: the same functions run on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cronicorn.domain.models import MessageRole, RunStatus
+from cronicorn.store.scheduler_repo import SchedulerRepository
+from cronicorn.store.secrets import SecretBox
+from cronicorn.store.tables import Run
+from tests.store.factory import (
+    T0,
+    add_endpoint,
+    add_job,
+    add_message,
+    add_result,
+    add_tenant,
+    at,
+    job,
+)
+
+LEASE_MS = 60_000
+
+
+async def test_claims_oldest_due_first_up_to_limit(
+    repo: SchedulerRepository, engine: AsyncEngine
+) -> None:
+    tenant = await add_tenant(engine)
+    newest = await add_job(engine, tenant, next_run_at=at(-10))
+    oldest = await add_job(engine, tenant, next_run_at=at(-300))
+    middle = await add_job(engine, tenant, next_run_at=at(-100))
+
+    first = await repo.claim_due_jobs("w1", limit=2, lease_ms=LEASE_MS, now=T0)
+    rest = await repo.claim_due_jobs("w1", limit=10, lease_ms=LEASE_MS, now=T0)
+
+    assert [c.lease.job_id for c in first] == [oldest, middle]
+    assert [c.lease.job_id for c in rest] == [newest]
+    assert [c.due_at for c in first] == [at(-300), at(-100)]
+
+
+@pytest.mark.parametrize(
+    ("fields", "claimable"),
+    [
+        ({}, True),
+        ({"next_run_at": at(30)}, False),
+        ({"next_run_at": T0}, True),
+        ({"next_run_at": None}, False),
+        ({"status": "paused"}, False),
+        ({"status": "archived"}, False),
+        ({"paused_until": at(30)}, False),
+        ({"paused_until": at(-1)}, True),
+        ({"lease_owner": "other", "lease_token": 3, "lease_expires_at": at(30)}, False),
+        ({"lease_owner": "other", "lease_token": 3, "lease_expires_at": at(-1)}, True),
+    ],
+)
+async def test_due_rules(
+    repo: SchedulerRepository, engine: AsyncEngine, fields: dict[str, Any], claimable: bool
+) -> None:
+    tenant = await add_tenant(engine)
+    job_id = await add_job(engine, tenant, **fields)
+
+    assert await repo.has_due_jobs(now=T0) is claimable
+    claimed = await repo.claim_due_jobs("w1", limit=5, lease_ms=LEASE_MS, now=T0)
+
+    assert [c.lease.job_id for c in claimed] == ([job_id] if claimable else [])
+
+
+async def test_claim_sets_lease_and_starts_run(
+    repo: SchedulerRepository, engine: AsyncEngine
+) -> None:
+    tenant = await add_tenant(engine)
+    job_id = await add_job(engine, tenant, lease_token=7, next_run_at=at(-5))
+
+    [claimed] = await repo.claim_due_jobs("w1", limit=1, lease_ms=LEASE_MS, now=T0)
+
+    lease = claimed.lease
+    assert (lease.worker_id, lease.token, lease.expires_at) == ("w1", 8, at(60))
+    row = await job(engine, job_id)
+    assert (row["lease_owner"], row["lease_token"], row["lease_expires_at"]) == ("w1", 8, at(60))
+    async with engine.connect() as conn:
+        runs = (await conn.execute(sa.select(Run.__table__))).mappings().all()
+    assert len(runs) == 1
+    assert runs[0]["id"] == lease.run_id
+    assert (runs[0]["status"], runs[0]["worker_id"], runs[0]["lease_token"]) == (
+        "running",
+        "w1",
+        8,
+    )
+    assert runs[0]["due_at"] == at(-5)
+    assert runs[0]["started_at"] == T0
+
+
+async def test_reclaim_after_expiry_aborts_previous_run(
+    repo: SchedulerRepository, engine: AsyncEngine
+) -> None:
+    tenant = await add_tenant(engine)
+    await add_job(engine, tenant)
+    [first] = await repo.claim_due_jobs("w1", limit=1, lease_ms=1_000, now=T0)
+    [second] = await repo.claim_due_jobs("w2", limit=1, lease_ms=1_000, now=at(2))
+
+    assert second.lease.token == first.lease.token + 1
+    async with engine.connect() as conn:
+        statuses = dict(
+            (await conn.execute(sa.select(Run.__table__.c.id, Run.__table__.c.status))).all()
+        )
+    assert statuses == {first.lease.run_id: RunStatus.ABORTED, second.lease.run_id: "running"}
+
+
+async def test_context_has_decrypted_secrets_history_and_results(
+    repo: SchedulerRepository, engine: AsyncEngine, box: SecretBox
+) -> None:
+    tenant = await add_tenant(engine)
+    job_id = await add_job(
+        engine, tenant, default_headers=box.encrypt_map({"X-Team": "t-secret"}), cron="*/5 * * * *"
+    )
+    other_job = await add_job(engine, tenant)
+    ep = await add_endpoint(
+        engine, job_id, box, headers={"X-Api-Key": "k-secret"}, bearer_token="b-secret"
+    )
+    for i in range(5):
+        await add_message(engine, job_id, f"m{i}", at(-100 + i))
+    await add_message(engine, other_job, "other", at(-50))
+    run_id = str(uuid.uuid4())
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.insert(Run).values(
+                id=run_id, job_id=job_id, worker_id="old", lease_token=0, status="completed"
+            )
+        )
+    for i in range(7):
+        await add_result(engine, run_id, job_id, ep, at(-1000 + i), {"n": i})
+
+    small = SchedulerRepository(engine, box, history_limit=3, results_per_endpoint=2)
+    claimed = {c.lease.job_id: c for c in await small.claim_due_jobs("w", 10, LEASE_MS, now=T0)}
+
+    ctx = claimed[job_id].context
+    assert ctx.job.default_headers == {"X-Team": "t-secret"}
+    assert ctx.job.cron == "*/5 * * * *"
+    [spec] = ctx.endpoints
+    assert (spec.id, dict(spec.headers), spec.bearer_token) == (
+        ep,
+        {"X-Api-Key": "k-secret"},
+        "b-secret",
+    )
+    assert [m.content for m in ctx.messages] == ["m2", "m3", "m4"]
+    assert all(m.role == MessageRole.USER for m in ctx.messages)
+    assert [r.response_excerpt for r in ctx.recent_results] == ['{"n": 5}', '{"n": 6}']
+    assert claimed[other_job].context.endpoints == ()
+    assert [m.content for m in claimed[other_job].context.messages] == ["other"]
+
+
+async def test_undecryptable_job_fails_once_and_backs_off(
+    repo: SchedulerRepository, engine: AsyncEngine
+) -> None:
+    tenant = await add_tenant(engine)
+    foreign = SecretBox(SecretBox.generate_key())
+    job_id = await add_job(engine, tenant, default_headers=foreign.encrypt_map({"A": "b"}))
+    good = await add_job(engine, tenant)
+
+    claimed = await repo.claim_due_jobs("w", 10, LEASE_MS, now=T0)
+
+    assert [c.lease.job_id for c in claimed] == [good]
+    row = await job(engine, job_id)
+    assert row["lease_owner"] is None
+    assert row["next_run_at"] > T0
+    assert row["consecutive_failures"] == 1
+    assert await repo.claim_due_jobs("w", 10, LEASE_MS, now=at(1)) == []
