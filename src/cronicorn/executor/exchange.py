@@ -1,0 +1,118 @@
+"""One HTTP exchange: the request, its redirects (followed by hand) and the response capture.
+
+Redirects are followed here rather than by aiohttp so each hop's destination goes through the
+SSRF guard, the method/body rewrite follows the usual rules (303 → GET; 301/302 turn POST into
+GET; 307/308 keep both), and credentials are not forwarded to another origin.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+from yarl import URL
+
+from cronicorn.domain.models import EndpointResult, EndpointSpec, ErrorCategory
+from cronicorn.engine.config import ExecutionConfig
+from cronicorn.engine.ports import Clock
+from cronicorn.executor.request import PreparedRequest
+from cronicorn.executor.response import capture
+from cronicorn.executor.retry import AttemptOutcome, parse_retry_after, status_retryable
+from cronicorn.executor.ssrf import HostPolicy
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+_BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding"})
+
+
+def _origin(url: URL) -> tuple[str, str | None, int | None]:
+    return (url.scheme, url.host, url.port)
+
+
+def redirected_request(request: PreparedRequest, status: int, target: URL) -> PreparedRequest:
+    """The request to send to `target` after a `status` redirect."""
+    method, body, headers = request.method, request.body, request.headers
+    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+        method, body = "GET", None
+        headers = {k: v for k, v in headers.items() if k.lower() not in _BODY_HEADERS}
+    if _origin(target) != _origin(request.url):
+        headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
+    return PreparedRequest(method, target, headers, body)
+
+
+class Exchange:
+    def __init__(self, config: ExecutionConfig, policy: HostPolicy, clock: Clock) -> None:
+        self._config = config
+        self._policy = policy
+        self._clock = clock
+
+    async def run(
+        self,
+        session: aiohttp.ClientSession,
+        endpoint: EndpointSpec,
+        request: PreparedRequest,
+        result: EndpointResult,
+    ) -> AttemptOutcome:
+        """Send `request`, following up to `max_redirects` redirects; fills `result`."""
+        result.status_code = None
+        result.response_body = None
+        result.response_bytes = 0
+        result.truncated = False
+        result.content_type = None
+        for _hop in range(self._config.max_redirects + 1):
+            async with session.request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                data=request.body,
+                allow_redirects=False,
+            ) as resp:
+                location = (
+                    resp.headers.get("Location") if resp.status in REDIRECT_STATUSES else None
+                )
+                if location is None:
+                    return await self._finish(resp, endpoint, result)
+                status = resp.status
+            try:
+                target = request.url.join(URL(location))
+            except (ValueError, TypeError):
+                result.status_code = status
+                result.error = f"HTTP {status} with an invalid Location header"
+                return AttemptOutcome(ErrorCategory.NETWORK)
+            refusal = self._policy.check_url(target)
+            if refusal is not None:
+                result.status_code = status
+                result.error = f"redirect to {target.host} blocked: {refusal}"
+                return AttemptOutcome(ErrorCategory.SSRF_BLOCKED)
+            request = redirected_request(request, status, target)
+        result.status_code = status
+        result.error = f"too many redirects (more than {self._config.max_redirects})"
+        return AttemptOutcome(ErrorCategory.NETWORK)
+
+    async def _finish(
+        self, resp: aiohttp.ClientResponse, endpoint: EndpointSpec, result: EndpointResult
+    ) -> AttemptOutcome:
+        status = resp.status
+        result.status_code = status
+        if "Content-Type" in resp.headers:
+            result.content_type = resp.content_type
+        if endpoint.fire_and_forget:
+            resp.close()
+        else:
+            body = await capture(
+                resp,
+                cap=endpoint.max_response_bytes,
+                text_limit=self._config.response_content_length_limit,
+            )
+            result.response_body = body.value
+            result.response_bytes = body.bytes_read
+            result.truncated = body.truncated
+        if status < 400:
+            return AttemptOutcome(None, status_code=status)
+        retryable = status_retryable(status)
+        retry_after = None
+        if retryable:
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"), self._clock.now())
+        result.error = f"HTTP {status} {resp.reason or ''}".rstrip()
+        category = ErrorCategory.HTTP_5XX if status >= 500 else ErrorCategory.HTTP_4XX
+        return AttemptOutcome(
+            category, status_code=status, retry_after_s=retry_after, retryable=retryable
+        )

@@ -1,0 +1,326 @@
+"""`HttpExecutor`: the aiohttp implementation of the `Executor` port (SPEC §7).
+
+One instance per worker: it owns the shared `ClientSession` (connection pool, guarded DNS),
+the global in-flight semaphore (`max_concurrency`, across every concurrent `execute`) and the
+per-endpoint circuit breakers, which therefore persist across runs.
+
+Per call: circuit admission → global slot → one attempt under a timeout covering redirects
+and the body read → retry decision → backoff. External aborts (the `abort` event) cancel the
+calls in flight and turn them, and every call not yet started, into `aborted` results; a
+timeout is something else (a retryable failure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import aiohttp
+
+from cronicorn.domain.models import (
+    EndpointResult,
+    EndpointSpec,
+    EndpointStatus,
+    ErrorCategory,
+    ExecutionStrategy,
+    Plan,
+    PlannedCall,
+)
+from cronicorn.engine.config import ExecutionConfig
+from cronicorn.engine.ports import Clock, ExecutorEvents
+from cronicorn.executor.circuit import CircuitBreakers, Ticket
+from cronicorn.executor.events import SafeEvents
+from cronicorn.executor.exchange import Exchange
+from cronicorn.executor.request import InvalidRequest, PreparedRequest, RequestBuilder
+from cronicorn.executor.retry import AttemptOutcome, RetryPolicy
+from cronicorn.executor.ssrf import (
+    GuardedResolver,
+    HostPolicy,
+    Resolver,
+    SystemResolver,
+    find_ssrf_block,
+)
+from cronicorn.executor.strategies import run_calls, validate_calls
+
+log = logging.getLogger("cronicorn.executor")
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class _SystemClock:
+    """Default clock: wall time for `started_at`, monotonic time for durations/breakers."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+@dataclass(slots=True)
+class _Run:
+    """The state of one `execute` call."""
+
+    calls: tuple[PlannedCall, ...]
+    endpoints: Mapping[str, EndpointSpec]
+    default_headers: Mapping[str, str] | None
+    events: SafeEvents
+    abort: asyncio.Event | None
+    in_flight: set[asyncio.Task[object]] = field(default_factory=set)
+
+    def aborted(self) -> bool:
+        return self.abort is not None and self.abort.is_set()
+
+    def skip(self, index: int, category: ErrorCategory, reason: str) -> EndpointResult:
+        status = (
+            EndpointStatus.ABORTED
+            if category == ErrorCategory.ABORTED
+            else (EndpointStatus.SKIPPED)
+        )
+        endpoint_id = self.calls[index].endpoint_id
+        result = EndpointResult(endpoint_id, status, error=reason, error_category=category)
+        if self.events.active:
+            self.events.on_endpoint_progress(
+                endpoint_id, "finished", {"status": status.value, "error_category": category}
+            )
+        return result
+
+
+class HttpExecutor:
+    """Executes plans over HTTP. Create once per worker; `close()` on shutdown."""
+
+    def __init__(
+        self,
+        config: ExecutionConfig,
+        *,
+        resolver: Resolver | None = None,
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._config = config
+        self._clock: Clock = clock or _SystemClock()
+        self._sleep: Sleep = sleep or self._clock.sleep
+        self._policy = HostPolicy(
+            allow_private_networks=config.allow_private_networks,
+            allowed_hosts=config.allowed_hosts,
+        )
+        self._resolver: Resolver = resolver or SystemResolver()
+        self._builder = RequestBuilder(config.user_agent)
+        self._retry = RetryPolicy(config, rng)
+        self._breakers = CircuitBreakers(config.circuit_breaker, self._clock.monotonic)
+        self._slots = asyncio.Semaphore(config.max_concurrency)
+        self._session: aiohttp.ClientSession | None = None
+        self._exchange = Exchange(config, self._policy, self._clock)
+
+    def circuit_state(self, endpoint_id: str) -> str:
+        """`closed`, `open` or `half_open` (an open circuit half-opens on the next call
+        after its cooldown)."""
+        return self._breakers.state(endpoint_id)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        session = self._session
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=0,  # the executor's own semaphore bounds in-flight calls
+                resolver=GuardedResolver(self._resolver, self._policy),
+            )
+            session = self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None),
+                cookie_jar=aiohttp.DummyCookieJar(),  # no state shared between jobs
+                trust_env=False,  # an env proxy would bypass the SSRF guard
+            )
+        return session
+
+    async def execute(
+        self,
+        plan: Plan,
+        endpoints: Mapping[str, EndpointSpec],
+        *,
+        default_headers: Mapping[str, str] | None = None,
+        abort: asyncio.Event | None = None,
+        events: ExecutorEvents | None = None,
+    ) -> list[EndpointResult]:
+        """One result per planned call, in plan order. Raises ValidationFailed (before any
+        call) for unknown/duplicate ids, unknown dependencies and cycles; never raises for
+        endpoint failures. Cancelling the task running `execute` propagates; use `abort` to
+        stop a run and still get its results."""
+        validate_calls(plan.calls, endpoints)
+        run = _Run(plan.calls, endpoints, default_headers, SafeEvents(events), abort)
+        limit = self._config.max_concurrency
+        if plan.concurrency_limit:
+            limit = max(1, min(plan.concurrency_limit, limit))
+        watcher = None
+        if abort is not None and not abort.is_set():
+            watcher = asyncio.create_task(self._cancel_on_abort(abort, run.in_flight))
+        try:
+            return await run_calls(
+                plan.strategy or ExecutionStrategy.SEQUENTIAL,
+                plan.calls,
+                limit,
+                lambda i: self._run_one(run, i),
+                run.skip,
+                run.aborted,
+            )
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    @staticmethod
+    async def _cancel_on_abort(abort: asyncio.Event, in_flight: set[asyncio.Task[object]]) -> None:
+        await abort.wait()
+        for task in list(in_flight):
+            task.cancel()
+
+    async def _run_one(self, run: _Run, index: int) -> EndpointResult:
+        call = run.calls[index]
+        endpoint = run.endpoints[call.endpoint_id]
+        events = run.events
+        result = EndpointResult(call.endpoint_id, EndpointStatus.FAILED)
+        result.started_at = self._clock.now()
+        started = self._clock.monotonic()
+        if events.active:
+            events.on_endpoint_progress(endpoint.id, "started", {"method": endpoint.method})
+        task: asyncio.Task[object] | None = asyncio.current_task()
+        assert task is not None
+        run.in_flight.add(task)
+        try:
+            await self._call_with_retries(run, endpoint, call, result)
+        except asyncio.CancelledError:
+            if not run.aborted():
+                raise
+            task.uncancel()
+            result.status = EndpointStatus.ABORTED
+            result.error_category = ErrorCategory.ABORTED
+            result.error = "aborted while in flight"
+        except Exception as exc:  # a bug must cost one result, not the whole run
+            log.exception("endpoint %s: unexpected executor error", endpoint.id)
+            result.status = EndpointStatus.FAILED
+            result.error_category = ErrorCategory.NETWORK
+            result.error = f"internal executor error: {type(exc).__name__}"
+        finally:
+            run.in_flight.discard(task)
+        result.duration_ms = (self._clock.monotonic() - started) * 1000
+        if events.active:
+            events.on_endpoint_progress(endpoint.id, "finished", _summary(result))
+        return result
+
+    async def _call_with_retries(
+        self, run: _Run, endpoint: EndpointSpec, call: PlannedCall, result: EndpointResult
+    ) -> None:
+        try:
+            request = self._builder.build(endpoint, call, run.default_headers)
+        except InvalidRequest as exc:
+            _fail(result, ErrorCategory.INVALID_REQUEST, str(exc))
+            return
+        result.request_bytes = len(request.body) if request.body else 0
+        refusal = self._policy.check_url(request.url)
+        if refusal is not None:
+            result.attempts = 1
+            _fail(result, ErrorCategory.SSRF_BLOCKED, f"blocked destination: {refusal}")
+            return
+        events = run.events
+        on_change = events.on_circuit_state_change
+        attempt = 0
+        while True:
+            ticket = self._breakers.admit(endpoint.id, on_change)
+            if ticket is None:
+                if attempt == 0:
+                    _fail(result, ErrorCategory.CIRCUIT_OPEN, "circuit open: call not sent")
+                else:
+                    result.error = f"{result.error}; circuit opened, retries stopped"
+                return
+            attempt += 1
+            result.attempts = attempt
+            outcome = await self._attempt(endpoint, request, result, ticket, on_change)
+            if outcome.category is None:
+                return
+            if not self._retry.should_retry(request.method, outcome, attempt):
+                if outcome.retryable and attempt >= self._retry.max_attempts:
+                    events.on_retry_exhausted(endpoint.id, attempt, result.error or "")
+                return
+            delay = self._retry.delay_s(attempt, outcome)
+            events.on_retry_attempt(endpoint.id, attempt + 1, delay, result.error or "")
+            if events.active:
+                events.on_endpoint_progress(
+                    endpoint.id, "retrying", {"attempt": attempt + 1, "delay_s": delay}
+                )
+            await self._sleep(delay)
+
+    async def _attempt(
+        self,
+        endpoint: EndpointSpec,
+        request: PreparedRequest,
+        result: EndpointResult,
+        ticket: Ticket,
+        on_change: Callable[[str, str, str], None],
+    ) -> AttemptOutcome:
+        """One attempt; fills `result` and settles the circuit ticket."""
+        timeout_s = (endpoint.timeout_ms or self._config.default_timeout_ms) / 1000
+        try:
+            async with self._slots:
+                session = self._get_session()
+                async with asyncio.timeout(timeout_s):
+                    outcome = await self._exchange.run(session, endpoint, request, result)
+        except TimeoutError:
+            outcome = AttemptOutcome(ErrorCategory.TIMEOUT, retryable=True)
+            result.error = f"timed out after {timeout_s:g}s"
+        except aiohttp.ClientConnectorError as exc:
+            blocked = find_ssrf_block(exc)
+            if blocked is not None:
+                outcome = AttemptOutcome(ErrorCategory.SSRF_BLOCKED)
+                result.error = f"blocked destination: {blocked}"
+            else:
+                certificate = isinstance(exc, aiohttp.ClientConnectorCertificateError)
+                outcome = AttemptOutcome(
+                    ErrorCategory.NETWORK, sent=False, retryable=not certificate
+                )
+                result.error = f"connection failed: {exc}"
+        except (aiohttp.ClientError, OSError) as exc:
+            outcome = AttemptOutcome(ErrorCategory.NETWORK, retryable=True)
+            result.error = f"network error: {type(exc).__name__}: {exc}"
+        except BaseException:
+            self._breakers.release(ticket)
+            raise
+        if outcome.category in (ErrorCategory.SSRF_BLOCKED, ErrorCategory.INVALID_REQUEST):
+            self._breakers.release(ticket)
+        else:
+            self._breakers.record(ticket, failure=outcome.breaker_failure, on_change=on_change)
+        if outcome.category is None:
+            result.status = EndpointStatus.SUCCESS
+            result.error = None
+            result.error_category = None
+        else:
+            result.status = EndpointStatus.FAILED
+            result.error_category = outcome.category
+        return outcome
+
+
+def _fail(result: EndpointResult, category: ErrorCategory, error: str) -> None:
+    result.status = EndpointStatus.FAILED
+    result.error_category = category
+    result.error = error
+
+
+def _summary(result: EndpointResult) -> dict[str, object]:
+    return {
+        "status": result.status.value,
+        "status_code": result.status_code,
+        "attempts": result.attempts,
+        "duration_ms": result.duration_ms,
+        "error_category": result.error_category,
+    }

@@ -1,0 +1,97 @@
+"""Response capture: read at most `cap` bytes, decode, keep JSON as JSON.
+
+An endpoint can answer with gigabytes, or promise a body it never sends. Reading is streamed
+and stops at the cap (the caller then closes the connection instead of draining it), and the
+caller's timeout covers the whole read, so neither case can exhaust memory or hang a run.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from dataclasses import dataclass
+
+import aiohttp
+
+from cronicorn.domain.models import JsonValue
+
+_CHUNK = 64 * 1024
+
+
+@dataclass(slots=True)
+class CapturedBody:
+    value: JsonValue
+    """Parsed JSON for JSON content types (when complete and valid), else decoded text."""
+    bytes_read: int
+    truncated: bool
+
+
+async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> tuple[bytes, int, bool]:
+    """(first `cap` bytes, bytes read from the wire, truncated?)."""
+    length = resp.content_length
+    if length is not None and length <= cap:
+        data = await resp.read()
+        return data, len(data), False
+    parts: list[bytes] = []
+    total = 0
+    content = resp.content
+    while total <= cap:
+        chunk = await content.read(min(_CHUNK, cap + 1 - total))
+        if not chunk:
+            break
+        parts.append(chunk)
+        total += len(chunk)
+    data = b"".join(parts)
+    if total > cap:
+        return data[:cap], total, True
+    return data, total, False
+
+
+def is_json_type(content_type: str) -> bool:
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+def _codec(charset: str | None) -> str:
+    if charset:
+        try:
+            return codecs.lookup(charset).name
+        except LookupError:
+            pass
+    return "utf-8"
+
+
+def decode_body(
+    raw: bytes,
+    *,
+    content_type: str,
+    charset: str | None,
+    truncated: bool,
+    text_limit: int,
+) -> tuple[JsonValue, bool]:
+    """(stored value, truncated?). Text is capped at `text_limit` characters; JSON is parsed
+    only when complete and within the limit, otherwise the (capped) text is kept."""
+    if not raw:
+        return None, truncated
+    text = raw.decode(_codec(charset), errors="replace")
+    if len(text) > text_limit:
+        return text[:text_limit], True
+    if not truncated and is_json_type(content_type):
+        try:
+            return json.loads(text), False
+        except ValueError:
+            return text, False
+    return text, truncated
+
+
+async def capture(resp: aiohttp.ClientResponse, *, cap: int, text_limit: int) -> CapturedBody:
+    raw, bytes_read, truncated = await read_capped(resp, cap)
+    if truncated:
+        resp.close()
+    value, truncated = decode_body(
+        raw,
+        content_type=resp.content_type,
+        charset=resp.charset,
+        truncated=truncated,
+        text_limit=text_limit,
+    )
+    return CapturedBody(value, bytes_read, truncated)
