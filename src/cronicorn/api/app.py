@@ -1,0 +1,61 @@
+"""The FastAPI application factory: `create_app(settings)`.
+
+Composition happens here: database engine, secret box, services, the scheduler backend for
+the engine routes, middleware (metrics, 1 MiB body limit) and error handlers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from cronicorn.api.errors import install_error_handlers
+from cronicorn.api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
+from cronicorn.api.routes import endpoints, health, history, jobs, keys
+from cronicorn.service import Services
+from cronicorn.settings import Settings
+from cronicorn.store.db import create_engine, session_factory
+
+SchemaCheck = Callable[[], Awaitable[str | None]]
+
+DESCRIPTION = """AI-driven HTTP job scheduler.
+
+Authenticate with `Authorization: Bearer <key>`. Scopes: `user` (own tenant), `engine`
+(scheduler routes), `admin` (everything). Another tenant's object is a 404.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API. The database engine is opened on startup and disposed on shutdown."""
+    settings = settings or Settings.from_env()
+    registry = CollectorRegistry()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = create_engine(settings.database_url)
+        box = settings.secret_box()
+        app.state.db = db
+        app.state.services = Services.build(session_factory(db), box)
+        app.state.schema_problem = None
+        try:
+            yield
+        finally:
+            await db.dispose()
+
+    app = FastAPI(
+        title="Cronicorn",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics_registry = registry
+    install_error_handlers(app)
+    for module in (health, jobs, endpoints, history, keys):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=ApiMetrics(registry))
+    return app

@@ -1,0 +1,96 @@
+"""Map domain and service errors to HTTP responses (SPEC §3 error statuses).
+
+Validation details never echo the submitted input: it may contain secrets.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from cronicorn.errors import BackendUnavailableError, ConflictError, LeaseLostError, NotFoundError
+from cronicorn.service.errors import FieldErrors
+
+log = logging.getLogger(__name__)
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class FieldErrorOut(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(BaseModel):
+    detail: list[FieldErrorOut]
+
+
+def _field_error(err: Any) -> dict[str, Any]:
+    loc = [part if isinstance(part, int) else str(part) for part in err.get("loc", ())]
+    msg = str(err.get("msg", "invalid"))
+    field = next((p for p in reversed(loc) if isinstance(p, str)), None)
+    if field and field not in ("body", "query", "path") and field not in msg:
+        msg = f"{field}: {msg}"
+    return {"loc": loc, "msg": msg, "type": str(err.get("type", "value_error"))}
+
+
+async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": [_field_error(e) for e in exc.errors()]}, status_code=422)
+
+
+async def _field_errors(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FieldErrors)
+    detail = [
+        {"loc": [exc.location, name], "msg": f"{name}: {msg}", "type": "value_error"}
+        for name, msg in exc.fields
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+async def _not_found(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=404)
+
+
+async def _conflict(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=409)
+
+
+async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("backend unavailable: %s", exc)
+    return JSONResponse({"detail": "service unavailable"}, status_code=503)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(FieldErrors, _field_errors)
+    app.add_exception_handler(NotFoundError, _not_found)
+    app.add_exception_handler(LeaseLostError, _conflict)
+    app.add_exception_handler(ConflictError, _conflict)
+    app.add_exception_handler(BackendUnavailableError, _unavailable)
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for the error statuses a route can return."""
+    descriptions = {
+        401: "Missing or invalid API key",
+        403: "The key's scope does not allow this route",
+        404: "Not found (or belongs to another tenant)",
+        409: "Conflict with the current state (lease lost, archived job)",
+        413: "Request body over the size limit",
+        422: "Validation failed; each detail names its field",
+        503: "Database unavailable",
+    }
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        model = ValidationErrorOut if code == 422 else ErrorOut
+        out[code] = {"model": model, "description": descriptions[code]}
+    return out

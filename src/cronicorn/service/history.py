@@ -1,0 +1,155 @@
+"""A job's history: messages (read/post), runs with their results, recorded errors.
+
+Lists are newest first and keyset-paginated: pass the last id you saw as `before`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cronicorn.domain.models import MessageSource
+from cronicorn.errors import NotFoundError
+from cronicorn.service.common import load_job, page, visible
+from cronicorn.service.errors import FieldErrors, StateConflict
+from cronicorn.service.keys import Principal
+from cronicorn.service.schemas import (
+    EndpointResultOut,
+    JobErrorOut,
+    MessageCreate,
+    MessageOut,
+    RunDetail,
+    RunOut,
+    RunSchedule,
+    RunTokens,
+)
+from cronicorn.service.validation import plausible_id
+from cronicorn.store.tables import EndpointResult, Job, JobError, Message, Run, utcnow
+
+Model = type[Message] | type[Run] | type[JobError]
+
+
+class History:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._sessions = sessions
+        self._now = clock
+
+    async def post_message(
+        self, principal: Principal, job_id: str, data: MessageCreate
+    ) -> MessageOut:
+        async with self._sessions() as session, session.begin():
+            job = await load_job(session, principal, job_id)
+            if job.status == "archived":
+                raise StateConflict(f"job {job_id} is archived")
+            row = Message(
+                id=str(uuid.uuid4()),
+                job_id=job_id,
+                role=data.role,
+                content=data.content,
+                source=MessageSource.USER.value,
+                created_at=self._now(),
+            )
+            session.add(row)
+        return message_out(row)
+
+    async def messages(
+        self, principal: Principal, job_id: str, limit: int = 100, before: str | None = None
+    ) -> list[MessageOut]:
+        rows = await self._page(principal, job_id, Message, Message.created_at, limit, before)
+        return [message_out(row) for row in rows]
+
+    async def runs(
+        self, principal: Principal, job_id: str, limit: int = 50, before: str | None = None
+    ) -> list[RunOut]:
+        rows = await self._page(principal, job_id, Run, Run.started_at, limit, before)
+        return [RunOut(**run_fields(row)) for row in rows]
+
+    async def errors(
+        self, principal: Principal, job_id: str, limit: int = 100, before: str | None = None
+    ) -> list[JobErrorOut]:
+        rows = await self._page(principal, job_id, JobError, JobError.created_at, limit, before)
+        return [JobErrorOut.model_validate(row, from_attributes=True) for row in rows]
+
+    async def run(self, principal: Principal, run_id: str) -> RunDetail:
+        if not plausible_id(run_id):
+            raise NotFoundError("run", run_id)
+        async with self._sessions() as session:
+            stmt = visible(
+                principal, sa.select(Run).join(Job, Job.id == Run.job_id).where(Run.id == run_id)
+            )
+            run = await session.scalar(stmt)
+            if run is None:
+                raise NotFoundError("run", run_id)
+            results = await session.scalars(
+                sa.select(EndpointResult)
+                .where(EndpointResult.run_id == run_id)
+                .order_by(EndpointResult.position, EndpointResult.id)
+            )
+            return RunDetail(
+                **run_fields(run),
+                results=[
+                    EndpointResultOut.model_validate(r, from_attributes=True) for r in results
+                ],
+            )
+
+    async def _page(
+        self,
+        principal: Principal,
+        job_id: str,
+        model: Model,
+        ts_col: Any,
+        limit: int,
+        before: str | None,
+    ) -> list[Any]:
+        async with self._sessions() as session:
+            await load_job(session, principal, job_id)
+            base = sa.select(model).where(model.job_id == job_id)
+            cursor = None
+            if before is not None:
+                ref: Any = await session.scalar(base.where(model.id == before))
+                if ref is None:
+                    raise FieldErrors([("before", f"unknown id for this job: {before}")], "query")
+                cursor = (getattr(ref, ts_col.key), ref.id)
+            return list(await session.scalars(page(base, ts_col, model.id, cursor, limit)))
+
+
+def message_out(row: Message) -> MessageOut:
+    return MessageOut.model_validate(row, from_attributes=True)
+
+
+def run_fields(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "job_id": run.job_id,
+        "worker_id": run.worker_id,
+        "status": run.status,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "duration_ms": run.duration_ms,
+        "plan": run.plan,
+        "plan_source": run.plan_source,
+        "strategy": run.strategy,
+        "success_count": run.success_count,
+        "failure_count": run.failure_count,
+        "skipped_count": run.skipped_count,
+        "aborted_count": run.aborted_count,
+        "escalation_level": run.escalation_level,
+        "schedule": RunSchedule.model_validate(run.schedule) if run.schedule else None,
+        "tokens": RunTokens(
+            input=run.input_tokens,
+            output=run.output_tokens,
+            reasoning=run.reasoning_tokens,
+            cached=run.cached_input_tokens,
+        ),
+        "ai_calls": run.ai_calls,
+        "error": run.error,
+    }

@@ -1,0 +1,167 @@
+"""Field types and checks shared by the input schemas (SPEC §2 rules).
+
+Every rule lives here once so the API (422 with field-level messages) and the CLI reject the
+same input with the same words. Strings are also checked for what the databases refuse
+(NUL characters, lone surrogates), so bad input is a 422 instead of a 500.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from jsonschema import SchemaError
+from jsonschema.validators import validator_for
+from pydantic import AfterValidator, AwareDatetime, Field, Strict
+
+from cronicorn.store.secrets import MASK
+
+MAX_JSON_DEPTH = 32
+MAX_HEADERS = 50
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}$")
+_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e\x80-\xff]{0,8192}$")
+_FORBIDDEN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def plausible_id(value: str) -> bool:
+    """Ids are uuids; anything else cannot exist (and must not reach the database)."""
+    return bool(_ID.match(value))
+
+
+def db_safe_text(value: str) -> str:
+    """Reject what PostgreSQL or UTF-8 cannot store (NUL, lone surrogates)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def db_safe_json(value: Any, _depth: int = 0) -> Any:
+    """Apply `db_safe_text` to every string (keys too) in a JSON value, bounded depth."""
+    if _depth > MAX_JSON_DEPTH:
+        raise ValueError(f"is nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        return db_safe_text(value)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            db_safe_text(str(key))
+            db_safe_json(item, _depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            db_safe_json(item, _depth + 1)
+    return value
+
+
+def to_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+
+
+def check_cron(value: str) -> str:
+    fields = value.split()
+    if len(fields) not in (5, 6):
+        raise ValueError("must have 5 fields (or 6 with seconds)")
+    try:
+        croniter(value, datetime.now(UTC), second_at_beginning=False)
+    except Exception as exc:  # croniter raises several unrelated types for bad expressions
+        raise ValueError(f"is not a valid cron expression: {exc}") from None
+    return " ".join(fields)
+
+
+def check_timezone(value: str) -> str:
+    if not value or value.startswith(("/", ".")) or ".." in value:
+        raise ValueError("must be an IANA time zone name such as 'Europe/Paris'")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"unknown IANA time zone {value!r}") from None
+    return value
+
+
+def check_url(value: str) -> str:
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise ValueError("must not contain whitespace or control characters")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("must use http or https")
+    if not parts.hostname:
+        raise ValueError("must include a host")
+    if port == 0:
+        raise ValueError("port must be between 1 and 65535")
+    return value
+
+
+def check_headers(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > MAX_HEADERS:
+        raise ValueError(f"at most {MAX_HEADERS} headers")
+    seen: set[str] = set()
+    for name, item in value.items():
+        if not _HEADER_NAME.match(name):
+            raise ValueError(f"header name {name[:50]!r} is not a valid HTTP token")
+        if name.lower() in _FORBIDDEN_HEADERS:
+            raise ValueError(f"header {name!r} is managed by the HTTP client")
+        if name.lower() in seen:
+            raise ValueError(f"header {name!r} is given twice (names are case-insensitive)")
+        seen.add(name.lower())
+        if not _HEADER_VALUE.match(item):
+            raise ValueError(f"value of header {name!r} contains control characters or is too long")
+    return value
+
+
+def check_json_schema(value: dict[str, Any]) -> dict[str, Any]:
+    db_safe_json(value)
+    try:
+        validator_for(value).check_schema(value)
+    except SchemaError as exc:
+        raise ValueError(f"is not a valid JSON Schema: {exc.message}") from None
+    return value
+
+
+def keeps_mask(value: str) -> bool:
+    """On PATCH, a secret given as "***" means "keep the stored value"."""
+    return value == MASK
+
+
+Text = Annotated[str, Strict(), AfterValidator(db_safe_text)]
+Name = Annotated[str, Strict(), Field(min_length=1, max_length=200), AfterValidator(db_safe_text)]
+Definition = Annotated[
+    str, Strict(), Field(min_length=1, max_length=4000), AfterValidator(db_safe_text)
+]
+Cron = Annotated[str, Strict(), Field(max_length=200), AfterValidator(check_cron)]
+TimeZone = Annotated[str, Strict(), Field(max_length=64), AfterValidator(check_timezone)]
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(to_utc)]
+Url = Annotated[str, Strict(), Field(min_length=1, max_length=2048), AfterValidator(check_url)]
+Headers = Annotated[dict[str, Annotated[str, Strict()]], AfterValidator(check_headers)]
+JsonSchema = Annotated[dict[str, Any], AfterValidator(check_json_schema)]
+JsonBody = Annotated[Any, AfterValidator(db_safe_json)]
+
+
+def check_secret(value: str) -> str:
+    if not _HEADER_VALUE.match(value):
+        raise ValueError("contains control characters or is too long")
+    return value
+
+
+Secret = Annotated[
+    str, Strict(), Field(min_length=1, max_length=8192), AfterValidator(check_secret)
+]
+
+DAY_MS = 24 * 3600 * 1000
+IntervalMs = Annotated[int, Strict(), Field(ge=1000, le=366 * DAY_MS)]
+TimeoutMs = Annotated[int, Strict(), Field(ge=100, le=300_000)]
