@@ -1,6 +1,7 @@
 """Observability building blocks: structured logs, Prometheus metrics, the metrics/health
 server and the `status` report. See docs/observability.md."""
 
+from cronicorn.observability.asgi import MetricsMiddleware
 from cronicorn.observability.logging import (
     CORRELATION_FIELDS,
     configure_logging,
@@ -24,6 +25,7 @@ __all__ = [
     "ApiMetrics",
     "EngineMetrics",
     "JobSummary",
+    "MetricsMiddleware",
     "MetricsServer",
     "StatusReport",
     "build_status_report",

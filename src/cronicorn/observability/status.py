@@ -226,7 +226,7 @@ def render_status(report: StatusReport) -> RenderableType:
         (str(report.stale_locks), "red" if report.stale_locks else ""),
         ("  Failing ", "bold"),
         (str(report.failing_jobs_total), "red" if report.failing_jobs_total else ""),
-        ("  Tokens ", "bold"),
+        ("\nTokens ", "bold"),
         f"{spend.total_tokens} (in {spend.input_tokens}, out {spend.output_tokens}, "
         f"reasoning {spend.reasoning_tokens}, cached {spend.cached_input_tokens})",
     )
