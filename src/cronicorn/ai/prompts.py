@@ -1,0 +1,309 @@
+"""Prompts for both AI phases (SPEC §6), kept within the token budget and free of secrets.
+
+Layout of every request (static text first so providers can cache the prefix):
+  1. system  — the phase's instructions and output rules (identical across jobs)
+  2. user    — the job: current time, definition, bounds, endpoints, recent results
+  3. history — the job's messages in chronological order (system messages always kept)
+  4. user    — the task: allowed ids and interval window; phase 2 adds the plan and the fresh
+               results with bodies truncated to `max_result_chars`
+
+Secrets never enter a prompt: header values, bearer tokens and `default_headers` values are
+not rendered, URLs lose userinfo, query values and fragments, and as a last line of defence
+every known secret value is replaced by `***` wherever it appears (e.g. an echoed header in
+a response body or a pasted token in a user message).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+from cronicorn.ai.budget import ChatMessage, estimate_prompt_tokens, fit_history
+from cronicorn.ai.instructions import PLAN_INSTRUCTIONS, SCHEDULE_INSTRUCTIONS
+from cronicorn.domain.models import (
+    EndpointResult,
+    EndpointSpec,
+    JobContext,
+    JsonValue,
+    Message,
+    MessageRole,
+    PlanDecision,
+)
+from cronicorn.engine.config import PromptOptimizationConfig
+
+log = logging.getLogger("cronicorn.ai")
+
+CURRENT_TIME_MARKER = "Current time (UTC): "
+ALLOWED_IDS_MARKER = "Allowed endpoint_id values: "
+REDACTED = "***"
+_MIN_SECRET_LEN = 6
+"""Shorter values are not scrubbed from free text (they would mangle ordinary words)."""
+
+Sections = tuple[list[ChatMessage], list[ChatMessage]]
+
+
+def build_plan_messages(
+    context: JobContext, now: datetime, opt: PromptOptimizationConfig
+) -> list[ChatMessage]:
+    """Phase-1 prompt: which endpoints to call now, and how."""
+
+    def sections(result_chars: int) -> Sections:
+        head = [
+            ChatMessage(role="system", content=PLAN_INSTRUCTIONS),
+            ChatMessage(role="user", content=render_job(context, now, result_chars)),
+        ]
+        return head, [ChatMessage(role="user", content=_plan_task(context, now))]
+
+    return _assemble(context, opt, sections)
+
+
+def build_schedule_messages(
+    context: JobContext,
+    plan: PlanDecision,
+    results: Sequence[EndpointResult],
+    now: datetime,
+    opt: PromptOptimizationConfig,
+) -> list[ChatMessage]:
+    """Phase-2 prompt: when to run next, given the plan's reasoning and the fresh results."""
+
+    def sections(result_chars: int) -> Sections:
+        head = [
+            ChatMessage(role="system", content=SCHEDULE_INSTRUCTIONS),
+            ChatMessage(role="user", content=render_job(context, now, result_chars)),
+        ]
+        task = _schedule_task(context, plan, results, now, result_chars)
+        return head, [ChatMessage(role="user", content=task)]
+
+    return _assemble(context, opt, sections)
+
+
+def _assemble(
+    context: JobContext, opt: PromptOptimizationConfig, sections: Callable[[int], Sections]
+) -> list[ChatMessage]:
+    """Fit the prompt into `max_prompt_tokens`: drop the oldest history first, then halve the
+    result excerpts until it fits. Disabled optimisation sends the whole history."""
+    secrets = collect_secrets(context)
+    history = _history(context.messages, opt)
+    if not opt.enabled:
+        head, tail = sections(opt.max_result_chars)
+        return _scrub([*head, *history, *tail], secrets)
+    result_chars = opt.max_result_chars
+    while True:
+        head, tail = sections(result_chars)
+        available = opt.max_prompt_tokens - estimate_prompt_tokens([*head, *tail])
+        messages = _scrub([*head, *fit_history(history, available), *tail], secrets)
+        if estimate_prompt_tokens(messages) <= opt.max_prompt_tokens or result_chars == 0:
+            break
+        result_chars //= 2
+    if estimate_prompt_tokens(messages) > opt.max_prompt_tokens:
+        log.warning(
+            "prompt for job %s exceeds max_prompt_tokens=%d even without history",
+            context.job.id,
+            opt.max_prompt_tokens,
+        )
+    return messages
+
+
+def _history(messages: Iterable[Message], opt: PromptOptimizationConfig) -> list[ChatMessage]:
+    """Chronological history; with optimisation on, only the newest `max_history_messages`
+    non-system messages (system messages are always kept)."""
+    ordered = sorted(messages, key=lambda m: m.created_at)
+    if opt.enabled:
+        others = [m for m in ordered if m.role is not MessageRole.SYSTEM]
+        allowed = {id(m) for m in others[len(others) - opt.max_history_messages :]}
+        if opt.max_history_messages == 0:
+            allowed = set()
+        ordered = [m for m in ordered if m.role is MessageRole.SYSTEM or id(m) in allowed]
+    return [
+        ChatMessage(
+            role=m.role.value, content=f"[{_iso(m.created_at)} {m.source.value}] {m.content}"
+        )
+        for m in ordered
+    ]
+
+
+def render_job(context: JobContext, now: datetime, result_chars: int) -> str:
+    """The job block: what it is, its bounds, its endpoints and their recent results."""
+    job = context.job
+    lines = [
+        f"{CURRENT_TIME_MARKER}{_iso(now)}",
+        f"Job: {job.name} (id {job.id})",
+        "Definition:",
+        job.definition,
+        f"Baseline schedule: {_baseline(context)}",
+        f"Interval bounds: min_interval_ms={job.min_interval_ms} "
+        f"({_human_ms(job.min_interval_ms)}), max_interval_ms={job.max_interval_ms} "
+        f"({_human_ms(job.max_interval_ms)})",
+        f"Last run: {_iso(job.last_run_at)}; consecutive failures: {job.consecutive_failures}",
+    ]
+    if job.paused_until is not None:
+        lines.append(f"Paused until: {_iso(job.paused_until)}")
+    lines += ["", "Endpoints (one JSON object per line):"]
+    lines += [json.dumps(_endpoint_view(e), ensure_ascii=False) for e in context.endpoints]
+    lines += ["", "Recent results by endpoint (oldest first):"]
+    lines += _recent_results(context, result_chars) or ["(none yet)"]
+    return "\n".join(lines)
+
+
+def _endpoint_view(endpoint: EndpointSpec) -> dict[str, JsonValue]:
+    view: dict[str, JsonValue] = {
+        "id": endpoint.id,
+        "name": endpoint.name,
+        "method": endpoint.method,
+        "url": redact_url(endpoint.url),
+        "description": endpoint.description,
+        "timeout_ms": endpoint.timeout_ms,
+    }
+    if endpoint.request_schema:
+        view["request_schema"] = endpoint.request_schema
+    if endpoint.fire_and_forget:
+        view["fire_and_forget"] = True
+    return view
+
+
+def _recent_results(context: JobContext, result_chars: int) -> list[str]:
+    lines: list[str] = []
+    for endpoint in context.endpoints:
+        past = sorted(
+            (r for r in context.recent_results if r.endpoint_id == endpoint.id),
+            key=lambda r: (r.started_at is None, r.started_at),
+        )
+        if not past:
+            continue
+        lines.append(f"{endpoint.id} ({endpoint.name}):")
+        for r in past:
+            code = f" HTTP {r.status_code}" if r.status_code is not None else ""
+            text = f"- {_iso(r.started_at)} {r.status.value}{code} in {r.duration_ms:.0f} ms"
+            if r.error:
+                text += f"; error: {truncate(r.error, result_chars)}"
+            if r.response_excerpt:
+                text += f"; body: {truncate(r.response_excerpt, result_chars)}"
+            lines.append(text)
+    return lines
+
+
+def _plan_task(context: JobContext, now: datetime) -> str:
+    ids = json.dumps([e.id for e in context.endpoints])
+    return "\n".join(
+        [
+            "Task: phase 1 — plan this run of the job.",
+            f"{ALLOWED_IDS_MARKER}{ids}",
+            "Use each endpoint_id at most once; depends_on may only name endpoints of this plan.",
+            _window(context, now),
+            "Reply with the JSON object only.",
+        ]
+    )
+
+
+def _schedule_task(
+    context: JobContext,
+    decision: PlanDecision,
+    results: Sequence[EndpointResult],
+    now: datetime,
+    result_chars: int,
+) -> str:
+    plan = decision.plan
+    lines = [
+        "Task: phase 2 — decide when this job runs next.",
+        f"The plan that was executed (source {decision.source.value}, strategy "
+        f"{plan.strategy.value}) reasoned: {plan.reasoning or '(no reasoning)'}",
+        "Fresh results of this run:",
+    ]
+    names = {e.id: e.name for e in context.endpoints}
+    for r in results:
+        code = f" HTTP {r.status_code}" if r.status_code is not None else ""
+        category = f" [{r.error_category.value}]" if r.error_category else ""
+        lines.append(
+            f"- {r.endpoint_id} ({names.get(r.endpoint_id, '?')}): {r.status.value}{code}"
+            f"{category} in {r.duration_ms:.0f} ms, {r.attempts} attempt(s)"
+        )
+        if r.error:
+            lines.append(f"  error: {truncate(r.error, result_chars)}")
+        if r.response_body is not None:
+            lines.append(f"  body: {truncate(_body_text(r.response_body), result_chars)}")
+    if not results:
+        lines.append("(no endpoint was called)")
+    lines += [_window(context, now), "Reply with the JSON object only."]
+    return "\n".join(lines)
+
+
+def _window(context: JobContext, now: datetime) -> str:
+    earliest = now + timedelta(milliseconds=context.job.min_interval_ms)
+    latest = now + timedelta(milliseconds=context.job.max_interval_ms)
+    return (
+        f"Times are ISO 8601 in UTC (suffix Z). A next run must lie between {_iso(earliest)} "
+        f"and {_iso(latest)}."
+    )
+
+
+def _baseline(context: JobContext) -> str:
+    job = context.job
+    if job.cron:
+        return f'cron "{job.cron}" in {job.timezone}'
+    if job.interval_ms:
+        return f"every {job.interval_ms} ms ({_human_ms(job.interval_ms)})"
+    return "none (the AI decides within the bounds)"
+
+
+def redact_url(url: str) -> str:
+    """`url` without userinfo, query values or fragment (parameter names are kept so the model
+    knows they exist)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    query = "&".join(f"{k}={REDACTED}" for k, _ in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def collect_secrets(context: JobContext) -> list[str]:
+    """Every secret value of the job (longest first, so overlapping ones are fully masked)."""
+    values: set[str] = set(context.job.default_headers.values())
+    for e in context.endpoints:
+        values.update(e.headers.values())
+        if e.bearer_token:
+            values.add(e.bearer_token)
+        parts = urlsplit(e.url)
+        values.update(v for v in (parts.username, parts.password) if v)
+    return sorted((v for v in values if len(v) >= _MIN_SECRET_LEN), key=len, reverse=True)
+
+
+def _scrub(messages: list[ChatMessage], secrets: Sequence[str]) -> list[ChatMessage]:
+    out = []
+    for m in messages:
+        content = m["content"]
+        for secret in secrets:
+            content = content.replace(secret, REDACTED)
+        out.append(ChatMessage(role=m["role"], content=content))
+    return out
+
+
+def truncate(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [truncated, {len(text)} chars in total]"
+
+
+def _body_text(body: JsonValue) -> str:
+    if isinstance(body, str):
+        return body
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _iso(value: datetime | None) -> str:
+    if value is None:
+        return "never"
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _human_ms(ms: int) -> str:
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1_000)):
+        if ms >= size and ms % size == 0:
+            return f"{ms // size} {unit}"
+    return f"{ms / 1000:g} s"

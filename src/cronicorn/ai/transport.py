@@ -1,0 +1,167 @@
+"""One structured-output Chat Completions call with its own transport retries.
+
+The SDK's built-in retries are switched off (`max_retries=0` on the client) and done here
+instead, so each failure and retry is counted, `Retry-After` is honoured with a cap, the
+backoff sleeps on the injectable clock, and every attempt has a hard deadline of
+`timeout_ms` (the SDK's timeout is per socket operation; a server trickling bytes could
+otherwise hold a call far longer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, cast
+
+import openai
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+from openai.types.shared_params import ResponseFormatJSONSchema
+
+from cronicorn.ai.budget import ChatMessage
+from cronicorn.ai.stats import PlannerStats
+from cronicorn.engine.config import AIAgentConfig
+
+log = logging.getLogger("cronicorn.ai")
+
+_RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+
+class Sleeper(Protocol):
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class TransportFailure(Exception):
+    """The model could not be reached (after retries) or answered with an HTTP error."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Full-jitter exponential backoff between transport attempts."""
+
+    base_s: float = 0.5
+    max_s: float = 8.0
+    retry_after_cap_s: float = 30.0
+
+    def delay(self, retry: int, retry_after: float | None, rng: random.Random) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.retry_after_cap_s)
+        return rng.uniform(0.0, min(self.max_s, self.base_s * 2**retry))
+
+
+class ChatTransport:
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        config: AIAgentConfig,
+        stats: PlannerStats,
+        clock: Sleeper,
+        backoff: Backoff,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._client = client
+        self._config = config
+        self._stats = stats
+        self._clock = clock
+        self._backoff = backoff
+        self._rng = rng or random.Random()
+
+    async def complete(
+        self, messages: list[ChatMessage], response_format: dict[str, Any]
+    ) -> ChatCompletion:
+        """The completion, or TransportFailure once `max_retries` retries are spent (or at
+        once for a non-retryable HTTP error such as 400/401/404)."""
+        retries = self._config.max_retries
+        for attempt in range(retries + 1):
+            self._stats.ai_calls += 1
+            try:
+                return await self._send(messages, response_format)
+            except TransportFailure as failure:
+                self._stats.transport_errors += 1
+                retryable, retry_after = _classify(failure)
+                if not retryable or attempt == retries:
+                    raise
+                self._stats.transport_retries += 1
+                delay = self._backoff.delay(attempt, retry_after, self._rng)
+                log.info("AI transport error (%s); retry %d in %.2fs", failure, attempt + 1, delay)
+                await self._clock.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(
+        self, messages: list[ChatMessage], response_format: dict[str, Any]
+    ) -> ChatCompletion:
+        timeout_s = self._config.timeout_ms / 1000
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await self._client.chat.completions.create(
+                    model=self._config.model,
+                    messages=cast(list[ChatCompletionMessageParam], messages),
+                    temperature=self._config.temperature,
+                    max_completion_tokens=self._config.max_output_tokens,
+                    response_format=cast(ResponseFormatJSONSchema, response_format),
+                    timeout=timeout_s,
+                )
+        except (TimeoutError, openai.APITimeoutError):
+            raise _Timeout("timeout", f"no reply within {timeout_s:g}s") from None
+        except openai.APIConnectionError as exc:
+            raise _Connection("connection", str(exc)) from None
+        except openai.APIStatusError as exc:
+            raise _Status(exc) from None
+
+
+class _Timeout(TransportFailure):
+    pass
+
+
+class _Connection(TransportFailure):
+    pass
+
+
+class _Status(TransportFailure):
+    def __init__(self, exc: openai.APIStatusError) -> None:
+        super().__init__(f"http_{exc.status_code}", _short(exc.message))
+        self.status = exc.status_code
+        self.retry_after = _retry_after(exc.response.headers)
+
+
+def _classify(failure: TransportFailure) -> tuple[bool, float | None]:
+    if isinstance(failure, _Status):
+        retryable = failure.status in _RETRYABLE_STATUS or failure.status >= 500
+        return retryable, failure.retry_after
+    return True, None
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds to wait from `retry-after-ms` (OpenAI) or `Retry-After` (seconds or date)."""
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.fromtimestamp(time.time(), UTC)).total_seconds())
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
