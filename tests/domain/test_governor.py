@@ -366,3 +366,45 @@ def test_validate_cron_reports_problems(expr: str, tz: str, fragment: str) -> No
 @pytest.mark.parametrize("expr", ["*/5 * * * *", "0 0 2 * * 1-5", "@hourly", " 0  2 * * * "])
 def test_validate_cron_accepts_good_expressions(expr: str) -> None:
     assert validate_cron(expr, "Europe/Berlin") == []
+
+
+_ANCHORS = [  # 2026 DST transitions (UTC, approximate) of the zones below
+    datetime(2026, 3, 29, 1, tzinfo=UTC),  # Berlin spring forward
+    datetime(2026, 10, 25, 1, tzinfo=UTC),  # Berlin fall back
+    datetime(2026, 3, 8, 7, tzinfo=UTC),  # New York
+    datetime(2026, 11, 1, 6, tzinfo=UTC),
+    datetime(2026, 4, 4, 15, tzinfo=UTC),  # Lord Howe (30-minute shift)
+    datetime(2026, 10, 3, 15, 30, tzinfo=UTC),
+    datetime(2026, 4, 5, 3, tzinfo=UTC),  # Santiago (transition at local midnight)
+    datetime(2026, 9, 6, 4, tzinfo=UTC),
+]
+transition_times = st.builds(
+    lambda anchor, seconds: anchor + timedelta(seconds=seconds),
+    st.sampled_from(_ANCHORS),
+    st.integers(-36 * 3600, 36 * 3600),
+)
+cron_exprs = st.sampled_from(
+    ["0 2 * * *", "30 2 * * *", "*/20 * * * *", "15 1-3 * * *", "0 * * * *"]
+)
+dst_zones = st.sampled_from(
+    ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "America/Santiago"]
+)
+
+
+@given(cron_exprs, dst_zones, transition_times, st.integers(0, 3 * 86_400))
+def test_cron_fire_is_strictly_later_and_monotone(
+    expr: str, zone: str, after: datetime, delta_s: int
+) -> None:
+    first = next_cron_fire(expr, zone, after)
+    later = next_cron_fire(expr, zone, after + timedelta(seconds=delta_s))
+    assert first > after
+    assert later >= first
+
+
+@given(cron_exprs, dst_zones, transition_times, st.floats(0.0, 1.0))
+def test_cron_never_skips_a_fire(expr: str, zone: str, after: datetime, frac: float) -> None:
+    """Asking from any instant before the next fire gives that same fire."""
+    fire = next_cron_fire(expr, zone, after)
+    between = after + (fire - after) * frac
+    if between < fire:
+        assert next_cron_fire(expr, zone, between) == fire
