@@ -105,9 +105,8 @@ class SchedulerBackend(Protocol):
         lease: Lease,
         error: JobErrorRecord,
         next_run: NextRun,
-        *,
-        finished_at: datetime,
         consecutive_failures: int,
+        *,
         usage: TokenUsage | None = None,
         ai_calls: int = 0,
     ) -> None:

@@ -1,0 +1,214 @@
+"""Turning a run's state into the single `RunCompletion` write.
+
+Three shapes: completed (the governor clamps the planner's proposal; actions, escalation),
+failed (a phase raised: governor fallback with backoff, no AI) and aborted (shutdown:
+retried soon, failure count unchanged). Each carries the compact summary message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cronicorn.domain.escalation import escalation_level, is_run_failure
+from cronicorn.domain.governor import next_run_decision
+from cronicorn.domain.models import (
+    ActionType,
+    Escalation,
+    JobErrorRecord,
+    JobSnapshot,
+    NextRun,
+    PlanDecision,
+    RecommendedAction,
+    RunCompletion,
+    RunStatus,
+    ScheduleDecision,
+    ScheduleSource,
+)
+from cronicorn.engine.config import EngineConfig
+from cronicorn.engine.events import EventBus
+from cronicorn.engine.ports import Clock
+from cronicorn.engine.run_state import RunState
+from cronicorn.engine.summary import run_summary
+
+logger = logging.getLogger("cronicorn.engine.completion")
+MAX_BACKOFF_EXPONENT = 5
+
+
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    next_run: NextRun
+    reasoning: str
+    confidence: float | None
+    actions: tuple[RecommendedAction, ...] = ()
+    pause: bool = False
+
+
+def fallback_next_run(
+    job: JobSnapshot,
+    now: datetime,
+    consecutive_failures: int,
+    default_interval_ms: int,
+    *,
+    retry_soon: bool = False,
+) -> NextRun:
+    """The governor without AI input. Cannot raise: if the governor itself fails (say, a
+    corrupt cron), back off from the job's minimum interval so the job never hot-loops."""
+    try:
+        return next_run_decision(
+            job,
+            now,
+            consecutive_failures=consecutive_failures,
+            retry_soon=retry_soon,
+            default_interval_ms=default_interval_ms,
+        )
+    except Exception:
+        logger.exception("governor failed for job %s; using plain backoff", job.id)
+        factor = 2 ** min(max(consecutive_failures, 0), MAX_BACKOFF_EXPONENT)
+        delay_ms = min(max(job.min_interval_ms, 1_000) * factor, max(job.max_interval_ms, 1_000))
+        return NextRun(at=now + timedelta(milliseconds=delay_ms), source=ScheduleSource.BACKOFF)
+
+
+class CompletionBuilder:
+    def __init__(self, config: EngineConfig, clock: Clock, events: EventBus) -> None:
+        self._config = config
+        self._clock = clock
+        self._events = events
+
+    def completed(
+        self, state: RunState, decision: PlanDecision, schedule: ScheduleDecision
+    ) -> RunCompletion:
+        job = state.claimed.context.job
+        critical = {c.endpoint_id for c in decision.plan.calls if c.critical}
+        failed = is_run_failure(state.results, critical)
+        failures = job.consecutive_failures + 1 if failed else 0
+        proposal = schedule.proposal
+        actions = proposal.recommended_actions if proposal else ()
+        now = self._clock.now()
+        next_run = next_run_decision(
+            job,
+            now,
+            consecutive_failures=failures,
+            ai_next_run_at=proposal.next_run_at if proposal else None,
+            preliminary_next_run_at=decision.plan.preliminary_next_run_at,
+            retry_soon=any(a.type is ActionType.RETRY_FAILED_ENDPOINTS for a in actions),
+            default_interval_ms=self._config.scheduler.default_interval_ms,
+        )
+        confident = proposal is not None and proposal.confidence >= self._action_confidence
+        pause = confident and any(a.type is ActionType.PAUSE_JOB for a in actions)
+        chosen = _Decision(
+            next_run,
+            proposal.reasoning if proposal else "baseline policy (no proposal)",
+            proposal.confidence if proposal else None,
+            actions,
+            pause,
+        )
+        status = RunStatus.FAILED if failed else RunStatus.COMPLETED
+        return self._build(state, status, now, chosen, failures)
+
+    def failed(self, state: RunState, error: JobErrorRecord) -> RunCompletion:
+        job = state.claimed.context.job
+        now = self._clock.now()
+        failures = job.consecutive_failures + 1
+        next_run = fallback_next_run(job, now, failures, self._default_interval_ms)
+        reasoning = f"fallback after {error.phase.value} error ({error.code})"
+        chosen = _Decision(next_run, reasoning, None)
+        return self._build(state, RunStatus.FAILED, now, chosen, failures, error=error)
+
+    def aborted(self, state: RunState, reason: str) -> RunCompletion:
+        job = state.claimed.context.job
+        now = self._clock.now()
+        failures = job.consecutive_failures
+        next_run = fallback_next_run(job, now, failures, self._default_interval_ms, retry_soon=True)
+        chosen = _Decision(next_run, f"run aborted ({reason}); retried soon", None)
+        return self._build(state, RunStatus.ABORTED, now, chosen, failures)
+
+    @property
+    def _action_confidence(self) -> float:
+        return self._config.ai_agent.action_confidence
+
+    @property
+    def _default_interval_ms(self) -> int:
+        return self._config.scheduler.default_interval_ms
+
+    def _build(
+        self,
+        state: RunState,
+        status: RunStatus,
+        now: datetime,
+        chosen: _Decision,
+        consecutive_failures: int,
+        error: JobErrorRecord | None = None,
+    ) -> RunCompletion:
+        sched = self._config.scheduler
+        escalation = escalation_level(
+            state.results, sched.warn_failure_ratio, sched.critical_failure_ratio
+        )
+        plan = state.plan
+        duration_ms = max(0.0, (self._clock.monotonic() - state.started_mono) * 1000)
+        summary = run_summary(
+            status=status,
+            duration_ms=duration_ms,
+            plan=plan.plan if plan else None,
+            plan_source=plan.source if plan else None,
+            results=state.results,
+            endpoints={e.id: e for e in state.claimed.context.endpoints},
+            next_run=chosen.next_run,
+            reasoning=chosen.reasoning,
+            confidence=chosen.confidence,
+            actions=chosen.actions,
+            escalation=escalation,
+            error=f"{error.phase.value}: {error.message}" if error else None,
+            paused=chosen.pause,
+        )
+        self._emit_decision(state, chosen, escalation)
+        return RunCompletion(
+            status=status,
+            started_at=state.started_at,
+            finished_at=max(now, state.started_at),
+            plan=plan.plan if plan else None,
+            plan_source=plan.source if plan else None,
+            results=tuple(state.results),
+            escalation=escalation,
+            next_run=chosen.next_run,
+            schedule_reasoning=chosen.reasoning,
+            schedule_confidence=chosen.confidence,
+            recommended_actions=chosen.actions,
+            usage=state.usage,
+            ai_calls=state.ai_calls,
+            summary=summary,
+            errors=(error,) if error else (),
+            error=f"{error.phase.value}: {error.message}" if error else None,
+            pause=chosen.pause,
+            consecutive_failures=consecutive_failures,
+        )
+
+    def _emit_decision(self, state: RunState, chosen: _Decision, escalation: Escalation) -> None:
+        ids = {"job_id": state.job_id, "run_id": state.run_id}
+        self._events.emit(
+            "on_schedule",
+            **ids,
+            next_run_at=chosen.next_run.at,
+            source=chosen.next_run.source.value,
+            proposed_next_run_at=chosen.next_run.proposed_at,
+            reasoning=chosen.reasoning,
+            confidence=chosen.confidence,
+            recommended_actions=_actions_data(chosen.actions),
+            paused=chosen.pause,
+        )
+        if escalation is not Escalation.NONE:
+            self._events.emit(
+                "on_escalation",
+                **ids,
+                level=escalation.value,
+                failed=sum(1 for r in state.results if r.status.value == "failed"),
+                total=len(state.results),
+            )
+
+
+def _actions_data(actions: Sequence[RecommendedAction]) -> list[dict[str, str]]:
+    return [
+        {"type": a.type.value, "details": a.details, "priority": a.priority.value} for a in actions
+    ]

@@ -1,0 +1,408 @@
+"""`SchedulingEngine`: claims due jobs and runs them through the pipeline, concurrently.
+
+One worker runs up to `scheduler.job_concurrency` jobs at once; the loop claims only as
+many jobs as there are free slots (at most `max_batch_size` per claim) and claims again as
+soon as a slot frees up, so a slow job never blocks the others. The loop never overlaps
+itself (claims are serialised); waiting between claims lives in `cronicorn.engine.loop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from cronicorn.domain.models import ClaimedJob, RunStatus
+from cronicorn.engine.clock import SystemClock
+from cronicorn.engine.config import EngineConfig
+from cronicorn.engine.events import EventBus
+from cronicorn.engine.loop import Dispatch, IdleWaiter, run_loop
+from cronicorn.engine.pipeline import JobPipeline
+from cronicorn.engine.ports import Clock, Executor, Planner, SchedulerBackend
+from cronicorn.engine.stats import (
+    CycleResult,
+    EngineState,
+    EngineStatus,
+    JobOutcome,
+    StatsRecorder,
+)
+
+logger = logging.getLogger("cronicorn.engine")
+ABORT_RECORD_TIMEOUT_S = 10.0
+"""After the grace period: how long aborted jobs get to record themselves before their
+tasks are cancelled (which releases their leases)."""
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class SchedulingEngine:
+    def __init__(
+        self,
+        config: EngineConfig,
+        *,
+        backend: SchedulerBackend,
+        planner: Planner,
+        executor: Executor,
+        clock: Clock | None = None,
+        worker_id: str | None = None,
+        owned: Iterable[object] = (),
+    ) -> None:
+        """`owned`: adapters this engine created and must close on `stop()`."""
+        self.config = config
+        self.worker_id = worker_id or config.scheduler.worker_id or default_worker_id()
+        self.backend = backend
+        self.planner = planner
+        self.executor = executor
+        self.clock: Clock = clock or SystemClock()
+        self.events = EventBus(config.events, self.clock)
+        self._stats = StatsRecorder(config.metrics, planner)
+        self._pipeline = JobPipeline(
+            config,
+            backend=backend,
+            planner=planner,
+            executor=executor,
+            clock=self.clock,
+            events=self.events,
+            stats=self._stats,
+        )
+        self._owned = list(owned)
+        self._status: EngineStatus = "stopped"
+        self._start_time: datetime | None = None
+        self._stop_time: datetime | None = None
+        self._last_processing_time: datetime | None = None
+        self._last_cycle_at: datetime | None = None
+        self._running: dict[asyncio.Task[JobOutcome], asyncio.Event] = {}
+        self._cycles: set[asyncio.Task[CycleResult]] = set()
+        self._claim_lock = asyncio.Lock()
+        self._slot_freed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.idle = IdleWaiter(self)
+        self._loop_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+
+    # -- public API ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the loop in a background task; the first cycle runs at once."""
+        if self._status in ("running", "stopping"):
+            return
+        self._stopping.clear()
+        self._stopped.clear()
+        self._status = "running"
+        self._start_time = self.clock.now()
+        self._stop_time = None
+        self._loop_task = asyncio.create_task(self._run_loop(), name="cronicorn-engine-loop")
+        self._heartbeat_task = asyncio.create_task(self._heartbeats(), name="cronicorn-heartbeat")
+        logger.info("engine %s started", self.worker_id)
+
+    async def stop(self) -> None:
+        """Graceful: stop claiming, let running jobs finish within `shutdown_grace_ms`,
+        abort the rest (recorded as aborted), release every lease, close owned adapters."""
+        if self._status == "stopped" and self._loop_task is None:
+            await self._close_owned()
+            return
+        self._status = "stopping"
+        self._stopping.set()
+        self.idle.wake()
+        await self._finish_task(self._loop_task)
+        await self._drain_jobs()
+        if self._cycles:
+            await asyncio.wait(set(self._cycles), timeout=ABORT_RECORD_TIMEOUT_S)
+        await self._finish_task(self._heartbeat_task, cancel=True)
+        await self._send_heartbeat(stopping=True)
+        await self.events.drain()
+        await self._close_owned()
+        self._loop_task = self._heartbeat_task = None
+        self._status = "stopped"
+        self._stop_time = self.clock.now()
+        self._stopped.set()
+        logger.info("engine %s stopped", self.worker_id)
+
+    async def process_cycle(self) -> CycleResult:
+        """Claim what is due now (up to the free slots) and wait for those jobs."""
+        started = self.clock.monotonic()
+        dispatch = await self.dispatch(wait_ms=0, count_empty=True)
+        if dispatch.cycle is None:
+            return CycleResult(0, 0, 0, [], (self.clock.monotonic() - started) * 1000)
+        return await dispatch.cycle
+
+    def get_state(self) -> EngineState:
+        return EngineState(
+            status=self._status,
+            start_time=self._start_time,
+            stop_time=self._stop_time,
+            last_processing_time=self._last_processing_time,
+            stats=self._stats.snapshot(),
+            worker_id=self.worker_id,
+            running_jobs=len(self._running),
+        )
+
+    def wake(self) -> None:
+        """Something may be due now (e.g. a job created in-process): stop idling."""
+        self.idle.wake()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def run_until_signal(
+        self, signals: Iterable[signal.Signals] = (signal.SIGINT, signal.SIGTERM)
+    ) -> None:
+        """Start, run until one of `signals` arrives, then stop gracefully. For the CLI:
+        the handlers exist only while this coroutine runs."""
+        loop = asyncio.get_running_loop()
+        received = asyncio.Event()
+        installed = []
+        for sig in signals:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, received.set)
+                installed.append(sig)
+        try:
+            await self.start()
+            waiter = asyncio.ensure_future(received.wait())
+            stopped = asyncio.ensure_future(self._stopped.wait())
+            await asyncio.wait({waiter, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            stopped.cancel()
+        finally:
+            await self.stop()
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    async def __aenter__(self) -> SchedulingEngine:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- claiming and dispatch ----------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    @property
+    def stopped_event(self) -> asyncio.Event:
+        """Set as soon as stop() is called (waits race against it)."""
+        return self._stopping
+
+    @property
+    def free_slots(self) -> int:
+        return max(0, self.config.scheduler.job_concurrency - len(self._running))
+
+    async def wait_for_slot(self) -> int:
+        """Block until at least one job slot is free (or the engine stops: returns 0)."""
+        while not self.stopping and self.free_slots == 0:
+            self._slot_freed.clear()
+            stop = asyncio.ensure_future(self._stopping.wait())
+            freed = asyncio.ensure_future(self._slot_freed.wait())
+            await asyncio.wait({stop, freed}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            freed.cancel()
+        return 0 if self.stopping else self.free_slots
+
+    async def dispatch(self, *, wait_ms: int, count_empty: bool) -> Dispatch:
+        """One claim (serialised: the loop never overlaps itself) and its jobs started.
+
+        The returned `cycle` task completes with the cycle's result once all its jobs end;
+        it is None when nothing was claimed and `count_empty` is False (an idle long-poll
+        that found nothing is not a cycle)."""
+        async with self._claim_lock:
+            cycle_id = uuid.uuid4().hex[:12]
+            started = self.clock.monotonic()
+            limit = min(self.free_slots, self.config.scheduler.max_batch_size)
+            errors: list[str] = []
+            claimed: list[ClaimedJob] = []
+            if limit > 0 and not self.stopping:
+                try:
+                    claimed = await self._claim(limit, wait_ms)
+                except Exception as exc:
+                    errors.append(self._claim_failed(cycle_id, exc))
+            if not claimed and not errors and not count_empty:
+                return Dispatch(0, limit)
+            if claimed:
+                self.idle.claimed()
+            self._last_processing_time = self.clock.now()
+            self.events.emit("on_cycle_start", cycle_id=cycle_id, claimed=len(claimed))
+            tasks = [self._spawn(job, cycle_id) for job in claimed]
+            cycle = asyncio.create_task(self._finish_cycle(cycle_id, started, tasks, errors))
+            self._cycles.add(cycle)
+            cycle.add_done_callback(self._cycles.discard)
+            return Dispatch(len(claimed), limit, failed=bool(errors), cycle=cycle)
+
+    def _claim_failed(self, cycle_id: str, exc: Exception) -> str:
+        logger.warning("claim failed: %s", exc)
+        self.events.emit(
+            "on_error", cycle_id=cycle_id, phase="claim", code=type(exc).__name__, message=str(exc)
+        )
+        self.idle.claim_failed()
+        return f"claim: {type(exc).__name__}: {exc}"
+
+    async def _claim(self, limit: int, wait_ms: int) -> list[ClaimedJob]:
+        lease_ms = self.config.scheduler.stale_lock_threshold_ms
+        if wait_ms <= 0:
+            return await self.backend.claim(self.worker_id, limit, lease_ms, 0)
+        # A long-poll must not delay shutdown: cancel it when stop() is called; anything it
+        # claimed anyway is given straight back.
+        claim = asyncio.ensure_future(self.backend.claim(self.worker_id, limit, lease_ms, wait_ms))
+        stop = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({claim, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not claim.done():
+            claim.cancel()
+        try:
+            jobs = await claim
+        except asyncio.CancelledError:
+            return []
+        if self.stopping:
+            for job in jobs:
+                with contextlib.suppress(Exception):
+                    await self.backend.release(job.lease)
+            return []
+        return jobs
+
+    def _spawn(self, job: ClaimedJob, cycle_id: str) -> asyncio.Task[JobOutcome]:
+        abort = asyncio.Event()
+        task = asyncio.create_task(
+            self._pipeline.run(job, abort, cycle_id), name=f"job-{job.lease.job_id}"
+        )
+        self._running[task] = abort
+        task.add_done_callback(self._job_done)
+        return task
+
+    def _job_done(self, task: asyncio.Task[JobOutcome]) -> None:
+        self._running.pop(task, None)
+        self._slot_freed.set()
+
+    async def _finish_cycle(
+        self,
+        cycle_id: str,
+        started: float,
+        tasks: list[asyncio.Task[JobOutcome]],
+        errors: list[str],
+    ) -> CycleResult:
+        gathered = await asyncio.gather(*tasks, return_exceptions=True)
+        outcomes: list[JobOutcome] = []
+        for task, item in zip(tasks, gathered, strict=True):
+            if isinstance(item, JobOutcome):
+                outcomes.append(item)
+            else:
+                outcomes.append(self._crashed(task, item))
+        duration_ms = (self.clock.monotonic() - started) * 1000
+        result = CycleResult.from_outcomes(cycle_id, outcomes, errors, duration_ms)
+        self._stats.record_cycle(duration_ms)
+        self._last_cycle_at = self.clock.now()
+        self.events.emit(
+            "on_cycle_end",
+            cycle_id=cycle_id,
+            jobs_processed=result.jobs_processed,
+            successful_jobs=result.successful_jobs,
+            failed_jobs=result.failed_jobs,
+            aborted_jobs=result.aborted_jobs,
+            errors=list(result.errors),
+            duration_ms=duration_ms,
+        )
+        return result
+
+    def _crashed(self, task: asyncio.Task[JobOutcome], exc: BaseException) -> JobOutcome:
+        """A pipeline task that was cancelled (shutdown) or crashed: it released its lease."""
+        name = task.get_name().removeprefix("job-")
+        status = RunStatus.ABORTED if isinstance(exc, asyncio.CancelledError) else RunStatus.FAILED
+        if status is RunStatus.FAILED:
+            logger.error("pipeline crashed for job %s", name, exc_info=exc)
+        outcome = JobOutcome(name, "", status, written=False, error=repr(exc))
+        self._stats.record_job(outcome)
+        return outcome
+
+    # -- background tasks ---------------------------------------------------------------
+
+    async def _run_loop(self) -> None:
+        try:
+            await run_loop(self)
+        except Exception:
+            logger.exception("engine loop crashed")
+            self._status = "error"
+            self._stopping.set()
+
+    async def _drain_jobs(self) -> None:
+        if not self._running:
+            return
+        grace_s = self.config.scheduler.shutdown_grace_ms / 1000
+        _, pending = await asyncio.wait(set(self._running), timeout=grace_s)
+        if not pending:
+            return
+        logger.warning("aborting %d job(s) still running after the grace period", len(pending))
+        for task in pending:
+            self._running[task].set()
+        _, pending = await asyncio.wait(pending, timeout=ABORT_RECORD_TIMEOUT_S)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
+    async def _heartbeats(self) -> None:
+        interval_s = self.config.scheduler.heartbeat_interval_ms / 1000
+        while not self.stopping:
+            await self._send_heartbeat()
+            await self._sleep_unless_stopping(interval_s)
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        stop = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({sleeper, stop}, return_when=asyncio.FIRST_COMPLETED)
+        sleeper.cancel()
+        stop.cancel()
+
+    async def _send_heartbeat(self, *, stopping: bool = False) -> None:
+        info: dict[str, Any] = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_at": self._start_time,
+            "last_cycle_at": self._last_cycle_at,
+            "stats": self._stats.snapshot().as_dict(),
+            "running_jobs": len(self._running),
+            "stopped": stopping,
+        }
+        try:
+            await self.backend.heartbeat(self.worker_id, info)
+        except Exception as exc:
+            logger.warning("heartbeat failed: %s", exc)
+
+    async def _finish_task(self, task: asyncio.Task[None] | None, *, cancel: bool = False) -> None:
+        if task is None:
+            return
+        if cancel:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _close_owned(self) -> None:
+        for resource in self._owned:
+            for name in ("aclose", "close"):
+                closer = getattr(resource, name, None)
+                if closer is None:
+                    continue
+                try:
+                    outcome = closer()
+                    if asyncio.iscoroutine(outcome):
+                        await outcome
+                except Exception as exc:
+                    logger.warning("closing %r failed: %s", resource, exc)
+                break
+        self._owned = []

@@ -1,0 +1,147 @@
+"""The engine loop and its idle wait (SPEC §4).
+
+    claim now (first cycle at once) → claimed a full batch? claim again as slots free up
+                                    → else idle until the earliest of:
+                                         the next known due time (backend.next_due_at),
+                                         a wake-up (long-poll claim / engine.wake()),
+                                         processing_interval_ms.
+
+While idle with `claim_wait_ms` > 0 the engine waits *inside* a long-poll claim (bounded by
+the next due time), so a new or run-now job is picked up within milliseconds and a job due
+in 2 s starts on time even with a 60 s processing interval. With `claim_wait_ms` = 0 it
+sleeps precisely until the next due time instead. Claims are serialised by the engine, so
+the loop never overlaps itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cronicorn.engine.engine import SchedulingEngine
+    from cronicorn.engine.stats import CycleResult
+
+logger = logging.getLogger("cronicorn.engine.loop")
+SPIN_GUARD_BASE_S = 0.02
+"""When the backend says a job is due but a claim found none (clock skew, a race), wait a
+little — doubling up to 64 times — instead of spinning."""
+MAX_GUARD_DOUBLINGS = 6
+ERROR_BACKOFF_BASE_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """What one claim did: how many jobs it started out of how many slots."""
+
+    claimed: int
+    limit: int
+    failed: bool = False
+    cycle: asyncio.Task[CycleResult] | None = None
+
+
+async def run_loop(engine: SchedulingEngine) -> None:
+    while not engine.stopping:
+        if await engine.wait_for_slot() == 0:
+            break
+        engine.idle.clear_wake()
+        dispatch = await engine.dispatch(wait_ms=0, count_empty=True)
+        if dispatch.claimed and dispatch.claimed >= dispatch.limit:
+            continue  # probably more due: claim again as soon as a slot is free
+        await engine.idle.wait_for_work(dispatch)
+
+
+class IdleWaiter:
+    """Sleeps between claims; woken by stop(), engine.wake() or a long-poll claim."""
+
+    def __init__(self, engine: SchedulingEngine) -> None:
+        self._engine = engine
+        self._wake = asyncio.Event()
+        self._empty_streak = 0
+        self._error_streak = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def clear_wake(self) -> None:
+        self._wake.clear()
+
+    def claimed(self) -> None:
+        self._empty_streak = 0
+        self._error_streak = 0
+
+    def claim_failed(self) -> None:
+        self._error_streak += 1
+
+    async def wait_for_work(self, after: Dispatch) -> None:
+        engine = self._engine
+        clock = engine.clock
+        interval_s = engine.config.scheduler.processing_interval_ms / 1000
+        if after.failed:
+            backoff_s = ERROR_BACKOFF_BASE_S * 2 ** min(self._error_streak, 10)
+            await self.sleep(min(interval_s, backoff_s))
+            return
+        deadline = clock.monotonic() + interval_s
+        first = True
+        while not engine.stopping:
+            remaining = deadline - clock.monotonic()
+            if remaining <= 0:
+                return
+            due_in = await self._due_in()
+            wait_s = remaining if due_in is None else min(remaining, due_in)
+            guard = wait_s <= 0
+            if guard and not first:
+                return
+            if guard:
+                wait_s = self._spin_guard(remaining)
+            first = False
+            polled = None if guard else await self._long_poll(wait_s)
+            if polled:
+                return
+            if polled is None and await self.sleep(wait_s):
+                return
+
+    async def _long_poll(self, wait_s: float) -> bool | None:
+        """Wait inside a claim when enabled. True: work found (or the claim failed);
+        False: nothing yet, re-check; None: long-poll not applicable, sleep instead."""
+        engine = self._engine
+        claim_wait_ms = engine.config.scheduler.claim_wait_ms
+        if claim_wait_ms <= 0 or wait_s < 0.002 or engine.free_slots == 0:
+            return None
+        wait_ms = max(1, int(min(claim_wait_ms, wait_s * 1000)))
+        dispatch = await engine.dispatch(wait_ms=wait_ms, count_empty=False)
+        return dispatch.claimed > 0 or dispatch.failed
+
+    def _spin_guard(self, remaining: float) -> float:
+        self._empty_streak += 1
+        doublings = min(self._empty_streak, MAX_GUARD_DOUBLINGS)
+        return min(remaining, SPIN_GUARD_BASE_S * float(2**doublings))
+
+    async def _due_in(self) -> float | None:
+        """Seconds until the earliest claimable job is due (None: nothing scheduled)."""
+        engine = self._engine
+        try:
+            due_at = await engine.backend.next_due_at()
+        except Exception as exc:
+            logger.debug("next_due_at failed: %s", exc)
+            return None
+        if due_at is None:
+            return None
+        return (due_at - engine.clock.now()).total_seconds()
+
+    async def sleep(self, seconds: float) -> bool:
+        """Sleep unless woken or stopped first. True when woken/stopped."""
+        engine = self._engine
+        sleeper = asyncio.ensure_future(engine.clock.sleep(seconds))
+        woken = asyncio.ensure_future(self._wake.wait())
+        stopped = asyncio.ensure_future(engine.stopped_event.wait())
+        done, pending = await asyncio.wait(
+            {sleeper, woken, stopped}, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in pending:
+            task.cancel()
+        if woken in done:
+            self._wake.clear()
+        return sleeper not in done

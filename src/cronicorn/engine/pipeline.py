@@ -1,0 +1,308 @@
+"""The per-job pipeline (SPEC §1): plan → record plan → execute → schedule → govern →
+actions/escalation/summary → one `complete` write.
+
+Failure policy, in one place: whatever phase fails, the error is recorded once (with its
+phase), the run is marked failed and the job gets a governor fallback next run with backoff
+(no AI) — written by the same single `complete` transaction, which also releases the lease.
+If that write fails too, `fail` makes a minimal last attempt; if the backend is down even
+for that, nothing is half-written and the lease simply expires (the job re-runs later).
+A lost lease stops the work and forbids any write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from cronicorn.domain.models import (
+    ClaimedJob,
+    EndpointResult,
+    EndpointStatus,
+    ErrorPhase,
+    JobErrorRecord,
+    PlanDecision,
+    RunCompletion,
+    RunStatus,
+)
+from cronicorn.engine.completion import CompletionBuilder, fallback_next_run
+from cronicorn.engine.config import EngineConfig
+from cronicorn.engine.events import EventBus, JobExecutorEvents
+from cronicorn.engine.lease import LeaseKeeper
+from cronicorn.engine.ports import Clock, Executor, Planner, SchedulerBackend
+from cronicorn.engine.run_state import Aborted, PhaseFailure, RunState, error_record
+from cronicorn.engine.stats import JobOutcome, StatsRecorder
+from cronicorn.errors import LeaseLostError
+
+logger = logging.getLogger("cronicorn.engine.pipeline")
+T = TypeVar("T")
+RELEASE_TIMEOUT_S = 10.0
+CALLED = (EndpointStatus.SUCCESS, EndpointStatus.FAILED)
+
+
+class JobPipeline:
+    """Runs one claimed job to a single persisted outcome. Never raises, except on
+    cancellation (after trying to give the lease back)."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        *,
+        backend: SchedulerBackend,
+        planner: Planner,
+        executor: Executor,
+        clock: Clock,
+        events: EventBus,
+        stats: StatsRecorder,
+    ) -> None:
+        self._config = config
+        self._backend = backend
+        self._planner = planner
+        self._executor = executor
+        self._clock = clock
+        self._events = events
+        self._stats = stats
+        self._completions = CompletionBuilder(config, clock, events)
+
+    async def run(
+        self, claimed: ClaimedJob, abort: asyncio.Event, cycle_id: str | None = None
+    ) -> JobOutcome:
+        state = RunState(claimed, self._clock.now(), self._clock.monotonic(), cycle_id)
+        lag_ms = max(0.0, (state.started_at - claimed.due_at).total_seconds() * 1000)
+        self._emit("on_job_start", state, due_at=claimed.due_at, lag_ms=lag_ms)
+        lease_ms = self._config.scheduler.stale_lock_threshold_ms
+        keeper = LeaseKeeper(self._backend, claimed.lease, lease_ms, self._clock, abort.set)
+        try:
+            async with keeper:
+                outcome = await self._run_leased(state, keeper, abort)
+        except asyncio.CancelledError:
+            await self._release_quietly(keeper)
+            raise
+        self._stats.record_job(outcome)
+        duration_ms = (self._clock.monotonic() - state.started_mono) * 1000
+        self._emit(
+            "on_job_end",
+            state,
+            status=outcome.status.value,
+            written=outcome.written,
+            error=outcome.error,
+            duration_ms=duration_ms,
+        )
+        return outcome
+
+    async def _run_leased(
+        self, state: RunState, keeper: LeaseKeeper, abort: asyncio.Event
+    ) -> JobOutcome:
+        try:
+            completion = await self._phases(state, keeper, abort)
+        except Aborted as stop:
+            if keeper.lost:
+                return self._lost(state)
+            self._emit("on_abort", state, reason=stop.reason)
+            completion = self._completions.aborted(state, stop.reason)
+        except PhaseFailure as failure:
+            if keeper.lost:
+                return self._lost(state)
+            self._report_error(state, failure.record)
+            completion = self._completions.failed(state, failure.record)
+        return await self._persist(state, keeper, completion)
+
+    # -- phases ---------------------------------------------------------------------------
+
+    async def _phases(
+        self, state: RunState, keeper: LeaseKeeper, abort: asyncio.Event
+    ) -> RunCompletion:
+        context = state.claimed.context
+        plan_call = self._guard(self._planner.plan(context), abort)
+        decision = await self._phase(ErrorPhase.PLAN, plan_call, keeper)
+        state.plan = decision
+        state.add_cost(decision)
+        self._emit_plan(state, decision)
+        await self._phase(ErrorPhase.PERSIST, self._record_plan(keeper, decision), keeper)
+        execution = self._execute(state, decision, abort)
+        state.results = await self._phase(ErrorPhase.EXECUTE, execution, keeper)
+        if abort.is_set():
+            raise Aborted("lease lost" if keeper.lost else "shutdown")
+        schedule_call = self._planner.schedule(context, decision, state.results)
+        schedule = await self._phase(ErrorPhase.SCHEDULE, self._guard(schedule_call, abort), keeper)
+        state.add_cost(schedule)
+        if schedule.fallback_reason:
+            self._emit("on_fallback", state, phase="schedule", reason=schedule.fallback_reason)
+        try:
+            return self._completions.completed(state, decision, schedule)
+        except Exception as exc:
+            raise PhaseFailure(ErrorPhase.SCHEDULE, exc) from exc
+
+    async def _record_plan(self, keeper: LeaseKeeper, decision: PlanDecision) -> None:
+        await self._backend.record_plan(keeper.lease, decision)
+
+    async def _execute(
+        self, state: RunState, decision: PlanDecision, abort: asyncio.Event
+    ) -> list[EndpointResult]:
+        context = state.claimed.context
+        return await self._executor.execute(
+            decision.plan,
+            {e.id: e for e in context.endpoints},
+            default_headers=context.job.default_headers,
+            abort=abort,
+            events=JobExecutorEvents(self._events, state.job_id, state.run_id),
+        )
+
+    @staticmethod
+    async def _phase(phase: ErrorPhase, work: Awaitable[T], keeper: LeaseKeeper) -> T:
+        """Run one phase: a lost lease aborts, any other exception is a PhaseFailure."""
+        try:
+            return await work
+        except Aborted:
+            raise
+        except LeaseLostError as exc:
+            keeper.mark_lost()
+            raise Aborted("lease lost") from exc
+        except Exception as exc:
+            raise PhaseFailure(phase, exc) from exc
+
+    @staticmethod
+    async def _guard(work: Awaitable[T], abort: asyncio.Event) -> T:
+        """Await `work` unless `abort` fires first (shutdown, lost lease): then cancel it.
+        The executor honours `abort` itself; planner calls need this."""
+        task = asyncio.ensure_future(work)
+        waiter = asyncio.ensure_future(abort.wait())
+        try:
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if task.cancelled():
+            raise Aborted("aborted")
+        return task.result()
+
+    # -- persistence ----------------------------------------------------------------------
+
+    async def _persist(
+        self, state: RunState, keeper: LeaseKeeper, completion: RunCompletion
+    ) -> JobOutcome:
+        if keeper.lost:
+            return self._lost(state)
+        try:
+            await self._backend.complete(keeper.lease, completion)
+        except LeaseLostError:
+            keeper.mark_lost()
+            return self._lost(state)
+        except Exception as exc:
+            return await self._fail_write(state, keeper, completion, exc)
+        error = completion.error if completion.status is not RunStatus.COMPLETED else None
+        return self._outcome(state, completion.status, written=True, error=error)
+
+    async def _fail_write(
+        self, state: RunState, keeper: LeaseKeeper, completion: RunCompletion, exc: Exception
+    ) -> JobOutcome:
+        """`complete` failed (not fenced out): one minimal `fail` write, else let the lease
+        expire. The root cause is the error recorded (once)."""
+        persist_error = error_record(ErrorPhase.PERSIST, exc)
+        error = completion.errors[0] if completion.errors else persist_error
+        if not completion.errors:
+            self._report_error(state, persist_error)
+        job = state.claimed.context.job
+        failures = job.consecutive_failures + 1
+        now = self._clock.now()
+        next_run = fallback_next_run(job, now, failures, self._config.scheduler.default_interval_ms)
+        try:
+            await self._backend.fail(
+                keeper.lease,
+                error,
+                next_run,
+                consecutive_failures=failures,
+                usage=state.usage,
+                ai_calls=state.ai_calls,
+            )
+        except LeaseLostError:
+            keeper.mark_lost()
+            return self._lost(state)
+        except Exception as final:
+            logger.error(
+                "job %s run %s: could not record the failure (%s); the lease will expire "
+                "and the job will be re-run",
+                state.job_id,
+                state.run_id,
+                final,
+            )
+            return self._outcome(state, RunStatus.FAILED, written=False, error=error.message)
+        return self._outcome(state, RunStatus.FAILED, written=True, error=error.message)
+
+    async def _release_quietly(self, keeper: LeaseKeeper) -> None:
+        """On cancellation: give the job back (run aborted), bounded and never raising."""
+        if keeper.lost:
+            return
+        release = asyncio.ensure_future(self._backend.release(keeper.lease))
+        try:
+            await asyncio.wait_for(asyncio.shield(release), RELEASE_TIMEOUT_S)
+        except BaseException as exc:
+            logger.warning(
+                "job %s: release after cancellation failed: %r", keeper.lease.job_id, exc
+            )
+
+    # -- outcomes and events --------------------------------------------------------------
+
+    def _lost(self, state: RunState) -> JobOutcome:
+        self._stats.record_lease_lost()
+        self._emit("on_abort", state, reason="lease lost")
+        return self._outcome(state, RunStatus.FAILED, written=False, error="lease lost")
+
+    def _outcome(
+        self, state: RunState, status: RunStatus, *, written: bool, error: str | None
+    ) -> JobOutcome:
+        return JobOutcome(
+            job_id=state.job_id,
+            run_id=state.run_id,
+            status=status,
+            written=written,
+            endpoint_calls=sum(1 for r in state.results if r.status in CALLED),
+            ai_calls=state.ai_calls,
+            usage=state.usage,
+            fallbacks=state.fallbacks,
+            error=error,
+        )
+
+    def _report_error(self, state: RunState, error: JobErrorRecord) -> None:
+        logger.warning(
+            "job %s run %s failed in %s: %s %s",
+            state.job_id,
+            state.run_id,
+            error.phase.value,
+            error.code,
+            error.message,
+        )
+        self._emit(
+            "on_error", state, phase=error.phase.value, code=error.code, message=error.message
+        )
+        self._emit(
+            "on_fallback",
+            state,
+            phase=error.phase.value,
+            reason=f"{error.phase.value} error: {error.code}",
+        )
+
+    def _emit_plan(self, state: RunState, decision: PlanDecision) -> None:
+        plan = decision.plan
+        self._emit(
+            "on_plan",
+            state,
+            source=decision.source.value,
+            strategy=plan.strategy.value,
+            endpoint_ids=[c.endpoint_id for c in plan.calls],
+            reasoning=plan.reasoning,
+            confidence=plan.confidence,
+            fallback_reason=decision.fallback_reason,
+        )
+        if decision.fallback_reason:
+            self._emit("on_fallback", state, phase="plan", reason=decision.fallback_reason)
+
+    def _emit(self, name: str, state: RunState, **data: Any) -> None:
+        self._events.emit(
+            name, job_id=state.job_id, run_id=state.run_id, cycle_id=state.cycle_id, **data
+        )

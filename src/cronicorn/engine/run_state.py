@@ -1,0 +1,68 @@
+"""Per-run bookkeeping shared by the pipeline and the completion builder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cronicorn.domain.models import (
+    ClaimedJob,
+    EndpointResult,
+    ErrorPhase,
+    JobErrorRecord,
+    PlanDecision,
+    ScheduleDecision,
+    TokenUsage,
+)
+
+MAX_ERROR_CHARS = 2_000
+
+
+class Aborted(Exception):
+    """The run was stopped from outside (shutdown or lost lease)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class PhaseFailure(Exception):
+    """A phase raised; carries the phase so that the error is recorded once, with it."""
+
+    def __init__(self, phase: ErrorPhase, cause: BaseException) -> None:
+        super().__init__(f"{phase.value}: {cause}")
+        self.record = error_record(phase, cause)
+
+
+def error_record(phase: ErrorPhase, cause: BaseException) -> JobErrorRecord:
+    message = (str(cause) or repr(cause))[:MAX_ERROR_CHARS]
+    return JobErrorRecord(phase=phase, code=type(cause).__name__[:64], message=message)
+
+
+@dataclass(slots=True)
+class RunState:
+    """What a run has gathered so far; a failure in a later phase keeps the earlier parts."""
+
+    claimed: ClaimedJob
+    started_at: datetime
+    started_mono: float
+    cycle_id: str | None = None
+    plan: PlanDecision | None = None
+    results: list[EndpointResult] = field(default_factory=list)
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    ai_calls: int = 0
+    fallbacks: int = 0
+
+    @property
+    def job_id(self) -> str:
+        return self.claimed.lease.job_id
+
+    @property
+    def run_id(self) -> str:
+        return self.claimed.lease.run_id
+
+    def add_cost(self, decision: PlanDecision | ScheduleDecision) -> None:
+        self.usage = self.usage + decision.usage
+        self.ai_calls += decision.ai_calls
+        if decision.fallback_reason:
+            self.fallbacks += 1
