@@ -1,0 +1,80 @@
+"""`create_scheduling_engine`: the library's composition root (SPEC §4).
+
+Adapters not given are built from the configuration: the planner from `ai_agent` (the
+rules planner without a key), the HTTP executor from `execution`, and the backend from the
+environment — `ApiSchedulerBackend` when CRONICORN_API_URL is set (with CRONICORN_API_KEY),
+else `LocalSchedulerBackend` on CRONICORN_DATABASE_URL (default `sqlite:///./cronicorn.db`).
+Adapters are imported here, lazily, so `import cronicorn` stays fast; the ones built here
+are owned by the engine and closed by `stop()`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from cronicorn.engine.config import EngineConfig
+from cronicorn.engine.engine import SchedulingEngine
+from cronicorn.engine.ports import Clock, Executor, Planner, SchedulerBackend
+from cronicorn.errors import ConfigError
+
+API_URL_ENV = "CRONICORN_API_URL"
+API_KEY_ENV = "CRONICORN_API_KEY"
+
+
+def create_scheduling_engine(
+    config: Mapping[str, Any] | EngineConfig | None = None,
+    *,
+    backend: SchedulerBackend | None = None,
+    planner: Planner | None = None,
+    executor: Executor | None = None,
+    clock: Clock | None = None,
+    worker_id: str | None = None,
+) -> SchedulingEngine:
+    """Build an engine; missing config fields take their defaults."""
+    cfg = config if isinstance(config, EngineConfig) else EngineConfig.model_validate(config or {})
+    owned: list[object] = []
+    if planner is None:
+        from cronicorn.ai import create_planner
+
+        planner = create_planner(cfg.ai_agent, cfg.scheduler, clock=clock)
+        owned.append(planner)
+    if executor is None:
+        from cronicorn.executor import HttpExecutor
+
+        executor = HttpExecutor(cfg.execution)
+        owned.append(executor)
+    if backend is None:
+        backend = default_backend(clock=clock)
+        owned.append(backend)
+    return SchedulingEngine(
+        cfg,
+        backend=backend,
+        planner=planner,
+        executor=executor,
+        clock=clock,
+        worker_id=worker_id,
+        owned=owned,
+    )
+
+
+def default_backend(
+    environ: Mapping[str, str] | None = None, *, clock: Clock | None = None
+) -> SchedulerBackend:
+    """The API when CRONICORN_API_URL is set, else the database in-process."""
+    env = os.environ if environ is None else environ
+    api_url = env.get(API_URL_ENV)
+    if api_url:
+        api_key = env.get(API_KEY_ENV)
+        if not api_key:
+            raise ConfigError(f"{API_KEY_ENV}: required when {API_URL_ENV} is set")
+        from cronicorn.client import ApiSchedulerBackend  # type: ignore[attr-defined]
+
+        backend: SchedulerBackend = ApiSchedulerBackend(api_url, api_key)
+        return backend
+    from cronicorn.settings import Settings
+    from cronicorn.store.local_backend import LocalSchedulerBackend
+
+    settings = Settings.from_env(env)
+    return LocalSchedulerBackend(settings.database_url, settings.secret_box(), clock=clock)
