@@ -75,7 +75,7 @@ class RequestBuilder:
                 url = URL(raw)
             except (ValueError, TypeError) as exc:
                 raise InvalidRequest(f"invalid URL: {exc}") from exc
-            if not url.is_absolute():
+            if not url.scheme:
                 raise InvalidRequest("URL must be absolute")
             if len(self._urls) < 10_000:
                 self._urls[raw] = url
