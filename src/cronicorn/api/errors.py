@@ -35,7 +35,14 @@ class ValidationErrorOut(BaseModel):
 
 def _field_error(err: Any) -> dict[str, Any]:
     loc = [part if isinstance(part, int) else str(part) for part in err.get("loc", ())]
-    msg = str(err.get("msg", "invalid"))
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    if err.get("type") == "json_invalid":
+        reason = (err.get("ctx") or {}).get("error", "")
+        return {
+            "loc": loc,
+            "msg": f"request body is not valid JSON (at character {loc[-1]}): {reason}",
+            "type": "json_invalid",
+        }
     field = next((p for p in reversed(loc) if isinstance(p, str)), None)
     if field and field not in ("body", "query", "path") and field not in msg:
         msg = f"{field}: {msg}"
@@ -50,7 +57,11 @@ async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
 async def _field_errors(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FieldErrors)
     detail = [
-        {"loc": [exc.location, name], "msg": f"{name}: {msg}", "type": "value_error"}
+        {
+            "loc": [exc.location, name],
+            "msg": msg if name in msg else f"{name}: {msg}",
+            "type": "value_error",
+        }
         for name, msg in exc.fields
     ]
     return JSONResponse({"detail": detail}, status_code=422)
