@@ -170,3 +170,31 @@ async def test_undecryptable_job_fails_once_and_backs_off(
     assert row["next_run_at"] > T0
     assert row["consecutive_failures"] == 1
     assert await repo.claim_due_jobs("w", 10, LEASE_MS, now=at(1)) == []
+
+
+async def test_claim_leases_with_one_statement(
+    repo: SchedulerRepository, engine: AsyncEngine
+) -> None:
+    """The lease is taken by a single UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING;
+    on PostgreSQL the subquery locks with FOR UPDATE SKIP LOCKED."""
+    tenant = await add_tenant(engine)
+    for i in range(3):
+        await add_job(engine, tenant, next_run_at=at(-i))
+    statements: list[str] = []
+
+    def capture(*args: Any) -> None:
+        statements.append(" ".join(str(args[2]).split()))
+
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        claimed = await repo.claim_due_jobs("w", 3, LEASE_MS, now=T0)
+    finally:
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", capture)
+
+    assert len(claimed) == 3
+    job_writes = [s for s in statements if s.startswith("UPDATE jobs")]
+    assert len(job_writes) == 1
+    assert "RETURNING" in job_writes[0]
+    assert "LIMIT" in job_writes[0]
+    if engine.dialect.name == "postgresql":
+        assert "FOR UPDATE SKIP LOCKED" in job_writes[0]
