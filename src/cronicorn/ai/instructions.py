@@ -20,7 +20,7 @@ Answer with one JSON object (the response schema is enforced):
 (42, "abc", true, {{"a": 1}}). Must satisfy the endpoint's request_schema when it has one. \
 GET sends them as the query string, other methods as the JSON body.
   - headers: list of {{name, value}} to add; usually empty (credentials are added for you).
-  - priority: integer; higher runs first in a sequential plan.
+  - priority: integer; lower values run first in a sequential plan (1 before 2).
   - depends_on: endpoint_ids of this plan that must finish first; no cycles, not itself.
   - critical: true when a failure must stop the calls that depend on or follow it.
 - execution_strategy: "sequential", "parallel", or "mixed" (follow depends_on).

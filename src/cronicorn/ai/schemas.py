@@ -57,7 +57,7 @@ class AIPlannedCall(_Closed):
     endpoint_id: str = Field(description="One of the listed endpoint ids, verbatim")
     parameters: list[ParameterPair]
     headers: list[HeaderPair]
-    priority: int = Field(description="Higher runs first in sequential plans")
+    priority: int = Field(description="Lower values run first in sequential plans")
     depends_on: list[str] = Field(description="endpoint_ids of this plan that must finish first")
     critical: bool = Field(description="A failure stops or skips the calls that follow")
 
