@@ -121,6 +121,7 @@ class SchedulingEngine:
             await asyncio.wait(set(self._cycles), timeout=ABORT_RECORD_TIMEOUT_S)
         await self._finish_task(self._heartbeat_task, cancel=True)
         await self._send_heartbeat(stopping=True)
+        await self._mark_stopped()
         await self.events.drain()
         await self._close_owned()
         self._loop_task = self._heartbeat_task = None
@@ -383,6 +384,16 @@ class SchedulingEngine:
             await self.backend.heartbeat(self.worker_id, info)
         except Exception as exc:
             logger.warning("heartbeat failed: %s", exc)
+
+    async def _mark_stopped(self) -> None:
+        """Optional backend capability: show this worker as stopped in `status` at once."""
+        mark = getattr(self.backend, "mark_worker_stopped", None)
+        if mark is None:
+            return
+        try:
+            await mark(self.worker_id)
+        except Exception as exc:
+            logger.warning("marking worker %s stopped failed: %s", self.worker_id, exc)
 
     async def _finish_task(self, task: asyncio.Task[None] | None, *, cancel: bool = False) -> None:
         if task is None:

@@ -29,7 +29,7 @@ SPIN_GUARD_BASE_S = 0.02
 """When the backend says a job is due but a claim found none (clock skew, a race), wait a
 little — doubling up to 64 times — instead of spinning."""
 MAX_GUARD_DOUBLINGS = 6
-ERROR_BACKOFF_BASE_S = 0.5
+ERROR_BACKOFF_BASE_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,7 @@ class IdleWaiter:
         clock = engine.clock
         interval_s = engine.config.scheduler.processing_interval_ms / 1000
         if after.failed:
-            backoff_s = ERROR_BACKOFF_BASE_S * 2 ** min(self._error_streak, 10)
+            backoff_s = ERROR_BACKOFF_BASE_S * 2 ** min(max(self._error_streak - 1, 0), 10)
             await self.sleep(min(interval_s, backoff_s))
             return
         deadline = clock.monotonic() + interval_s
