@@ -198,3 +198,29 @@ async def test_claim_leases_with_one_statement(
     assert "LIMIT" in job_writes[0]
     if engine.dialect.name == "postgresql":
         assert "FOR UPDATE SKIP LOCKED" in job_writes[0]
+
+
+async def test_context_loading_is_batched(
+    repo: SchedulerRepository, engine: AsyncEngine, box: SecretBox
+) -> None:
+    """A batch of 30 jobs costs the same few queries as one job (no N+1)."""
+    tenant = await add_tenant(engine)
+    for i in range(30):
+        job_id = await add_job(engine, tenant, next_run_at=at(-i))
+        await add_endpoint(engine, job_id, box)
+        await add_message(engine, job_id, f"hello {i}", at(-100))
+    statements: list[str] = []
+
+    def capture(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        claimed = await repo.claim_due_jobs("w", 30, LEASE_MS, now=T0)
+    finally:
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", capture)
+
+    assert len(claimed) == 30
+    assert all(len(c.context.endpoints) == 1 for c in claimed)
+    assert all(len(c.context.messages) == 1 for c in claimed)
+    assert len(statements) <= 6

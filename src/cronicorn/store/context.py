@@ -1,15 +1,17 @@
 """Batched loading of job contexts for a claim: three queries for the whole batch.
 
-Endpoints, the last N messages of each job and the last K results of each endpoint are read
-with `job_id IN (…)` and a window function (`row_number() OVER (PARTITION BY …)`, available
-on SQLite ≥ 3.25 and PostgreSQL), so a batch of 50 jobs costs the same round trips as one.
+Endpoints are read with `job_id IN (…)`; the last N messages of each job and the last K
+results of each endpoint with one `UNION ALL` of per-key `ORDER BY … DESC LIMIT n` branches
+(each served by an index), so a batch costs the same round trips as one job and a long
+history costs nothing extra.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import cast
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import RowMapping
@@ -25,6 +27,10 @@ from cronicorn.store.tables import Message as MessageRow
 endpoints_t = cast(sa.Table, Endpoint.__table__)
 messages_t = cast(sa.Table, MessageRow.__table__)
 results_t = cast(sa.Table, EndpointResult.__table__)
+
+BRANCHES_PER_QUERY = 100
+"""Keys per UNION ALL statement (SQLite allows at most 500 compound SELECT terms)."""
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 async def load_endpoint_rows(
@@ -42,54 +48,64 @@ async def load_endpoint_rows(
     return out
 
 
+def _chunks(keys: Sequence[str], size: int = BRANCHES_PER_QUERY) -> list[Sequence[str]]:
+    return [keys[i : i + size] for i in range(0, len(keys), size)]
+
+
+async def _newest_per_key(
+    conn: AsyncConnection,
+    table: sa.Table,
+    key: sa.Column[str],
+    keys: Sequence[str],
+    order: tuple[sa.Column[Any], ...],
+    per_key: int,
+) -> list[RowMapping]:
+    """The newest `per_key` rows for each key: one `UNION ALL` of index-backed
+    `ORDER BY … DESC LIMIT n` branches per chunk of keys. Unlike a window function over
+    all rows, the cost does not grow with a job's history."""
+    out: list[RowMapping] = []
+    for chunk in _chunks(keys):
+        branches = [
+            sa.select(table)
+            .where(key == k)
+            .order_by(*(col.desc() for col in order))
+            .limit(per_key)
+            .subquery()
+            .select()
+            for k in chunk
+        ]
+        stmt = branches[0] if len(branches) == 1 else sa.union_all(*branches)
+        out.extend((await conn.execute(stmt)).mappings())
+    return out
+
+
 async def load_messages(
     conn: AsyncConnection, job_ids: Sequence[str], per_job: int
 ) -> dict[str, list[Message]]:
     """The newest `per_job` messages of each job, returned oldest first."""
     out: dict[str, list[Message]] = defaultdict(list)
-    if per_job <= 0:
+    if per_job <= 0 or not job_ids:
         return out
-    rn = (
-        sa.func.row_number()
-        .over(
-            partition_by=messages_t.c.job_id,
-            order_by=(messages_t.c.created_at.desc(), messages_t.c.id.desc()),
-        )
-        .label("rn")
-    )
-    inner = sa.select(messages_t, rn).where(messages_t.c.job_id.in_(job_ids)).subquery()
-    rows = await conn.execute(
-        sa.select(inner)
-        .where(inner.c.rn <= per_job)
-        .order_by(inner.c.job_id, inner.c.created_at, inner.c.id)
-    )
-    for row in rows.mappings():
+    c = messages_t.c
+    rows = await _newest_per_key(conn, messages_t, c.job_id, job_ids, (c.created_at, c.id), per_job)
+    for row in sorted(rows, key=lambda r: (r["job_id"], r["created_at"], r["id"])):
         out[row["job_id"]].append(mapping.message(row))
     return out
 
 
 async def load_recent_results(
-    conn: AsyncConnection, job_ids: Sequence[str], per_endpoint: int, excerpt_chars: int
+    conn: AsyncConnection, endpoint_ids: Sequence[str], per_endpoint: int, excerpt_chars: int
 ) -> dict[str, list[PastResult]]:
-    """The newest `per_endpoint` results of each endpoint of each job, oldest first."""
+    """The newest `per_endpoint` results of each endpoint, oldest first, keyed by job."""
     out: dict[str, list[PastResult]] = defaultdict(list)
-    if per_endpoint <= 0:
+    if per_endpoint <= 0 or not endpoint_ids:
         return out
-    rn = (
-        sa.func.row_number()
-        .over(
-            partition_by=results_t.c.endpoint_id,
-            order_by=(results_t.c.started_at.desc(), results_t.c.id.desc()),
-        )
-        .label("rn")
+    c = results_t.c
+    rows = await _newest_per_key(
+        conn, results_t, c.endpoint_id, endpoint_ids, (c.started_at, c.id), per_endpoint
     )
-    inner = sa.select(results_t, rn).where(results_t.c.job_id.in_(job_ids)).subquery()
-    rows = await conn.execute(
-        sa.select(inner)
-        .where(inner.c.rn <= per_endpoint)
-        .order_by(inner.c.job_id, inner.c.endpoint_id, inner.c.started_at, inner.c.id)
-    )
-    for row in rows.mappings():
+    rows.sort(key=lambda r: (r["endpoint_id"], r["started_at"] or EPOCH, r["id"]))
+    for row in rows:
         out[row["job_id"]].append(mapping.past_result(row, excerpt_chars))
     return out
 
@@ -137,7 +153,8 @@ async def load_contexts(
         return contexts, failures
     endpoints = await load_endpoint_rows(conn, ids)
     messages = await load_messages(conn, ids, history_limit)
-    results = await load_recent_results(conn, ids, results_per_endpoint, excerpt_chars)
+    endpoint_ids = [row["id"] for rows in endpoints.values() for row in rows]
+    results = await load_recent_results(conn, endpoint_ids, results_per_endpoint, excerpt_chars)
     for row in job_rows:
         job_id = row["id"]
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,7 +42,8 @@ def heartbeat_values(info: Mapping[str, Any]) -> dict[str, Any]:
     (a JSON object); any other keys are folded into stats."""
     stats = dict(info.get("stats") or {})
     stats.update({k: v for k, v in info.items() if k not in _KNOWN})
-    values: dict[str, Any] = {"stats": stats}
+    # Stats are shown, not computed on: anything not JSON-native is stored as text.
+    values: dict[str, Any] = {"stats": json.loads(json.dumps(stats, default=str))}
     if "host" in info:
         values["host"] = str(info["host"])[:255]
     if "pid" in info:
