@@ -3,13 +3,16 @@ in-process through httpx's ASGI transport, with keys for two tenants, an engine 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx2 as httpx
 import pytest
 import sqlalchemy as sa
+import uvicorn
 from fastapi import FastAPI
 
 from cronicorn.api import create_app
@@ -80,3 +83,35 @@ async def api(database_url: str) -> AsyncIterator[Api]:
 
 JOB = {"name": "orders", "definition": "poll the orders API"}
 ENDPOINT = {"name": "orders", "url": "https://api.example.com/orders"}
+
+
+@dataclass
+class LiveServer:
+    """The real app served by uvicorn on 127.0.0.1 (port chosen by the OS)."""
+
+    url: str
+    app: FastAPI
+    keys: dict[str, str]
+
+
+@asynccontextmanager
+async def live_server(database_url: str, **settings: Any) -> AsyncIterator[LiveServer]:
+    app = create_app(settings_for(database_url, **settings))
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
+                await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        services: Services = app.state.services
+        keys = {
+            "alice": (await services.keys.create("alice", "user")).key,
+            "engine": (await services.keys.create("ops", "engine")).key,
+            "admin": (await services.keys.create("ops", "admin")).key,
+        }
+        yield LiveServer(f"http://127.0.0.1:{port}", app, keys)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)

@@ -6,20 +6,22 @@ the engine routes, middleware (metrics, 1 MiB body limit) and error handlers.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cronicorn.api.errors import install_error_handlers
 from cronicorn.api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
-from cronicorn.api.routes import endpoints, health, history, jobs, keys
+from cronicorn.api.routes import endpoints, health, history, jobs, keys, scheduler
 from cronicorn.service import Services
 from cronicorn.settings import Settings
 from cronicorn.store.db import create_engine, session_factory
-
-SchemaCheck = Callable[[], Awaitable[str | None]]
+from cronicorn.store.local_backend import LocalSchedulerBackend
+from cronicorn.store.migrate import check_migrations_current
 
 DESCRIPTION = """AI-driven HTTP job scheduler.
 
@@ -39,10 +41,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         box = settings.secret_box()
         app.state.db = db
         app.state.services = Services.build(session_factory(db), box)
-        app.state.schema_problem = None
+        app.state.scheduler = LocalSchedulerBackend(db, box)
+        app.state.schema_problem = partial(_schema_problem, db)
         try:
             yield
         finally:
+            await app.state.scheduler.close()
             await db.dispose()
 
     app = FastAPI(
@@ -54,8 +58,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics_registry = registry
     install_error_handlers(app)
-    for module in (health, jobs, endpoints, history, keys):
+    for module in (health, jobs, endpoints, history, scheduler, keys):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=ApiMetrics(registry))
     return app
+
+
+async def _schema_problem(db: AsyncEngine) -> str | None:
+    """For /ready: None when the schema is at the latest migration."""
+    if await check_migrations_current(db):
+        return None
+    return "database schema is not at the latest migration: run `cronicorn db upgrade`"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -22,22 +21,8 @@ log = logging.getLogger(__name__)
 
 _S = TypeVar("_S", bound="sa.Select[*tuple[Any, ...]]")
 
-WakeHook = Callable[[], Awaitable[None] | None]
-"""Called after a commit that may have made a job due (create, resume, run-now)."""
 
 MAX_PAGE = 1000
-
-
-async def call_wake(hook: WakeHook | None) -> None:
-    """Wake idle engines; a failing hook is logged, never fails the user's request."""
-    if hook is None:
-        return
-    try:
-        result = hook()
-        if inspect.isawaitable(result):
-            await result
-    except Exception:
-        log.exception("wake hook failed")
 
 
 def visible(principal: Principal, stmt: _S) -> _S:

@@ -11,10 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cronicorn.domain.models import JobStatus
 from cronicorn.errors import NotFoundError
-from cronicorn.service.common import WakeHook, call_wake, load_job, merge_secret_map, page, visible
+from cronicorn.service.common import load_job, merge_secret_map, page, visible
 from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.keys import Principal
 from cronicorn.service.schemas import JobCreate, JobOut, JobUpdate, LastSchedule
+from cronicorn.store.notify import notify_jobs_changed
 from cronicorn.store.secrets import SecretBox, masked
 from cronicorn.store.tables import Job, utcnow
 
@@ -24,12 +25,10 @@ class Jobs:
         self,
         sessions: async_sessionmaker[AsyncSession],
         box: SecretBox,
-        wake: WakeHook | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._sessions = sessions
         self._box = box
-        self._wake = wake
         self._now = clock
 
     async def create(self, principal: Principal, data: JobCreate) -> JobOut:
@@ -46,7 +45,7 @@ class Jobs:
         )
         async with self._sessions() as session, session.begin():
             session.add(job)
-        await call_wake(self._wake)
+            await notify_jobs_changed(session)
         return job_out(job, now)
 
     async def list(
@@ -92,8 +91,8 @@ class Jobs:
                     "default_headers", data.default_headers, job.default_headers, self._box
                 )
             job.updated_at = self._now()
-        if "next_run_at" in given:
-            await call_wake(self._wake)
+            if "next_run_at" in given:
+                await notify_jobs_changed(session)
         return job_out(job, self._now())
 
     async def archive(self, principal: Principal, job_id: str) -> JobOut:
@@ -115,7 +114,7 @@ class Jobs:
             now = self._now()
             job.next_run_at = now
             job.updated_at = now
-        await call_wake(self._wake)
+            await notify_jobs_changed(session)
         return job_out(job, self._now())
 
     async def _set_status(self, principal: Principal, job_id: str, status: JobStatus) -> JobOut:
@@ -132,8 +131,8 @@ class Jobs:
                 if job.next_run_at is None:
                     job.next_run_at = now
             job.updated_at = now
-        if status is JobStatus.ACTIVE:
-            await call_wake(self._wake)
+            if status is JobStatus.ACTIVE:
+                await notify_jobs_changed(session)
         return job_out(job, self._now())
 
 

@@ -1,0 +1,175 @@
+"""Request/response bodies of the scheduler (engine) routes, shared by the API and
+`ApiSchedulerBackend` so both ends serialise the domain types the same way.
+
+The domain dataclasses (`Lease`, `ClaimedJob`, `RunCompletion`, …) are used as they are:
+Pydantic validates and serialises them, and their field names are the wire names. Every
+request is additionally checked for values the databases cannot store (NUL characters,
+integers beyond 64 bits, NaN, naive datetimes), so a bad engine gets a 422, never a 500.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from cronicorn.domain.models import (
+    ClaimedJob,
+    JobErrorRecord,
+    Lease,
+    NextRun,
+    PlanDecision,
+    RunCompletion,
+    TokenUsage,
+)
+from cronicorn.service.validation import db_safe_text
+
+INT64 = 2**63 - 1
+WorkerId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+LeaseMs = Annotated[int, Field(ge=1_000, le=24 * 3600 * 1000)]
+
+
+def check_storable(value: Any, path: str = "body") -> None:
+    """Raise ValueError naming the first value no database column could hold."""
+    if isinstance(value, str):
+        try:
+            db_safe_text(value)
+        except ValueError as exc:
+            raise ValueError(f"{path} {exc}") from None
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        if abs(value) > INT64:
+            raise ValueError(f"{path} is out of the 64-bit integer range")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{path} must be a finite number")
+    elif isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"{path} must include a time zone offset")
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            check_storable(getattr(value, f.name), f"{path}.{f.name}")
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            check_storable(getattr(value, name), f"{path}.{name}")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            check_storable(key, f"{path} key")
+            check_storable(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            check_storable(item, f"{path}[{i}]")
+
+
+class WireRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _storable(self) -> WireRequest:
+        for name in type(self).model_fields:
+            check_storable(getattr(self, name), name)
+        return self
+
+
+class ClaimRequest(WireRequest):
+    worker_id: WorkerId
+    limit: int = Field(ge=1, le=1000, description="Most jobs to lease in this call.")
+    lease_ms: LeaseMs
+    wait_ms: int = Field(
+        0, ge=0, le=300_000, description="Long-poll: wait up to this long for a due job."
+    )
+
+
+class ClaimResponse(BaseModel):
+    jobs: list[ClaimedJob] = Field(
+        description="Leased jobs with their context (endpoint secrets decrypted)."
+    )
+
+
+class ExtendRequest(WireRequest):
+    lease: Lease
+    lease_ms: LeaseMs
+
+
+class PlanRequest(WireRequest):
+    lease: Lease
+    decision: PlanDecision
+
+
+class CompleteRequest(WireRequest):
+    lease: Lease
+    completion: RunCompletion
+
+
+class FailRequest(WireRequest):
+    lease: Lease
+    error: JobErrorRecord
+    next_run: NextRun
+    consecutive_failures: int = Field(ge=0, le=1_000_000)
+    usage: TokenUsage | None = None
+    ai_calls: int = Field(0, ge=0, le=1_000_000)
+
+
+class ReleaseRequest(WireRequest):
+    lease: Lease
+    reason: str = Field("released", max_length=500)
+
+
+class ForceUnlockRequest(WireRequest):
+    job_ids: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        None, max_length=10_000, description="Only these jobs (default: every job)."
+    )
+    stale_only: bool = Field(True, description="Only leases that have expired.")
+
+
+class ForceUnlockResponse(BaseModel):
+    released: list[str]
+
+
+class WorkerInfoIn(BaseModel):
+    """What a worker reports; unknown keys are kept and folded into `stats`."""
+
+    model_config = ConfigDict(extra="allow")
+    host: Annotated[str, Field(max_length=255)] | None = None
+    pid: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+    started_at: AwareDatetime | None = None
+    last_cycle_at: AwareDatetime | None = None
+    stats: dict[str, Any] = Field(default_factory=dict)
+
+
+class HeartbeatRequest(WireRequest):
+    worker_id: WorkerId
+    info: WorkerInfoIn = Field(default_factory=WorkerInfoIn)
+
+
+class NextDueResponse(BaseModel):
+    next_due_at: datetime | None
+
+
+class WorkerOut(BaseModel):
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    last_heartbeat_at: datetime
+    last_cycle_at: datetime | None
+    stopped_at: datetime | None
+    stats: dict[str, Any]
+
+
+class SchedulerStats(BaseModel):
+    """Counts over every tenant, for `cronicorn-engine status` and dashboards."""
+
+    jobs_active: int
+    jobs_paused: int
+    jobs_due: int
+    jobs_locked: int
+    jobs_failing: int = Field(description="Active jobs whose last run failed.")
+    runs_running: int
+    workers_live: int = Field(description="Workers with a heartbeat in the last minute.")
+    next_due_at: datetime | None
