@@ -19,6 +19,7 @@ from cronicorn.store.migrate import (
     check_migrations_current,
     head_revisions,
     schema_drift,
+    stamp_database,
     upgrade_database,
 )
 from cronicorn.store.tables import Base
@@ -82,6 +83,14 @@ def test_drift_is_detected(empty_database_url: str) -> None:
     asyncio.run(add_column())
     diffs = asyncio.run(schema_drift(empty_database_url))
     assert any(d[0] == "remove_column" and d[3].name == "surprise" for d in diffs)
+
+
+def test_stamp_marks_a_create_all_schema_current(database_url: str) -> None:
+    """`database_url` (shared fixture) is built with create_all, without Alembic."""
+    assert asyncio.run(check_migrations_current(database_url)) is False
+    stamp_database(database_url)
+    assert asyncio.run(check_migrations_current(database_url)) is True
+    assert asyncio.run(schema_drift(database_url)) == []
 
 
 def test_downgrade_to_base_and_back(empty_database_url: str) -> None:

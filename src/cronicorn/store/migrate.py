@@ -56,6 +56,12 @@ async def upgrade_database_async(url: str, revision: str = "head") -> None:
     await asyncio.to_thread(upgrade_database, url, revision)
 
 
+def stamp_database(url: str, revision: str = "head") -> None:
+    """Record `revision` without running migrations (for a schema made by
+    `Base.metadata.create_all`, as the test fixtures do). Synchronous, like upgrade."""
+    command.stamp(alembic_config(url), revision)
+
+
 def _current_heads(conn: Connection) -> set[str]:
     return set(MigrationContext.configure(conn).get_current_heads())
 
