@@ -352,3 +352,44 @@ def test_create_scheduling_engine_needs_an_api_key_with_an_api_url(
     monkeypatch.delenv("CRONICORN_API_KEY", raising=False)
     with pytest.raises(ConfigError, match="CRONICORN_API_KEY"):
         create_scheduling_engine()
+
+
+async def test_prometheus_metrics_served_on_the_metrics_port(
+    db: AsyncEngine,
+    box: SecretBox,
+    target: Target,
+    executor: HttpExecutor,
+    make_backend: BackendFactory,
+) -> None:
+    import aiohttp
+
+    job_id = await new_job(db, box, target.url("/fail"), now() - timedelta(seconds=1))
+    timeline = Timeline()
+    engine = build(make_backend(), executor, timeline, scheduler=IDLE, metrics={"port": 0})
+    async with engine:
+        await eventually(lambda: job_id in timeline.ended, timeout_s=3)
+        assert engine.metrics_url is not None
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{engine.metrics_url}/metrics") as response:
+                text = await response.text()
+            async with http.get(f"{engine.metrics_url}/health") as response:
+                health = await response.json()
+    assert 'cronicorn_jobs_processed_total{outcome="failed"} 1.0' in text
+    assert 'cronicorn_endpoint_calls_total{category="http_5xx",outcome="failed"} 1.0' in text
+    assert "cronicorn_scheduling_lag_seconds_count 1.0" in text
+    assert health["status"] == "ok"
+    assert engine.metrics_url is None  # server stopped with the engine
+
+
+async def test_run_until_signal_stops_gracefully_on_sigterm(
+    executor: HttpExecutor, make_backend: BackendFactory
+) -> None:
+    import os
+    import signal
+
+    engine = build(make_backend(), executor, scheduler=IDLE)
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.2, os.kill, os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(engine.run_until_signal(), 5)
+    assert engine.get_state().status == "stopped"
+    assert engine.get_state().start_time is not None

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cronicorn.domain.models import ClaimedJob, RunStatus
 from cronicorn.engine.clock import SystemClock
@@ -27,6 +27,9 @@ from cronicorn.engine.events import EventBus
 from cronicorn.engine.loop import Dispatch, IdleWaiter, run_loop
 from cronicorn.engine.pipeline import JobPipeline
 from cronicorn.engine.ports import Clock, Executor, Planner, SchedulerBackend
+
+if TYPE_CHECKING:
+    from cronicorn.observability.metrics import EngineMetrics
 from cronicorn.engine.stats import (
     CycleResult,
     EngineState,
@@ -34,6 +37,7 @@ from cronicorn.engine.stats import (
     JobOutcome,
     StatsRecorder,
 )
+from cronicorn.engine.worker import WorkerPresence, close_resources
 
 logger = logging.getLogger("cronicorn.engine")
 ABORT_RECORD_TIMEOUT_S = 10.0
@@ -43,6 +47,15 @@ tasks are cancelled (which releases their leases)."""
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def _engine_metrics(config: EngineConfig) -> EngineMetrics:
+    from cronicorn.observability.metrics import EngineMetrics
+
+    return EngineMetrics(
+        per_job_labels=config.metrics.per_job_labels,
+        track_token_usage=config.metrics.track_token_usage,
+    )
 
 
 class SchedulingEngine:
@@ -56,8 +69,10 @@ class SchedulingEngine:
         clock: Clock | None = None,
         worker_id: str | None = None,
         owned: Iterable[object] = (),
+        metrics: EngineMetrics | None = None,
     ) -> None:
-        """`owned`: adapters this engine created and must close on `stop()`."""
+        """`owned`: adapters this engine created and must close on `stop()`. `metrics`:
+        Prometheus metrics to feed (created from `config.metrics` when not given)."""
         self.config = config
         self.worker_id = worker_id or config.scheduler.worker_id or default_worker_id()
         self.backend = backend
@@ -65,7 +80,10 @@ class SchedulingEngine:
         self.executor = executor
         self.clock: Clock = clock or SystemClock()
         self.events = EventBus(config.events, self.clock)
-        self._stats = StatsRecorder(config.metrics, planner)
+        if metrics is None and config.metrics.enabled:
+            metrics = _engine_metrics(config)
+        self._stats = StatsRecorder(config.metrics, planner, metrics)
+        self.metrics = self._stats.metrics
         self._pipeline = JobPipeline(
             config,
             backend=backend,
@@ -80,7 +98,6 @@ class SchedulingEngine:
         self._start_time: datetime | None = None
         self._stop_time: datetime | None = None
         self._last_processing_time: datetime | None = None
-        self._last_cycle_at: datetime | None = None
         self._running: dict[asyncio.Task[JobOutcome], asyncio.Event] = {}
         self._cycles: set[asyncio.Task[CycleResult]] = set()
         self._claim_lock = asyncio.Lock()
@@ -88,7 +105,7 @@ class SchedulingEngine:
         self._stopping = asyncio.Event()
         self.idle = IdleWaiter(self)
         self._loop_task: asyncio.Task[None] | None = None
-        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._presence = WorkerPresence(self)
         self._stopped = asyncio.Event()
 
     # -- public API ---------------------------------------------------------------------
@@ -103,28 +120,30 @@ class SchedulingEngine:
         self._start_time = self.clock.now()
         self._stop_time = None
         self._loop_task = asyncio.create_task(self._run_loop(), name="cronicorn-engine-loop")
-        self._heartbeat_task = asyncio.create_task(self._heartbeats(), name="cronicorn-heartbeat")
+        await self._presence.start()
         logger.info("engine %s started", self.worker_id)
 
     async def stop(self) -> None:
         """Graceful: stop claiming, let running jobs finish within `shutdown_grace_ms`,
         abort the rest (recorded as aborted), release every lease, close owned adapters."""
         if self._status == "stopped" and self._loop_task is None:
-            await self._close_owned()
+            await close_resources(self._owned)
+            self._owned = []
             return
         self._status = "stopping"
         self._stopping.set()
         self.idle.wake()
-        await self._finish_task(self._loop_task)
+        if self._loop_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
         await self._drain_jobs()
         if self._cycles:
             await asyncio.wait(set(self._cycles), timeout=ABORT_RECORD_TIMEOUT_S)
-        await self._finish_task(self._heartbeat_task, cancel=True)
-        await self._send_heartbeat(stopping=True)
-        await self._mark_stopped()
+        await self._presence.stop()
         await self.events.drain()
-        await self._close_owned()
-        self._loop_task = self._heartbeat_task = None
+        await close_resources(self._owned)
+        self._owned = []
+        self._loop_task = None
         self._status = "stopped"
         self._stop_time = self.clock.now()
         self._stopped.set()
@@ -148,6 +167,11 @@ class SchedulingEngine:
             worker_id=self.worker_id,
             running_jobs=len(self._running),
         )
+
+    @property
+    def metrics_url(self) -> str | None:
+        """Where /metrics and /health are served (`metrics.port`), once started."""
+        return self._presence.metrics_url
 
     def wake(self) -> None:
         """Something may be due now (e.g. a job created in-process): stop idling."""
@@ -308,7 +332,6 @@ class SchedulingEngine:
         duration_ms = (self.clock.monotonic() - started) * 1000
         result = CycleResult.from_outcomes(cycle_id, outcomes, errors, duration_ms)
         self._stats.record_cycle(duration_ms)
-        self._last_cycle_at = self.clock.now()
         self.events.emit(
             "on_cycle_end",
             cycle_id=cycle_id,
@@ -356,64 +379,3 @@ class SchedulingEngine:
             task.cancel()
         if pending:
             await asyncio.wait(pending)
-
-    async def _heartbeats(self) -> None:
-        interval_s = self.config.scheduler.heartbeat_interval_ms / 1000
-        while not self.stopping:
-            await self._send_heartbeat()
-            await self._sleep_unless_stopping(interval_s)
-
-    async def _sleep_unless_stopping(self, seconds: float) -> None:
-        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
-        stop = asyncio.ensure_future(self._stopping.wait())
-        await asyncio.wait({sleeper, stop}, return_when=asyncio.FIRST_COMPLETED)
-        sleeper.cancel()
-        stop.cancel()
-
-    async def _send_heartbeat(self, *, stopping: bool = False) -> None:
-        info: dict[str, Any] = {
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "started_at": self._start_time,
-            "last_cycle_at": self._last_cycle_at,
-            "stats": self._stats.snapshot().as_dict(),
-            "running_jobs": len(self._running),
-            "stopped": stopping,
-        }
-        try:
-            await self.backend.heartbeat(self.worker_id, info)
-        except Exception as exc:
-            logger.warning("heartbeat failed: %s", exc)
-
-    async def _mark_stopped(self) -> None:
-        """Optional backend capability: show this worker as stopped in `status` at once."""
-        mark = getattr(self.backend, "mark_worker_stopped", None)
-        if mark is None:
-            return
-        try:
-            await mark(self.worker_id)
-        except Exception as exc:
-            logger.warning("marking worker %s stopped failed: %s", self.worker_id, exc)
-
-    async def _finish_task(self, task: asyncio.Task[None] | None, *, cancel: bool = False) -> None:
-        if task is None:
-            return
-        if cancel:
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    async def _close_owned(self) -> None:
-        for resource in self._owned:
-            for name in ("aclose", "close"):
-                closer = getattr(resource, name, None)
-                if closer is None:
-                    continue
-                try:
-                    outcome = closer()
-                    if asyncio.iscoroutine(outcome):
-                        await outcome
-                except Exception as exc:
-                    logger.warning("closing %r failed: %s", resource, exc)
-                break
-        self._owned = []

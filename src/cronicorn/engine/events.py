@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -91,9 +91,16 @@ class JobExecutorEvents:
     """Routes the executor's callbacks (`ExecutorEvents` port) to the engine's hooks,
     tagged with the job and run they belong to."""
 
-    def __init__(self, bus: EventBus, job_id: str, run_id: str) -> None:
+    def __init__(
+        self,
+        bus: EventBus,
+        job_id: str,
+        run_id: str,
+        on_circuit: Callable[[str, str, str], None] | None = None,
+    ) -> None:
         self._bus = bus
         self._ids = {"job_id": job_id, "run_id": run_id}
+        self._on_circuit = on_circuit
 
     def on_endpoint_progress(self, endpoint_id: str, stage: str, data: Mapping[str, Any]) -> None:
         self._bus.emit(
@@ -124,6 +131,11 @@ class JobExecutorEvents:
         )
 
     def on_circuit_state_change(self, endpoint_id: str, old: str, new: str) -> None:
+        if self._on_circuit is not None:
+            try:
+                self._on_circuit(endpoint_id, old, new)
+            except Exception:
+                logger.exception("recording a circuit change failed; ignored")
         self._bus.emit(
             "on_circuit_state_change", **self._ids, endpoint_id=endpoint_id, old=old, new=new
         )

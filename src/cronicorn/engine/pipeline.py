@@ -75,12 +75,13 @@ class JobPipeline:
         lease_ms = self._config.scheduler.stale_lock_threshold_ms
         keeper = LeaseKeeper(self._backend, claimed.lease, lease_ms, self._clock, abort.set)
         try:
-            async with keeper:
-                outcome = await self._run_leased(state, keeper, abort)
+            with self._stats.job_in_flight():
+                async with keeper:
+                    outcome = await self._run_leased(state, keeper, abort)
         except asyncio.CancelledError:
             await self._release_quietly(keeper)
             raise
-        self._stats.record_job(outcome)
+        self._stats.record_job(outcome, state.results, lag_ms / 1000)
         duration_ms = (self._clock.monotonic() - state.started_mono) * 1000
         self._emit(
             "on_job_end",
@@ -129,7 +130,7 @@ class JobPipeline:
         schedule = await self._phase(ErrorPhase.SCHEDULE, self._guard(schedule_call, abort), keeper)
         state.add_cost(schedule)
         if schedule.fallback_reason:
-            self._emit("on_fallback", state, phase="schedule", reason=schedule.fallback_reason)
+            self._fallback(state, "schedule", schedule.fallback_reason)
         try:
             return self._completions.completed(state, decision, schedule)
         except Exception as exc:
@@ -147,7 +148,9 @@ class JobPipeline:
             {e.id: e for e in context.endpoints},
             default_headers=context.job.default_headers,
             abort=abort,
-            events=JobExecutorEvents(self._events, state.job_id, state.run_id),
+            events=JobExecutorEvents(
+                self._events, state.job_id, state.run_id, self._stats.record_circuit
+            ),
         )
 
     @staticmethod
@@ -280,12 +283,8 @@ class JobPipeline:
         self._emit(
             "on_error", state, phase=error.phase.value, code=error.code, message=error.message
         )
-        self._emit(
-            "on_fallback",
-            state,
-            phase=error.phase.value,
-            reason=f"{error.phase.value} error: {error.code}",
-        )
+        state.fallbacks += 1
+        self._fallback(state, error.phase.value, f"{error.phase.value} error: {error.code}")
 
     def _emit_plan(self, state: RunState, decision: PlanDecision) -> None:
         plan = decision.plan
@@ -300,7 +299,11 @@ class JobPipeline:
             fallback_reason=decision.fallback_reason,
         )
         if decision.fallback_reason:
-            self._emit("on_fallback", state, phase="plan", reason=decision.fallback_reason)
+            self._fallback(state, "plan", decision.fallback_reason)
+
+    def _fallback(self, state: RunState, phase: str, reason: str) -> None:
+        self._stats.record_fallback(reason)
+        self._emit("on_fallback", state, phase=phase, reason=reason)
 
     def _emit(self, name: str, state: RunState, **data: Any) -> None:
         self._events.emit(

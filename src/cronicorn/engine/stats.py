@@ -7,12 +7,17 @@ can show them from anywhere). `metrics.enabled = False` turns the counters off;
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from cronicorn.domain.models import RunStatus, TokenUsage
+from cronicorn.domain.models import EndpointResult, RunStatus, TokenUsage
 from cronicorn.engine.config import MetricsConfig
+
+if TYPE_CHECKING:
+    from cronicorn.observability.metrics import EngineMetrics
 
 EngineStatus = Literal["running", "stopped", "stopping", "error"]
 PLANNER_COUNTERS = ("malformed_responses", "repair_attempts", "repair_successes")
@@ -101,17 +106,29 @@ class EngineState:
 
 
 class StatsRecorder:
-    """Accumulates outcomes into `EngineStats`, honouring the metrics switches."""
+    """Accumulates outcomes into `EngineStats` and, when given, Prometheus `EngineMetrics`,
+    honouring the metrics switches."""
 
-    def __init__(self, config: MetricsConfig, planner: object) -> None:
+    def __init__(
+        self, config: MetricsConfig, planner: object, metrics: EngineMetrics | None = None
+    ) -> None:
         self._config = config
         self._planner = planner
         self._stats = EngineStats()
         self._cycle_ms_total = 0.0
+        self.metrics = metrics if config.enabled else None
 
-    def record_job(self, outcome: JobOutcome) -> None:
+    def record_job(
+        self,
+        outcome: JobOutcome,
+        results: Sequence[EndpointResult] = (),
+        lag_s: float | None = None,
+    ) -> None:
         if not self._config.enabled:
             return
+        if self.metrics is not None:
+            job_label = outcome.job_id if self._config.per_job_labels else None
+            self.metrics.observe_run(outcome.status, results, lag_s, job_label)
         s = self._stats
         s.total_jobs_processed += 1
         if outcome.status is RunStatus.COMPLETED:
@@ -134,6 +151,8 @@ class StatsRecorder:
     def record_cycle(self, duration_ms: float) -> None:
         if not self._config.enabled:
             return
+        if self.metrics is not None:
+            self.metrics.cycle(duration_ms / 1000)
         self._stats.total_cycles += 1
         self._cycle_ms_total += duration_ms
         self._stats.avg_cycle_ms = self._cycle_ms_total / self._stats.total_cycles
@@ -141,6 +160,22 @@ class StatsRecorder:
     def record_lease_lost(self) -> None:
         if self._config.enabled:
             self._stats.leases_lost += 1
+        if self.metrics is not None:
+            self.metrics.lease_lost()
+
+    def record_fallback(self, reason: str | None) -> None:
+        """Prometheus only: the stats counter counts decisions (see `JobOutcome.fallbacks`)."""
+        if self.metrics is not None:
+            self.metrics.fallback(reason)
+
+    def record_circuit(self, endpoint_id: str, old: str, new: str) -> None:
+        if self.metrics is not None:
+            self.metrics.circuit_changed(endpoint_id, old, new)
+
+    @contextmanager
+    def job_in_flight(self) -> Iterator[None]:
+        with self.metrics.job_in_flight() if self.metrics is not None else nullcontext():
+            yield
 
     def snapshot(self) -> EngineStats:
         """A copy, with the planner's own counters (repairs, malformed output) folded in."""
