@@ -393,3 +393,13 @@ async def test_run_until_signal_stops_gracefully_on_sigterm(
     await asyncio.wait_for(engine.run_until_signal(), 5)
     assert engine.get_state().status == "stopped"
     assert engine.get_state().start_time is not None
+
+
+async def test_api_url_selects_the_api_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cronicorn.client import ApiSchedulerBackend
+
+    monkeypatch.setenv("CRONICORN_API_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("CRONICORN_API_KEY", "engine-key")
+    engine = create_scheduling_engine()
+    assert isinstance(engine.backend, ApiSchedulerBackend)
+    await engine.stop()

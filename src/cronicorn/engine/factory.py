@@ -69,7 +69,7 @@ def default_backend(
         api_key = env.get(API_KEY_ENV)
         if not api_key:
             raise ConfigError(f"{API_KEY_ENV}: required when {API_URL_ENV} is set")
-        from cronicorn.client import ApiSchedulerBackend  # type: ignore[attr-defined]
+        from cronicorn.client import ApiSchedulerBackend
 
         backend: SchedulerBackend = ApiSchedulerBackend(api_url, api_key)
         return backend
