@@ -51,7 +51,7 @@ class Settings:
             try:
                 SecretBox(key)
             except ConfigError as exc:
-                raise ConfigError(f"{SECRET_KEY_ENV}: {exc}") from exc
+                raise ConfigError(str(exc)) from exc
         return cls(
             database_url=url,
             secret_key=key,
