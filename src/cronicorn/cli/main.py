@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from cronicorn.cli import db, keys, serve
+from cronicorn.cli.commands import register_product_commands
 
 app = typer.Typer(
     name="cronicorn",
@@ -16,6 +17,7 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
+register_product_commands(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,174 @@
+"""The all-in-one process: the API (uvicorn) and one engine in one event loop, one database.
+
+The engine uses the in-process `LocalSchedulerBackend` on the API's database (no HTTP hop);
+jobs created through the API become visible to it through the backend's wake-ups and its
+short poll. Used by `cronicorn run` and `cronicorn demo`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from cronicorn.cli.common import CliError, console, run
+from cronicorn.cli.compose import build_engine, open_local_backend
+from cronicorn.engine.config import EngineConfig
+from cronicorn.engine.engine import SchedulingEngine
+from cronicorn.settings import Settings
+
+LOCAL_POLL_MS = 250
+"""How often an idle in-process engine re-checks the database for new jobs."""
+STARTUP_TIMEOUT_S = 30.0
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the process owner decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class AllInOne:
+    """`async with AllInOne(settings, config) as aio:` serves the API on `aio.api_url` and
+    runs `aio.engine` until the block ends (then: engine stopped gracefully, server shut)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: EngineConfig,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        worker_id: str | None = None,
+        log_level: str = "warning",
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.host = host
+        self.port = port
+        self.worker_id = worker_id
+        self.log_level = log_level
+        self._server: _EmbeddedServer | None = None
+        self._serve_task: asyncio.Task[None] | None = None
+        self._engine: SchedulingEngine | None = None
+
+    @property
+    def engine(self) -> SchedulingEngine:
+        assert self._engine is not None, "not started"
+        return self._engine
+
+    @property
+    def api_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        from cronicorn.api.app import create_app
+
+        backend = await open_local_backend(self.settings, poll_interval_ms=LOCAL_POLL_MS)
+        app = create_app(self.settings)
+        config = uvicorn.Config(
+            app,
+            host=self.host,
+            port=self.port,
+            log_level=self.log_level,
+            access_log=False,
+            lifespan="on",
+        )
+        self._server = _EmbeddedServer(config)
+        self._serve_task = asyncio.create_task(self._server.serve(), name="cronicorn-api")
+        try:
+            await self._wait_started()
+        except BaseException:
+            await backend.close()
+            raise
+        self._engine = build_engine(self.config, backend, worker_id=self.worker_id)
+        await self._engine.start()
+
+    async def _wait_started(self) -> None:
+        assert self._server is not None
+        assert self._serve_task is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STARTUP_TIMEOUT_S
+        while not self._server.started:
+            if self._serve_task.done() or loop.time() > deadline:
+                with contextlib.suppress(BaseException):
+                    await self._serve_task
+                raise CliError(f"the API could not start on {self.host}:{self.port}")
+            await asyncio.sleep(0.02)
+        for server in self._server.servers:
+            for sock in server.sockets:
+                self.port = int(sock.getsockname()[1])
+                return
+
+    async def stop_engine(self) -> None:
+        """Stop the engine gracefully (running jobs finish or are aborted); the API stays."""
+        if self._engine is not None:
+            engine, self._engine = self._engine, None
+            await engine.stop()
+            await engine.backend.close()
+
+    async def stop(self) -> None:
+        await self.stop_engine()
+        if self._server is not None and self._serve_task is not None:
+            self._server.should_exit = True
+            with contextlib.suppress(BaseException):
+                await self._serve_task
+            self._server = self._serve_task = None
+
+    async def __aenter__(self) -> AllInOne:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def wait_for_signal(
+    signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
+) -> None:
+    """Block until one of `signals` arrives (handlers installed only while waiting)."""
+    loop = asyncio.get_running_loop()
+    received = asyncio.Event()
+    installed = []
+    for sig in signals:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, received.set)
+            installed.append(sig)
+    try:
+        await received.wait()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def _run(host: str, port: int) -> None:
+    from cronicorn.cli.engine import load_config
+
+    config = load_config()
+    settings = Settings.from_env()
+    async with AllInOne(settings, config, host=host, port=port) as aio:
+        console.print(
+            f"Cronicorn running: API [bold]{aio.api_url}[/] (docs at {aio.api_url}/docs), "
+            f"engine worker {aio.engine.worker_id}, database {settings.database_url}.\n"
+            "Create a key with `cronicorn keys create --tenant NAME --scope user`. "
+            "Ctrl-C stops.",
+            highlight=False,
+        )
+        await wait_for_signal()
+        console.print("Stopping: finishing running jobs …")
+
+
+def run_command(
+    host: Annotated[str, typer.Option(help="Interface for the API.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port for the API.")] = 8000,
+) -> None:
+    """API + one engine in one process, on the default SQLite database."""
+    run(_run(host, port))

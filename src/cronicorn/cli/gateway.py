@@ -1,0 +1,136 @@
+"""One interface for the user operations the CLI needs, over the API or the database.
+
+`open_gateway()` returns an `ApiClient` when `CRONICORN_API_URL` is set, else a
+`LocalGateway` that calls the service layer in-process. In-process, the caller is the
+tenant of `CRONICORN_API_KEY` if one is set, else an admin of the tenant named `default`
+(created on first use), so a single-user SQLite install needs no key at all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cronicorn.cli.api_client import ApiClient
+from cronicorn.cli.common import EXIT_USAGE, CliError
+from cronicorn.cli.compose import API_KEY_ENV, api_target
+from cronicorn.domain.models import Scope
+from cronicorn.service import Principal, Services, WakeHook
+from cronicorn.service.schemas import (
+    EndpointCreate,
+    EndpointOut,
+    JobCreate,
+    JobOut,
+    RunDetail,
+    RunOut,
+)
+from cronicorn.settings import Settings
+from cronicorn.store.db import create_engine, session_factory
+from cronicorn.store.migrate import upgrade_database_async
+from cronicorn.store.secrets import SecretBox
+from cronicorn.store.tables import Tenant, utcnow
+
+DEFAULT_TENANT = "default"
+
+
+class Gateway(Protocol):
+    async def create_job(self, data: JobCreate) -> JobOut: ...
+
+    async def list_jobs(self, limit: int = 100) -> list[JobOut]: ...
+
+    async def get_job(self, job_id: str) -> JobOut: ...
+
+    async def create_endpoint(self, job_id: str, data: EndpointCreate) -> EndpointOut: ...
+
+    async def list_endpoints(self, job_id: str) -> list[EndpointOut]: ...
+
+    async def runs(self, job_id: str, limit: int = 20) -> list[RunOut]: ...
+
+    async def run(self, run_id: str) -> RunDetail: ...
+
+
+class LocalGateway:
+    """The `Gateway` on the service layer, as one principal."""
+
+    def __init__(self, services: Services, principal: Principal) -> None:
+        self.services = services
+        self.principal = principal
+
+    async def create_job(self, data: JobCreate) -> JobOut:
+        return await self.services.jobs.create(self.principal, data)
+
+    async def list_jobs(self, limit: int = 100) -> list[JobOut]:
+        return await self.services.jobs.list(self.principal, limit=limit)
+
+    async def get_job(self, job_id: str) -> JobOut:
+        return await self.services.jobs.get(self.principal, job_id)
+
+    async def create_endpoint(self, job_id: str, data: EndpointCreate) -> EndpointOut:
+        return await self.services.endpoints.create(self.principal, job_id, data)
+
+    async def list_endpoints(self, job_id: str) -> list[EndpointOut]:
+        return await self.services.endpoints.list_for_job(self.principal, job_id)
+
+    async def runs(self, job_id: str, limit: int = 20) -> list[RunOut]:
+        return await self.services.history.runs(self.principal, job_id, limit=limit)
+
+    async def run(self, run_id: str) -> RunDetail:
+        return await self.services.history.run(self.principal, run_id)
+
+
+async def tenant_principal(db: AsyncEngine, name: str = DEFAULT_TENANT) -> Principal:
+    """An admin principal for the tenant `name`, creating the tenant if needed."""
+    async with db.begin() as conn:
+        tenant_id = await conn.scalar(sa.select(Tenant.id).where(Tenant.name == name))
+        if tenant_id is None:
+            tenant_id = str(uuid.uuid4())
+            await conn.execute(
+                sa.insert(Tenant).values(id=tenant_id, name=name, created_at=utcnow())
+            )
+    return Principal(tenant_id=str(tenant_id), scope=Scope.ADMIN, key_id="cli")
+
+
+async def local_principal(services: Services, db: AsyncEngine, key: str | None) -> Principal:
+    if not key:
+        return await tenant_principal(db)
+    principal = await services.keys.authenticate(key)
+    if principal is None:
+        raise CliError(f"{API_KEY_ENV}: unknown or revoked key", EXIT_USAGE)
+    return principal
+
+
+@asynccontextmanager
+async def local_gateway(
+    settings: Settings,
+    *,
+    key: str | None = None,
+    wake: WakeHook | None = None,
+    box: SecretBox | None = None,
+) -> AsyncIterator[LocalGateway]:
+    """A `LocalGateway` on `settings.database_url` (migrated first)."""
+    await upgrade_database_async(settings.database_url)
+    db = create_engine(settings.database_url)
+    try:
+        services = Services.build(session_factory(db), box or settings.secret_box(), wake)
+        yield LocalGateway(services, await local_principal(services, db, key))
+    finally:
+        await db.dispose()
+
+
+@asynccontextmanager
+async def open_gateway() -> AsyncIterator[Gateway]:
+    """The API when configured, else the database in-process."""
+    import os
+
+    target = api_target()
+    if target is not None:
+        async with ApiClient(target) as api:
+            yield api
+        return
+    async with local_gateway(Settings.from_env(), key=os.environ.get(API_KEY_ENV)) as local:
+        yield local
