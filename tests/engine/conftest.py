@@ -80,8 +80,9 @@ def box() -> SecretBox:
 
 
 @pytest.fixture
-async def db(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(sqlite_url)
+async def db(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """A fresh database (SQLite, and PostgreSQL when configured) with the schema."""
+    engine = create_engine(database_url)
     yield engine
     await engine.dispose()
 

@@ -403,3 +403,32 @@ async def test_api_url_selects_the_api_backend(monkeypatch: pytest.MonkeyPatch) 
     engine = create_scheduling_engine()
     assert isinstance(engine.backend, ApiSchedulerBackend)
     await engine.stop()
+
+
+class StubbornBackend(LocalSchedulerBackend):
+    """Its long-poll swallows the first cancellation, as asyncio.wait_for can on 3.11 when
+    a cancel races a wake-up."""
+
+    async def claim(
+        self, worker_id: str, limit: int, lease_ms: int, wait_ms: int = 0
+    ) -> list[ClaimedJob]:
+        if wait_ms > 0:
+            try:
+                await asyncio.sleep(wait_ms / 1000)
+            except asyncio.CancelledError:
+                await asyncio.sleep(wait_ms / 1000)
+        return await super().claim(worker_id, limit, lease_ms, 0)
+
+
+async def test_stop_is_not_held_up_by_a_long_poll_that_ignores_cancellation(
+    db: AsyncEngine, box: SecretBox, executor: HttpExecutor
+) -> None:
+    backend = StubbornBackend(db, box)
+    engine = build(backend, executor, scheduler=IDLE)
+    await engine.start()
+    await asyncio.sleep(0.2)  # idle inside the 30 s long-poll
+    started = time.monotonic()
+    await engine.stop()
+    assert time.monotonic() - started < 3
+    assert engine.get_state().status == "stopped"
+    await backend.close()

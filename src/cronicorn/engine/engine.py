@@ -15,10 +15,10 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cronicorn.domain.models import ClaimedJob, RunStatus
 from cronicorn.engine.clock import SystemClock
@@ -40,6 +40,7 @@ from cronicorn.engine.stats import (
 from cronicorn.engine.worker import WorkerPresence, close_resources
 
 logger = logging.getLogger("cronicorn.engine")
+CLAIM_CANCEL_ATTEMPTS = 40
 ABORT_RECORD_TIMEOUT_S = 10.0
 """After the grace period: how long aborted jobs get to record themselves before their
 tasks are cancelled (which releases their leases)."""
@@ -100,6 +101,7 @@ class SchedulingEngine:
         self._last_processing_time: datetime | None = None
         self._running: dict[asyncio.Task[JobOutcome], asyncio.Event] = {}
         self._cycles: set[asyncio.Task[CycleResult]] = set()
+        self._cleanup: set[asyncio.Future[None]] = set()
         self._claim_lock = asyncio.Lock()
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -290,17 +292,44 @@ class SchedulingEngine:
         await asyncio.wait({claim, stop}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
         if not claim.done():
-            claim.cancel()
-        try:
-            jobs = await claim
-        except asyncio.CancelledError:
+            await self._cancel_claim(claim)
+        if claim.cancelled():
             return []
+        jobs = claim.result()
         if self.stopping:
-            for job in jobs:
-                with contextlib.suppress(Exception):
-                    await self.backend.release(job.lease)
+            await self._release_all(jobs)
             return []
         return jobs
+
+    async def _cancel_claim(self, claim: asyncio.Future[list[ClaimedJob]]) -> None:
+        """Cancel a long-poll claim and wait until it has really ended. Cancellation can be
+        swallowed when it races a wake-up (asyncio.wait_for on 3.11), so insist a while; if
+        the claim still runs, let it go and give back whatever it claims."""
+        for _ in range(CLAIM_CANCEL_ATTEMPTS):
+            claim.cancel()
+            await asyncio.wait({claim}, timeout=0.05)
+            if claim.done():
+                return
+        logger.warning("a long-poll claim ignored cancellation; its jobs will be released")
+        claim.add_done_callback(
+            lambda done: (
+                None
+                if done.cancelled() or done.exception() is not None
+                else self._background(self._release_all(done.result()))
+            )
+        )
+
+    async def _release_all(self, jobs: list[ClaimedJob]) -> None:
+        for job in jobs:
+            try:
+                await self.backend.release(job.lease)
+            except Exception as exc:
+                logger.warning("releasing job %s failed: %s", job.lease.job_id, exc)
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._cleanup.add(task)
+        task.add_done_callback(self._cleanup.discard)
 
     def _spawn(self, job: ClaimedJob, cycle_id: str) -> asyncio.Task[JobOutcome]:
         abort = asyncio.Event()

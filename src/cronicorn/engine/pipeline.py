@@ -181,7 +181,7 @@ class JobPipeline:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         if task.cancelled():
-            raise Aborted("aborted")
+            raise Aborted("shutdown")
         return task.result()
 
     # -- persistence ----------------------------------------------------------------------
