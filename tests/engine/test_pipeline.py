@@ -523,3 +523,27 @@ async def test_hooks_are_isolated(
     assert {"on_schedule", "on_escalation"} <= set(calls)
     [run] = await f.runs(db, job_id)
     assert run["status"] == "completed"
+
+
+async def test_runs_with_the_real_rules_planner(
+    db: AsyncEngine,
+    box: SecretBox,
+    target: Target,
+    executor: HttpExecutor,
+    make_backend: BackendFactory,
+) -> None:
+    from cronicorn.ai import create_planner
+    from cronicorn.engine.config import AIAgentConfig, SchedulerConfig
+
+    clock = FakeClock()
+    job_id = await setup_job(db, box, clock, [target.url("/ok")], interval_ms=120_000)
+    planner = create_planner(AIAgentConfig(), SchedulerConfig(), clock=clock)
+    engine = make_engine(make_backend(clock=clock), planner, executor, clock)
+
+    result = await engine.process_cycle()
+
+    assert result.successful_jobs == 1
+    [run] = await f.runs(db, job_id)
+    assert run["plan_source"] == "rules"
+    assert run["schedule"]["source"] == "baseline_interval"
+    assert (await f.job(db, job_id))["next_run_at"] == clock.now() + timedelta(minutes=2)
