@@ -1,0 +1,284 @@
+"""Engine throughput: jobs/s and endpoint calls/s with 5,000 jobs due at once.
+
+Rules planner, one GET endpoint per job on a local zero-latency server (own process).
+Measured in one run, each on a fresh database:
+
+- floor_sqlite / floor_postgres: the same claims + plan records + completions done directly
+  on the database through `SchedulerRepository` (no planner, no HTTP, no API) — the floor;
+- sqlite_inprocess_1w: one in-process engine on SQLite (`LocalSchedulerBackend`);
+- postgres_api_1w / postgres_api_2w: `cronicorn serve` on PostgreSQL and 1 or 2 engine
+  worker processes talking to it (`ApiSchedulerBackend`).
+
+The clock starts when one UPDATE makes every job due (with a wake-up NOTIFY) and stops at
+the last run's `finished_at`. Ratios are engine / floor on the same database.
+
+    .venv/bin/python -m bench.engine_throughput [--jobs 5000] [--quick] [--skip-postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bench._fixtures import (
+    BenchDatabase,
+    EndpointServer,
+    api_server,
+    bench_database,
+    create_engine_key,
+    engine_config,
+    engine_workers,
+    machine_load,
+    make_all_due,
+    quiet_logs,
+    seed_jobs,
+    wait_finished,
+    wait_workers,
+)
+from bench.common import write_results
+from cronicorn.domain.models import (
+    ClaimedJob,
+    EndpointResult,
+    EndpointStatus,
+    Escalation,
+    NextRun,
+    Plan,
+    PlanDecision,
+    PlannedCall,
+    PlanSource,
+    RunCompletion,
+    RunStatus,
+    ScheduleSource,
+    TokenUsage,
+)
+from cronicorn.store.db import create_engine
+from cronicorn.store.scheduler_repo import SchedulerRepository
+
+TARGETS = {"postgres_api_2w": 1_000.0, "sqlite_inprocess_1w": 500.0}
+LEASE_MS = 300_000
+
+
+def far_future(_: int) -> datetime:
+    return datetime.now(UTC) + timedelta(days=1)
+
+
+def _figures(
+    jobs: int, failed: int, calls: int, started: datetime, ended: datetime | None
+) -> dict[str, Any]:
+    elapsed = max(1e-9, ((ended or datetime.now(UTC)) - started).total_seconds())
+    return {
+        "jobs": jobs,
+        "failed_runs": failed,
+        "elapsed_s": round(elapsed, 3),
+        "jobs_per_s": round(jobs / elapsed, 1),
+        "endpoint_calls_per_s": round(calls / elapsed, 1),
+    }
+
+
+# -- the floor: the same database work, no engine ---------------------------------------
+
+
+def _completion(job: ClaimedJob, now: datetime) -> tuple[PlanDecision, RunCompletion]:
+    endpoint = job.context.endpoints[0].id
+    plan = Plan(calls=(PlannedCall(endpoint_id=endpoint),), reasoning="rules: baseline")
+    result = EndpointResult(
+        endpoint_id=endpoint,
+        status=EndpointStatus.SUCCESS,
+        status_code=200,
+        attempts=1,
+        started_at=now,
+        duration_ms=1.0,
+        response_bytes=2,
+        content_type="text/plain",
+        response_body="ok",
+    )
+    completion = RunCompletion(
+        status=RunStatus.COMPLETED,
+        started_at=now,
+        finished_at=now,
+        plan=plan,
+        plan_source=PlanSource.RULES,
+        results=(result,),
+        escalation=Escalation.NONE,
+        next_run=NextRun(now + timedelta(hours=1), ScheduleSource.BASELINE_INTERVAL),
+        schedule_reasoning="baseline interval",
+        schedule_confidence=None,
+        recommended_actions=(),
+        usage=TokenUsage(),
+        ai_calls=0,
+        summary="completed: 1 success (ping 200); next run in 1 h (baseline_interval)",
+    )
+    return PlanDecision(plan=plan, source=PlanSource.RULES), completion
+
+
+async def _floor_job(repo: SchedulerRepository, job: ClaimedJob) -> None:
+    decision, completion = _completion(job, datetime.now(UTC))
+    await repo.record_plan(job.lease, decision)
+    await repo.complete_run(job.lease, completion)
+
+
+async def measure_floor(
+    db: BenchDatabase, jobs: int, batch: int, concurrency: int
+) -> dict[str, Any]:
+    """Claims (serialised, up to the free slots) and per-job writes, `concurrency` at once:
+    the engine's database traffic without the engine."""
+    engine = create_engine(db.url)
+    repo = SchedulerRepository(engine, db.secret_box)
+    try:
+        await seed_jobs(
+            engine, jobs, due=far_future, endpoint_url=lambda i: f"http://127.0.0.1:9/j/{i}"
+        )
+        started = await make_all_due(engine)
+        running: set[asyncio.Task[None]] = set()
+        while True:
+            free = concurrency - len(running)
+            claimed = await repo.claim_due_jobs("floor", min(free, batch), LEASE_MS)
+            for job in claimed:
+                task = asyncio.create_task(_floor_job(repo, job))
+                running.add(task)
+                task.add_done_callback(running.discard)
+            if not claimed and not running:
+                break
+            if not claimed or len(running) >= concurrency:
+                await asyncio.wait(set(running), return_when=asyncio.FIRST_COMPLETED)
+        done, failed, last = await wait_finished(engine, jobs, 5)
+        return _figures(done, failed, jobs, started, last)
+    finally:
+        await engine.dispose()
+
+
+# -- the engine ---------------------------------------------------------------------------
+
+
+async def measure_inprocess(
+    db: BenchDatabase, jobs: int, server: EndpointServer, config: dict[str, Any], timeout_s: float
+) -> dict[str, Any]:
+    from cronicorn.engine.factory import create_scheduling_engine
+    from cronicorn.store.local_backend import LocalSchedulerBackend
+
+    engine = create_engine(db.url)
+    await seed_jobs(engine, jobs, due=far_future, endpoint_url=server.url)
+    backend = LocalSchedulerBackend(engine, db.secret_box)
+    scheduler = create_scheduling_engine(config, backend=backend)
+    try:
+        await scheduler.start()
+        await asyncio.sleep(0.5)  # first (empty) cycle done; now idling in a long-poll
+        server.reset()
+        started = await make_all_due(engine)
+        done, failed, last = await wait_finished(engine, jobs, timeout_s)
+        calls, _ = await asyncio.to_thread(server.arrivals)
+        return _figures(done, failed, calls, started, last)
+    finally:
+        await scheduler.stop()
+        await backend.close()
+        await engine.dispose()
+
+
+async def measure_api(
+    db: BenchDatabase,
+    jobs: int,
+    workers: int,
+    server: EndpointServer,
+    config: dict[str, Any],
+    timeout_s: float,
+) -> dict[str, Any]:
+    engine = create_engine(db.url)
+    try:
+        await seed_jobs(engine, jobs, due=far_future, endpoint_url=server.url)
+        key = await create_engine_key(db)
+        with api_server(db) as url, engine_workers(workers, url, key, config):
+            await wait_workers(engine, workers)
+            await asyncio.sleep(0.5)
+            server.reset()
+            started = await make_all_due(engine)
+            done, failed, last = await wait_finished(engine, jobs, timeout_s)
+            calls, _ = await asyncio.to_thread(server.arrivals)
+        return _figures(done, failed, calls, started, last)
+    finally:
+        await engine.dispose()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    config = engine_config(job_concurrency=args.job_concurrency, max_batch_size=args.batch)
+    results: dict[str, Any] = {}
+    kinds = ["sqlite"] + ([] if args.skip_postgres else ["postgres"])
+    with EndpointServer() as server:
+        for kind in kinds:
+            async with bench_database(kind) as db:
+                results[f"floor_{kind}"] = await measure_floor(
+                    db, args.jobs, args.batch, args.job_concurrency
+                )
+            print(f"floor_{kind}: {results[f'floor_{kind}']}", flush=True)
+        async with bench_database("sqlite") as db:
+            results["sqlite_inprocess_1w"] = await measure_inprocess(
+                db, args.jobs, server, config, args.timeout
+            )
+        print(f"sqlite_inprocess_1w: {results['sqlite_inprocess_1w']}", flush=True)
+        if not args.skip_postgres:
+            for workers in (1, 2):
+                name = f"postgres_api_{workers}w"
+                async with bench_database("postgres") as db:
+                    results[name] = await measure_api(
+                        db, args.jobs, workers, server, config, args.timeout
+                    )
+                print(f"{name}: {results[name]}", flush=True)
+    return results
+
+
+def summarize(results: dict[str, Any]) -> dict[str, Any]:
+    ratios: dict[str, float] = {}
+    targets: dict[str, Any] = {}
+    for name, figures in results.items():
+        if name.startswith("floor_"):
+            continue
+        floor = results.get("floor_" + name.split("_", 1)[0])
+        if floor:
+            ratios[f"{name}_vs_floor"] = round(figures["jobs_per_s"] / floor["jobs_per_s"], 3)
+        if name in TARGETS:
+            targets[name] = {
+                "target_jobs_per_s": TARGETS[name],
+                "measured": figures["jobs_per_s"],
+                "met": figures["jobs_per_s"] >= TARGETS[name] and figures["failed_runs"] == 0,
+            }
+    return {"ratios": ratios, "targets": targets}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=5_000)
+    parser.add_argument("--quick", action="store_true", help="500 jobs (script check)")
+    parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--job-concurrency", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=50, help="scheduler.max_batch_size")
+    parser.add_argument("--timeout", type=float, default=120.0, help="per measurement, s")
+    args = parser.parse_args()
+    if args.quick:
+        args.jobs = 500
+    quiet_logs()
+    load_before = machine_load()
+    started = time.monotonic()
+    results = asyncio.run(run(args))
+    write_results(
+        "engine_throughput",
+        {
+            "config": {
+                "jobs": args.jobs,
+                "scheduler.job_concurrency": args.job_concurrency,
+                "scheduler.max_batch_size": args.batch,
+                "execution.max_concurrency": 100,
+                "planner": "rules",
+            },
+            "load_before": load_before,
+            "load_after": machine_load(),
+            "wall_s": round(time.monotonic() - started, 1),
+            "results": results,
+            **summarize(results),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
