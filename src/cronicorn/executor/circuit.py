@@ -27,20 +27,21 @@ TransitionHook = Callable[[str, str, str], None]
 """(endpoint_id, old_state, new_state)."""
 
 
-@dataclass(slots=True)
-class _Circuit:
-    state: str = CLOSED
-    failures: deque[float] = field(default_factory=deque)
-    opened_at: float = 0.0
-    trials_in_flight: int = 0
-
-
 @dataclass(frozen=True, slots=True)
 class Ticket:
     """Proof of admission; `trial` marks a half-open trial call."""
 
     endpoint_id: str
     trial: bool
+
+
+@dataclass(slots=True)
+class _Circuit:
+    closed_ticket: Ticket
+    state: str = CLOSED
+    failures: deque[float] = field(default_factory=deque)
+    opened_at: float = 0.0
+    trials_in_flight: int = 0
 
 
 class CircuitBreakers:
@@ -61,9 +62,9 @@ class CircuitBreakers:
             return Ticket(endpoint_id, trial=False)
         circuit = self._circuits.get(endpoint_id)
         if circuit is None:
-            circuit = self._circuits[endpoint_id] = _Circuit()
+            circuit = self._circuits[endpoint_id] = _Circuit(Ticket(endpoint_id, trial=False))
         if circuit.state == CLOSED:
-            return Ticket(endpoint_id, trial=False)
+            return circuit.closed_ticket
         if circuit.state == OPEN:
             if self._monotonic() - circuit.opened_at < self._config.cooldown_ms / 1000:
                 return None

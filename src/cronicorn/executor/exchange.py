@@ -14,7 +14,7 @@ from cronicorn.domain.models import EndpointResult, EndpointSpec, ErrorCategory
 from cronicorn.engine.config import ExecutionConfig
 from cronicorn.engine.ports import Clock
 from cronicorn.executor.request import PreparedRequest
-from cronicorn.executor.response import capture
+from cronicorn.executor.response import decode_body, read_capped
 from cronicorn.executor.retry import AttemptOutcome, parse_retry_after, status_retryable
 from cronicorn.executor.ssrf import HostPolicy
 
@@ -29,7 +29,7 @@ def _origin(url: URL) -> tuple[str, str | None, int | None]:
 
 def redirected_request(request: PreparedRequest, status: int, target: URL) -> PreparedRequest:
     """The request to send to `target` after a `status` redirect."""
-    method, body, headers = request.method, request.body, request.headers
+    method, body, headers = request.method, request.body, request.headers or {}
     if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
         method, body = "GET", None
         headers = {k: v for k, v in headers.items() if k.lower() not in _BODY_HEADERS}
@@ -92,19 +92,22 @@ class Exchange:
     ) -> AttemptOutcome:
         status = resp.status
         result.status_code = status
+        content_type = resp.content_type
         if "Content-Type" in resp.headers:
-            result.content_type = resp.content_type
+            result.content_type = content_type
         if endpoint.fire_and_forget:
             resp.close()
         else:
-            body = await capture(
-                resp,
-                cap=endpoint.max_response_bytes,
+            raw, result.response_bytes, truncated = await read_capped(
+                resp, endpoint.max_response_bytes
+            )
+            result.response_body, result.truncated = decode_body(
+                raw,
+                content_type=content_type,
+                charset=resp.charset,
+                truncated=truncated,
                 text_limit=self._config.response_content_length_limit,
             )
-            result.response_body = body.value
-            result.response_bytes = body.bytes_read
-            result.truncated = body.truncated
         if status < 400:
             return AttemptOutcome(None, status_code=status)
         retryable = status_retryable(status)

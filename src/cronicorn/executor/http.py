@@ -38,6 +38,7 @@ from cronicorn.executor.events import SafeEvents
 from cronicorn.executor.exchange import Exchange
 from cronicorn.executor.request import InvalidRequest, PreparedRequest, RequestBuilder
 from cronicorn.executor.retry import AttemptOutcome, RetryPolicy
+from cronicorn.executor.slots import Slots
 from cronicorn.executor.ssrf import (
     GuardedResolver,
     HostPolicy,
@@ -114,10 +115,10 @@ class HttpExecutor:
             allowed_hosts=config.allowed_hosts,
         )
         self._resolver: Resolver = resolver or SystemResolver()
-        self._builder = RequestBuilder(config.user_agent)
+        self._builder = RequestBuilder()
         self._retry = RetryPolicy(config, rng)
         self._breakers = CircuitBreakers(config.circuit_breaker, self._clock.monotonic)
-        self._slots = asyncio.Semaphore(config.max_concurrency)
+        self._slots = Slots(config.max_concurrency)
         self._session: aiohttp.ClientSession | None = None
         self._exchange = Exchange(config, self._policy, self._clock)
 
@@ -141,6 +142,7 @@ class HttpExecutor:
             session = self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None),
+                headers={"User-Agent": self._config.user_agent},
                 cookie_jar=aiohttp.DummyCookieJar(),  # no state shared between jobs
                 trust_env=False,  # an env proxy would bypass the SSRF guard
             )
@@ -159,7 +161,7 @@ class HttpExecutor:
         call) for unknown/duplicate ids, unknown dependencies and cycles; never raises for
         endpoint failures. Cancelling the task running `execute` propagates; use `abort` to
         stop a run and still get its results."""
-        validate_calls(plan.calls, endpoints)
+        order = validate_calls(plan.calls, endpoints)
         run = _Run(plan.calls, endpoints, default_headers, SafeEvents(events), abort)
         limit = self._config.max_concurrency
         if plan.concurrency_limit:
@@ -175,6 +177,7 @@ class HttpExecutor:
                 lambda i: self._run_one(run, i),
                 run.skip,
                 run.aborted,
+                order,
             )
         finally:
             if watcher is not None:
@@ -195,13 +198,13 @@ class HttpExecutor:
         started = self._clock.monotonic()
         if events.active:
             events.on_endpoint_progress(endpoint.id, "started", {"method": endpoint.method})
-        task: asyncio.Task[object] | None = asyncio.current_task()
-        assert task is not None
-        run.in_flight.add(task)
+        task = asyncio.current_task() if run.abort is not None else None
+        if task is not None:
+            run.in_flight.add(task)
         try:
             await self._call_with_retries(run, endpoint, call, result)
         except asyncio.CancelledError:
-            if not run.aborted():
+            if task is None or not run.aborted():
                 raise
             task.uncancel()
             result.status = EndpointStatus.ABORTED
@@ -213,7 +216,8 @@ class HttpExecutor:
             result.error_category = ErrorCategory.NETWORK
             result.error = f"internal executor error: {type(exc).__name__}"
         finally:
-            run.in_flight.discard(task)
+            if task is not None:
+                run.in_flight.discard(task)
         result.duration_ms = (self._clock.monotonic() - started) * 1000
         if events.active:
             events.on_endpoint_progress(endpoint.id, "finished", _summary(result))
@@ -271,11 +275,17 @@ class HttpExecutor:
     ) -> AttemptOutcome:
         """One attempt; fills `result` and settles the circuit ticket."""
         timeout_s = (endpoint.timeout_ms or self._config.default_timeout_ms) / 1000
+        slots = self._slots
         try:
-            async with self._slots:
-                session = self._get_session()
+            if not slots.try_acquire():
+                await slots.acquire()
+            try:
                 async with asyncio.timeout(timeout_s):
-                    outcome = await self._exchange.run(session, endpoint, request, result)
+                    outcome = await self._exchange.run(
+                        self._get_session(), endpoint, request, result
+                    )
+            finally:
+                slots.release()
         except TimeoutError:
             outcome = AttemptOutcome(ErrorCategory.TIMEOUT, retryable=True)
             result.error = f"timed out after {timeout_s:g}s"

@@ -1,6 +1,7 @@
 """Turning an endpoint + a planned call into an HTTP request.
 
-Header precedence is job defaults < endpoint headers < plan headers, compared
+The session sends the configured User-Agent; header precedence over it is
+job defaults < endpoint headers < plan headers, compared
 case-insensitively; the endpoint's `bearer_token` is applied last because it is the endpoint's
 own credential. GET/HEAD/DELETE carry parameters in the query string (non-scalars
 JSON-encoded); other methods send a JSON body: the endpoint's default body (when an object)
@@ -29,7 +30,8 @@ class InvalidRequest(ValueError):
 class PreparedRequest:
     method: str
     url: URL
-    headers: dict[str, str]
+    headers: dict[str, str] | None
+    """None: only the session defaults (User-Agent) — the common, cheapest case."""
     body: bytes | None
 
 
@@ -64,8 +66,7 @@ def json_body(endpoint: EndpointSpec, parameters: Mapping[str, JsonValue]) -> Js
 class RequestBuilder:
     """Builds requests; caches parsed endpoint URLs (parsing is a hot-path cost)."""
 
-    def __init__(self, user_agent: str) -> None:
-        self._base_headers = {"User-Agent": user_agent}
+    def __init__(self) -> None:
         self._urls: dict[str, URL] = {}
 
     def _url(self, raw: str) -> URL:
@@ -91,13 +92,10 @@ class RequestBuilder:
         if method not in HTTP_METHODS:
             raise InvalidRequest(f"unsupported method {endpoint.method!r}")
         url = self._url(endpoint.url)
-        layers: list[Mapping[str, str]] = [self._base_headers]
-        for layer in (default_headers, endpoint.headers, call.headers):
-            if layer:
-                layers.append(layer)
+        layers = [layer for layer in (default_headers, endpoint.headers, call.headers) if layer]
         if endpoint.bearer_token:
             layers.append({"Authorization": f"Bearer {endpoint.bearer_token}"})
-        headers = merge_headers(*layers) if len(layers) > 1 else dict(self._base_headers)
+        headers = merge_headers(*layers) if layers else None
         body: bytes | None = None
         if method in QUERY_METHODS:
             if call.parameters:
@@ -110,9 +108,12 @@ class RequestBuilder:
                     body = json.dumps(payload, separators=(",", ":")).encode()
                 except (TypeError, ValueError) as exc:
                     raise InvalidRequest(f"body is not JSON-serialisable: {exc}") from exc
+                if headers is None:
+                    headers = {}
                 if not any(k.lower() == "content-type" for k in headers):
                     headers["Content-Type"] = _JSON
-        for name, value in headers.items():
-            if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
-                raise InvalidRequest(f"header {name!r} contains a line break")
+        if headers:
+            for name, value in headers.items():
+                if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+                    raise InvalidRequest(f"header {name!r} contains a line break")
         return PreparedRequest(method, url, headers, body)

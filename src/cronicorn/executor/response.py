@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import json
-from dataclasses import dataclass
 
 import aiohttp
 
@@ -18,16 +17,9 @@ from cronicorn.domain.models import JsonValue
 _CHUNK = 64 * 1024
 
 
-@dataclass(slots=True)
-class CapturedBody:
-    value: JsonValue
-    """Parsed JSON for JSON content types (when complete and valid), else decoded text."""
-    bytes_read: int
-    truncated: bool
-
-
 async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> tuple[bytes, int, bool]:
-    """(first `cap` bytes, bytes read from the wire, truncated?)."""
+    """(first `cap` bytes, bytes read from the wire, truncated?). On truncation the
+    connection is closed rather than drained."""
     length = resp.content_length
     if length is not None and length <= cap:
         data = await resp.read()
@@ -43,6 +35,7 @@ async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> tuple[bytes, in
         total += len(chunk)
     data = b"".join(parts)
     if total > cap:
+        resp.close()
         return data[:cap], total, True
     return data, total, False
 
@@ -81,17 +74,3 @@ def decode_body(
         except ValueError:
             return text, False
     return text, truncated
-
-
-async def capture(resp: aiohttp.ClientResponse, *, cap: int, text_limit: int) -> CapturedBody:
-    raw, bytes_read, truncated = await read_capped(resp, cap)
-    if truncated:
-        resp.close()
-    value, truncated = decode_body(
-        raw,
-        content_type=resp.content_type,
-        charset=resp.charset,
-        truncated=truncated,
-        text_limit=text_limit,
-    )
-    return CapturedBody(value, bytes_read, truncated)

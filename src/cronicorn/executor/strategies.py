@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any
 
 from cronicorn.domain.models import (
     EndpointResult,
@@ -37,9 +38,10 @@ SkipCall = Callable[[int, ErrorCategory, str], EndpointResult]
 IsAborted = Callable[[], bool]
 
 
-def validate_calls(calls: Sequence[PlannedCall], known_ids: Mapping[str, object]) -> None:
+def validate_calls(calls: Sequence[PlannedCall], known_ids: Mapping[str, object]) -> list[int]:
     """Raise ValidationFailed for unknown or duplicate ids, unknown/self dependencies and
-    cycles, before anything is called (the planner validates too; this is the last line)."""
+    cycles, before anything is called (the planner validates too; this is the last line).
+    Returns the calls' topological order (see `topological_order`)."""
     errors: list[str] = []
     seen: set[str] = set()
     for i, call in enumerate(calls):
@@ -54,10 +56,12 @@ def validate_calls(calls: Sequence[PlannedCall], known_ids: Mapping[str, object]
                 errors.append(f"calls[{i}]: {dep!r} depends on itself")
             elif dep not in seen:
                 errors.append(f"calls[{i}]: dependency {dep!r} is not in the plan")
-    if not errors and topological_order(calls) is None:
-        errors.append("dependency cycle among planned calls")
-    if errors:
+    order = None if errors else topological_order(calls)
+    if order is None:
+        if not errors:
+            errors.append("dependency cycle among planned calls")
         raise ValidationFailed(errors)
+    return order
 
 
 def _dep_indexes(calls: Sequence[PlannedCall]) -> list[set[int]]:
@@ -87,21 +91,25 @@ def topological_order(calls: Sequence[PlannedCall]) -> list[int] | None:
     return order if len(order) == len(calls) else None
 
 
-async def run_calls(
+def run_calls(
     strategy: ExecutionStrategy,
     calls: Sequence[PlannedCall],
     limit: int,
     run: RunCall,
     skip: SkipCall,
     aborted: IsAborted,
-) -> list[EndpointResult]:
-    """One result per call, in plan order. `calls` must have passed `validate_calls`."""
+    order: list[int] | None = None,
+) -> Coroutine[Any, Any, list[EndpointResult]]:
+    """Awaitable of one result per call, in plan order. `calls` must have passed
+    `validate_calls` (whose return value may be passed as `order`). A plain function
+    returning the strategy's coroutine, to keep the await chain of every call short."""
     if strategy == ExecutionStrategy.MIXED:
-        return await _mixed(calls, max(1, limit), run, skip, aborted)
-    order = topological_order(calls) or list(range(len(calls)))
+        return _mixed(calls, max(1, limit), run, skip, aborted)
+    if order is None:
+        order = topological_order(calls) or list(range(len(calls)))
     if strategy == ExecutionStrategy.PARALLEL:
-        return await _parallel(calls, order, max(1, limit), run, skip, aborted)
-    return await _sequential(calls, order, run, skip, aborted)
+        return _parallel(calls, order, max(1, limit), run, skip, aborted)
+    return _sequential(calls, order, run, skip, aborted)
 
 
 def _failed_critically(call: PlannedCall, result: EndpointResult) -> bool:
