@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from cronicorn.cli.main import app as main_app
 from cronicorn.store.secrets import SecretBox
@@ -50,7 +49,7 @@ def invoke() -> Invoke:
     runner = CliRunner()
 
     async def call(*args: str) -> Result:
-        return await asyncio.to_thread(runner.invoke, main_app, list(args))
+        return await asyncio.to_thread(lambda: runner.invoke(main_app, list(args)))
 
     return call
 

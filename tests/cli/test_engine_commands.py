@@ -1,0 +1,157 @@
+"""`cronicorn engine process|unlock-jobs|status` against SQLite and a local endpoint server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from cronicorn.settings import Settings
+from cronicorn.store.local_backend import LocalSchedulerBackend
+from tests.cli.conftest import Endpoints, Invoke
+
+
+async def _job(invoke: Invoke, name: str, url: str) -> str:
+    created = await invoke("jobs", "create", "--name", name, "--definition", "call it", "--json")
+    job_id = str(json.loads(created.stdout)["id"])
+    added = await invoke("endpoints", "add", job_id, "--name", "ep", "--url", url)
+    assert added.exit_code == 0, added.output
+    return job_id
+
+
+def _backend(**kwargs: object) -> LocalSchedulerBackend:
+    settings = Settings.from_env()
+    return LocalSchedulerBackend(settings.database_url, settings.secret_box(), **kwargs)  # type: ignore[arg-type]
+
+
+async def test_process_exit_1_when_a_job_fails(invoke: Invoke, endpoints: Endpoints) -> None:
+    await _job(invoke, "good", endpoints.url("/ok"))
+    await _job(invoke, "bad", endpoints.url("/fail"))
+    result = await invoke("engine", "process")
+    assert result.exit_code == 1, result.output
+    assert endpoints.calls == {"/ok": 1, "/fail": 1}
+    assert "jobs processed" in result.stdout
+    assert "2" in result.stdout
+    # Both jobs ran and got a later next run: nothing is due now.
+    again = await invoke("engine", "process")
+    assert again.exit_code == 0
+    assert "No jobs due." in again.stdout
+    assert endpoints.calls == {"/ok": 1, "/fail": 1}
+
+
+async def test_process_exit_0_when_every_job_succeeds(invoke: Invoke, endpoints: Endpoints) -> None:
+    await _job(invoke, "good", endpoints.url("/ok"))
+    result = await invoke("engine", "process")
+    assert result.exit_code == 0, result.output
+    assert endpoints.calls["/ok"] == 1
+
+
+async def test_process_blocks_private_hosts_unless_allowed(
+    invoke: Invoke, endpoints: Endpoints, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CRONICORN_ALLOWED_HOSTS")
+    await _job(invoke, "good", endpoints.url("/ok"))
+    result = await invoke("engine", "process")
+    assert result.exit_code == 1
+    assert endpoints.calls["/ok"] == 0
+
+
+async def test_unlock_jobs_releases_stale_and_named_locks(
+    invoke: Invoke, endpoints: Endpoints
+) -> None:
+    stale_id = await _job(invoke, "stale-one", endpoints.url("/ok"))
+    live_id = await _job(invoke, "live-one", endpoints.url("/ok"))
+    backend = _backend()
+    try:  # oldest due first: a crashed worker's short lease, then a live worker's long one
+        crashed = await backend.claim("crashed-worker", 1, 1_000)
+        live = await backend.claim("live-worker", 1, 60_000)
+    finally:
+        await backend.close()
+    assert [c.lease.job_id for c in crashed] == [stale_id]
+    assert [c.lease.job_id for c in live] == [live_id]
+    await asyncio.sleep(1.1)
+
+    stale = await invoke("engine", "unlock-jobs", "--stale")
+    assert stale.exit_code == 0, stale.output
+    assert "Released 1 lock(s)" in stale.stdout
+    assert stale_id in stale.stdout
+    assert "stale-one" in stale.stdout
+    assert live_id not in stale.stdout
+    again = await invoke("engine", "unlock-jobs", "--stale")
+    assert "No locks released" in again.stdout
+
+    named = await invoke("engine", "unlock-jobs", "--job", live_id)
+    assert named.exit_code == 0
+    assert live_id in named.stdout
+    assert "Released 1 lock(s)" in named.stdout
+    # Both are claimable again.
+    backend = _backend()
+    try:
+        assert len(await backend.claim("next-worker", 10, 60_000)) == 2
+    finally:
+        await backend.close()
+
+
+async def _beat(backend: LocalSchedulerBackend, worker_id: str, every_s: float) -> None:
+    while True:
+        await backend.heartbeat(worker_id, {"host": "h", "pid": 1, "stats": {"total_cycles": 3}})
+        await asyncio.sleep(every_s)
+
+
+async def _status(invoke: Invoke, interval_ms: int) -> dict[str, Any]:
+    result = await invoke("engine", "status", "--json", "--heartbeat-interval-ms", str(interval_ms))
+    assert result.exit_code == 0, result.output
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+async def test_status_json_shows_live_workers_and_drops_a_dead_one(
+    invoke: Invoke, endpoints: Endpoints
+) -> None:
+    await _job(invoke, "due", endpoints.url("/ok"))
+    failing = await _job(invoke, "broken", endpoints.url("/fail"))
+    assert (await invoke("engine", "process")).exit_code == 1
+    await _job(invoke, "due-now", endpoints.url("/ok"))
+
+    backend = _backend()
+    a = asyncio.create_task(_beat(backend, "worker-a", 0.05))
+    b = asyncio.create_task(_beat(backend, "worker-b", 0.05))
+    try:
+        await asyncio.sleep(0.2)
+        report = await _status(invoke, 200)
+        assert [w["id"] for w in report["workers"]] == ["worker-a", "worker-b"]
+        assert report["workers_alive"] == 2
+        assert report["jobs_due_now"] == 1
+        assert report["failing_jobs_total"] == 1
+        assert report["failing_jobs"][0]["id"] == failing
+        b.cancel()  # worker-b dies without a goodbye
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            report = await _status(invoke, 200)
+            if report["workers_alive"] == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert [w["id"] for w in report["workers"]] == ["worker-a"]
+    finally:
+        for task in (a, b):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await backend.close()
+
+    human = await invoke("engine", "status", "--heartbeat-interval-ms", "60000")
+    assert "Workers alive 1" in human.stdout or "Workers alive 2" in human.stdout
+    assert "broken" in human.stdout
+
+
+async def test_status_on_an_empty_database(invoke: Invoke) -> None:
+    report = await _status(invoke, 10_000)
+    assert report["workers"] == []
+    assert report["jobs_due_now"] == 0
+    assert report["token_spend"]["total_tokens"] == 0
+    assert datetime.fromisoformat(str(report["generated_at"])) <= datetime.now(UTC)
