@@ -16,7 +16,10 @@ import pytest
 from aiohttp import web
 from typer.testing import CliRunner, Result
 
+from cronicorn.cli.allinone import AllInOne
 from cronicorn.cli.main import app as main_app
+from cronicorn.engine.config import EngineConfig
+from cronicorn.settings import Settings
 from cronicorn.store.secrets import SecretBox
 
 Invoke = Callable[..., Awaitable[Result]]
@@ -52,6 +55,14 @@ def invoke() -> Invoke:
         return await asyncio.to_thread(lambda: runner.invoke(main_app, list(args)))
 
     return call
+
+
+@pytest.fixture
+async def live_api(cli_env: str) -> AsyncIterator[str]:
+    """`cronicorn run` in this event loop (API + one engine) on the test database."""
+    config = EngineConfig.model_validate({"scheduler": {"heartbeat_interval_ms": 200}})
+    async with AllInOne(Settings.from_env(), config, port=0, worker_id="aio-worker") as aio:
+        yield aio.api_url
 
 
 @dataclass

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 
-from cronicorn.cli.allinone import AllInOne
-from cronicorn.engine.config import EngineConfig
-from cronicorn.settings import Settings
 from tests.cli.conftest import Invoke, one_line
 
 
@@ -65,13 +61,6 @@ async def test_in_process_key_scopes_jobs_to_its_tenant(
     other = await invoke("jobs", "show", job_id)
     assert other.exit_code == 1
     assert "not found" in other.stderr
-
-
-@pytest.fixture
-async def live_api(cli_env: str) -> AsyncIterator[str]:
-    settings = Settings.from_env()
-    async with AllInOne(settings, EngineConfig(), port=0) as aio:
-        yield aio.api_url
 
 
 async def test_flow_through_the_api(

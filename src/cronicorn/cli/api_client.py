@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 
+from cronicorn.api.wire import WorkerOut
 from cronicorn.cli.common import CliError
 from cronicorn.cli.compose import ApiTarget
 from cronicorn.service.schemas import (
@@ -125,9 +126,10 @@ class ApiClient:
 
     # -- scheduler admin ------------------------------------------------------------------
 
-    async def workers(self) -> list[dict[str, Any]]:
+    async def workers(self) -> list[WorkerOut]:
         """Worker heartbeat rows (engine or admin key)."""
-        return list(await self.request("GET", "/api/scheduler/workers"))
+        rows = await self.request("GET", "/api/scheduler/workers")
+        return [WorkerOut.model_validate(row) for row in rows]
 
     async def scheduler_stats(self) -> dict[str, Any]:
         """Job counts over every tenant (engine or admin key)."""
