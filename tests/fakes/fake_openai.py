@@ -28,6 +28,8 @@ line, sequentially; a schedule request (`cronicorn_schedule`) gets `next_run_at`
 prompt's "Current time (UTC):" + `next_run_s`. Without auto mode an empty queue answers 400
 (non-retryable), so a test never hangs on a missing script.
 
+`FakeOpenAI(latency_s=0.5)` delays every reply by that much (benchmarks of AI overlap).
+
 Requests whose `response_format` is a strict JSON schema that OpenAI would reject (an object
 without `additionalProperties: false` or with a property not in `required`) get a 400 too.
 """
@@ -139,9 +141,16 @@ class RecordedRequest:
 
 class FakeOpenAI:
     def __init__(
-        self, *, auto: bool = False, next_run_s: float = 60.0, api_key: str | None = None
+        self,
+        *,
+        auto: bool = False,
+        next_run_s: float = 60.0,
+        api_key: str | None = None,
+        latency_s: float = 0.0,
     ) -> None:
+        """`latency_s`: added before every reply, like a real model's response time."""
         self.auto = auto
+        self.latency_s = latency_s
         self.next_run_s = next_run_s
         self.api_key = api_key
         self.requests: list[RecordedRequest] = []
@@ -204,9 +213,10 @@ class FakeOpenAI:
         reply = self._next_reply(body)
         if reply is None:
             return _error(400, "FakeOpenAI: no scripted reply left", "fake_queue_empty")
-        if reply.delay_s:
+        delay_s = reply.delay_s + self.latency_s
+        if delay_s:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), reply.delay_s)
+                await asyncio.wait_for(self._closing.wait(), delay_s)
         if reply.status != 200:
             return _error(reply.status, f"scripted HTTP {reply.status}", "fake", reply.headers)
         return web.json_response(self._completion(body, reply), headers=reply.headers)
