@@ -107,3 +107,30 @@ def test_run_serves_the_api_and_stops_on_sigint(tmp_path: Path) -> None:
             proc.kill()
     assert proc.returncode == 0, err
     assert f"http://127.0.0.1:{port}" in out
+
+
+def test_demo_ctrl_c_ends_early_with_the_summary(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [str(BIN / "cronicorn"), "demo", "--duration", "120"],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        for line in proc.stdout:  # wait for the first finished run
+            lines.append(line)
+            if "completed" in line or "failed" in line:
+                break
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert time.monotonic() - started < 20
+    assert "Runs" in out
+    assert "run(s). Next-run sources seen:" in out
