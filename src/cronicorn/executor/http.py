@@ -13,6 +13,7 @@ timeout is something else (a retryable failure).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -174,7 +175,7 @@ class HttpExecutor:
                 plan.strategy or ExecutionStrategy.SEQUENTIAL,
                 plan.calls,
                 limit,
-                lambda i: self._run_one(run, i),
+                functools.partial(self._run_one, run),
                 run.skip,
                 run.aborted,
                 order,
@@ -257,6 +258,8 @@ class HttpExecutor:
                 if outcome.retryable and attempt >= self._retry.max_attempts:
                     events.on_retry_exhausted(endpoint.id, attempt, result.error or "")
                 return
+            if run.aborted():  # an abort that raced with this attempt's own timeout
+                raise asyncio.CancelledError
             delay = self._retry.delay_s(attempt, outcome)
             events.on_retry_attempt(endpoint.id, attempt + 1, delay, result.error or "")
             if events.active:
@@ -273,40 +276,50 @@ class HttpExecutor:
         ticket: Ticket,
         on_change: Callable[[str, str, str], None],
     ) -> AttemptOutcome:
-        """One attempt; fills `result` and settles the circuit ticket."""
+        """One attempt under a global slot and a deadline covering redirects and the body
+        read; fills `result` and settles the circuit ticket. The deadline is a bare timer
+        handle (cheaper than asyncio.timeout on this path) that cancels the task and is
+        told apart from an external cancellation by its `expired` flag."""
         timeout_s = (endpoint.timeout_ms or self._config.default_timeout_ms) / 1000
         slots = self._slots
-        try:
-            if not slots.try_acquire():
-                await slots.acquire()
+        if not slots.try_acquire():
             try:
-                async with asyncio.timeout(timeout_s):
-                    outcome = await self._exchange.run(
-                        self._get_session(), endpoint, request, result
-                    )
-            finally:
-                slots.release()
+                await slots.acquire()
+            except BaseException:
+                self._breakers.release(ticket)
+                raise
+        deadline = _Deadline()
+        handle = asyncio.get_running_loop().call_later(timeout_s, deadline.fire)
+        outcome: AttemptOutcome | None
+        try:
+            outcome = await self._exchange.run(self._get_session(), endpoint, request, result)
+        except asyncio.CancelledError:
+            if not deadline.expired:
+                self._breakers.release(ticket)
+                raise
+            deadline.task.uncancel()
+            outcome = _timed_out(result, timeout_s)
         except TimeoutError:
-            outcome = AttemptOutcome(ErrorCategory.TIMEOUT, retryable=True)
-            result.error = f"timed out after {timeout_s:g}s"
-        except aiohttp.ClientConnectorError as exc:
-            blocked = find_ssrf_block(exc)
-            if blocked is not None:
-                outcome = AttemptOutcome(ErrorCategory.SSRF_BLOCKED)
-                result.error = f"blocked destination: {blocked}"
-            else:
-                certificate = isinstance(exc, aiohttp.ClientConnectorCertificateError)
-                outcome = AttemptOutcome(
-                    ErrorCategory.NETWORK, sent=False, retryable=not certificate
-                )
-                result.error = f"connection failed: {exc}"
-        except (aiohttp.ClientError, OSError) as exc:
-            outcome = AttemptOutcome(ErrorCategory.NETWORK, retryable=True)
-            result.error = f"network error: {type(exc).__name__}: {exc}"
-        except BaseException:
-            self._breakers.release(ticket)
-            raise
-        if outcome.category in (ErrorCategory.SSRF_BLOCKED, ErrorCategory.INVALID_REQUEST):
+            outcome = _timed_out(result, timeout_s)
+        except Exception as exc:
+            outcome = _classify(exc, result)
+            if outcome is None:
+                self._breakers.release(ticket)
+                raise
+        finally:
+            handle.cancel()
+            slots.release()
+        self._settle(outcome, result, ticket, on_change)
+        return outcome
+
+    def _settle(
+        self,
+        outcome: AttemptOutcome,
+        result: EndpointResult,
+        ticket: Ticket,
+        on_change: Callable[[str, str, str], None],
+    ) -> None:
+        if outcome.category is ErrorCategory.SSRF_BLOCKED:
             self._breakers.release(ticket)
         else:
             self._breakers.record(ticket, failure=outcome.breaker_failure, on_change=on_change)
@@ -317,7 +330,43 @@ class HttpExecutor:
         else:
             result.status = EndpointStatus.FAILED
             result.error_category = outcome.category
-        return outcome
+
+
+class _Deadline:
+    """Timer target for one attempt: marks expiry, then cancels the attempt's task."""
+
+    __slots__ = ("expired", "task")
+
+    def __init__(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self.expired = False
+
+    def fire(self) -> None:
+        self.expired = True
+        self.task.cancel()
+
+
+def _timed_out(result: EndpointResult, timeout_s: float) -> AttemptOutcome:
+    result.error = f"timed out after {timeout_s:g}s"
+    return AttemptOutcome(ErrorCategory.TIMEOUT, retryable=True)
+
+
+def _classify(exc: Exception, result: EndpointResult) -> AttemptOutcome | None:
+    """The outcome of a transport exception; None for anything that is not one (a bug)."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        blocked = find_ssrf_block(exc)
+        if blocked is not None:
+            result.error = f"blocked destination: {blocked}"
+            return AttemptOutcome(ErrorCategory.SSRF_BLOCKED)
+        result.error = f"connection failed: {exc}"
+        transient = not isinstance(exc, aiohttp.ClientConnectorCertificateError)
+        return AttemptOutcome(ErrorCategory.NETWORK, sent=False, retryable=transient)
+    if isinstance(exc, (aiohttp.ClientError, OSError)):
+        result.error = f"network error: {type(exc).__name__}: {exc}"
+        return AttemptOutcome(ErrorCategory.NETWORK, retryable=True)
+    return None
 
 
 def _fail(result: EndpointResult, category: ErrorCategory, error: str) -> None:

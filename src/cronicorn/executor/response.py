@@ -44,13 +44,20 @@ def is_json_type(content_type: str) -> bool:
     return content_type == "application/json" or content_type.endswith("+json")
 
 
+_codecs: dict[str | None, str] = {None: "utf-8"}
+
+
 def _codec(charset: str | None) -> str:
-    if charset:
+    """Python codec name for a charset label (unknown labels: utf-8); memoised."""
+    name = _codecs.get(charset)
+    if name is None:
         try:
-            return codecs.lookup(charset).name
+            name = codecs.lookup(charset or "utf-8").name
         except LookupError:
-            pass
-    return "utf-8"
+            name = "utf-8"
+        if len(_codecs) < 256:
+            _codecs[charset] = name
+    return name
 
 
 def decode_body(
