@@ -20,6 +20,7 @@ import asyncio
 import random
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -52,6 +53,10 @@ TARGET_RATIO = 1.5
 
 def _ms(values: list[float]) -> dict[str, float]:
     return {k: round(v, 2) for k, v in summarize(values).items() if k != "count"}
+
+
+def _later_today(now: datetime, rng: random.Random, _: int) -> datetime:
+    return now + timedelta(seconds=rng.uniform(3600, 86_400))
 
 
 async def make_due(engine: Any, count: int) -> None:
@@ -133,7 +138,7 @@ async def measure_database(
                     engine,
                     size - seeded,
                     start=seeded,
-                    due=lambda _, now=now: now + timedelta(seconds=rng.uniform(3600, 86_400)),
+                    due=partial(_later_today, now, rng),
                     endpoint_url=server.url,
                 )
                 seeded = size
