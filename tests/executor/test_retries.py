@@ -238,3 +238,24 @@ def test_retry_after_parses_seconds_and_http_dates() -> None:
     assert parse_retry_after(format_datetime(now - timedelta(hours=1), usegmt=True), now) == 0.0
     assert parse_retry_after("soon", now) is None
     assert parse_retry_after(None, now) is None
+
+
+async def test_default_timeout_applies_when_endpoint_sets_none(
+    executors: list[HttpExecutor],
+) -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(2)  # never answers in time
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    ex = HttpExecutor(local_config(default_timeout_ms=150, max_endpoint_retries=0))
+    executors.append(ex)
+    started = time.monotonic()
+    try:
+        [result] = await ex.execute(plan(call("e")), by_id(endpoint("e", url, timeout_ms=0)))
+    finally:
+        server.close()
+    assert result.error_category == ErrorCategory.TIMEOUT
+    assert time.monotonic() - started < 1.0

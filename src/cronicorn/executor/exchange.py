@@ -98,9 +98,13 @@ class Exchange:
         if endpoint.fire_and_forget:
             resp.close()
         else:
-            raw, result.response_bytes, truncated = await read_capped(
-                resp, endpoint.max_response_bytes
-            )
+            cap = endpoint.max_response_bytes
+            length = resp.content_length
+            if length is not None and length <= cap:  # fast path: one read, no chunk loop
+                raw = await resp.read()
+                result.response_bytes, truncated = len(raw), False
+            else:
+                raw, result.response_bytes, truncated = await read_capped(resp, cap)
             result.response_body, result.truncated = decode_body(
                 raw,
                 content_type=content_type,

@@ -18,12 +18,9 @@ _CHUNK = 64 * 1024
 
 
 async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> tuple[bytes, int, bool]:
-    """(first `cap` bytes, bytes read from the wire, truncated?). On truncation the
-    connection is closed rather than drained."""
-    length = resp.content_length
-    if length is not None and length <= cap:
-        data = await resp.read()
-        return data, len(data), False
+    """(first `cap` bytes, bytes read from the wire, truncated?), reading in chunks so a
+    huge or endless body never sits in memory. On truncation the connection is closed
+    rather than drained."""
     parts: list[bytes] = []
     total = 0
     content = resp.content
