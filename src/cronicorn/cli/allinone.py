@@ -2,7 +2,7 @@
 
 The engine uses the in-process `LocalSchedulerBackend` on the API's database (no HTTP hop);
 jobs created through the API become visible to it through the backend's wake-ups and its
-short poll. Used by `cronicorn run` and `cronicorn demo`.
+short poll. Used by `cronicorn run` (`cronicorn.cli.run`) and `cronicorn demo`.
 """
 
 from __future__ import annotations
@@ -11,12 +11,10 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Iterator
-from typing import Annotated
 
-import typer
 import uvicorn
 
-from cronicorn.cli.common import CliError, console, run
+from cronicorn.cli.common import CliError
 from cronicorn.cli.compose import build_engine, open_local_backend
 from cronicorn.engine.config import EngineConfig
 from cronicorn.engine.engine import SchedulingEngine
@@ -147,28 +145,3 @@ async def wait_for_signal(
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
-
-
-async def _run(host: str, port: int) -> None:
-    from cronicorn.cli.engine import load_config
-
-    config = load_config()
-    settings = Settings.from_env()
-    async with AllInOne(settings, config, host=host, port=port) as aio:
-        console.print(
-            f"Cronicorn running: API [bold]{aio.api_url}[/] (docs at {aio.api_url}/docs), "
-            f"engine worker {aio.engine.worker_id}, database {settings.database_url}.\n"
-            "Create a key with `cronicorn keys create --tenant NAME --scope user`. "
-            "Ctrl-C stops.",
-            highlight=False,
-        )
-        await wait_for_signal()
-        console.print("Stopping: finishing running jobs …")
-
-
-def run_command(
-    host: Annotated[str, typer.Option(help="Interface for the API.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="Port for the API.")] = 8000,
-) -> None:
-    """API + one engine in one process, on the default SQLite database."""
-    run(_run(host, port))

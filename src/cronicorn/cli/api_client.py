@@ -12,7 +12,6 @@ from typing import Any
 
 import aiohttp
 
-from cronicorn.api.wire import WorkerOut
 from cronicorn.cli.common import CliError
 from cronicorn.cli.compose import ApiTarget
 from cronicorn.service.schemas import (
@@ -126,8 +125,10 @@ class ApiClient:
 
     # -- scheduler admin ------------------------------------------------------------------
 
-    async def workers(self) -> list[WorkerOut]:
+    async def workers(self) -> list[Any]:
         """Worker heartbeat rows (engine or admin key)."""
+        from cronicorn.api.wire import WorkerOut
+
         rows = await self.request("GET", "/api/scheduler/workers")
         return [WorkerOut.model_validate(row) for row in rows]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import typer
 
-from cronicorn.cli.allinone import run_command
 from cronicorn.cli.demo import demo_command
 from cronicorn.cli.engine import app as engine_app
 from cronicorn.cli.jobs import endpoints_app, jobs_app
+from cronicorn.cli.run import run_command
 
 
 def register_product_commands(app: typer.Typer) -> None:

@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 
 from cronicorn.cli.common import console, run
-from cronicorn.demo.runner import DemoOptions, run_demo
 
 PLAIN_WIDTH = 160
 """Width of the final table when the output is not a terminal (logs, CI)."""
@@ -25,6 +24,8 @@ def demo_command(
 ) -> None:
     """Run the demo: API + engine + a target service on 127.0.0.1, live progress, a table of
     runs. Needs no configuration; uses the AI when OPENAI_API_KEY is set."""
+    from cronicorn.demo.runner import DemoOptions, run_demo  # heavy: only when running
+
     out = console if console.is_terminal else Console(width=PLAIN_WIDTH, highlight=False)
     code = run(run_demo(DemoOptions(duration_s=duration, keep_db=keep_db), out))
     raise typer.Exit(code)

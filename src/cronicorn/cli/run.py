@@ -1,0 +1,36 @@
+"""`cronicorn run`: the API and one engine in one process (see `cronicorn.cli.allinone`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cronicorn.cli.common import console, run
+
+
+async def _run(host: str, port: int) -> None:
+    from cronicorn.cli.allinone import AllInOne, wait_for_signal
+    from cronicorn.cli.engine import load_config
+    from cronicorn.settings import Settings
+
+    config = load_config()
+    settings = Settings.from_env()
+    async with AllInOne(settings, config, host=host, port=port) as aio:
+        console.print(
+            f"Cronicorn running: API [bold]{aio.api_url}[/] (docs at {aio.api_url}/docs), "
+            f"engine worker {aio.engine.worker_id}, database {settings.database_url}.\n"
+            "Create a key with `cronicorn keys create --tenant NAME --scope user`. "
+            "Ctrl-C stops.",
+            highlight=False,
+        )
+        await wait_for_signal()
+        console.print("Stopping: finishing running jobs …")
+
+
+def run_command(
+    host: Annotated[str, typer.Option(help="Interface for the API.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port for the API.")] = 8000,
+) -> None:
+    """API + one engine in one process, on the default SQLite database."""
+    run(_run(host, port))
