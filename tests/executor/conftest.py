@@ -148,3 +148,41 @@ class InFlightCounter:
             await asyncio.sleep(delay)
         finally:
             self.current -= 1
+
+
+RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+RawServe = Callable[[RawHandler], Awaitable[str]]
+
+
+@pytest.fixture
+async def raw_serve() -> AsyncIterator[RawServe]:
+    """Start a raw TCP server on 127.0.0.1 (for misbehaving HTTP); returns its base URL.
+    Handlers still running at teardown are cancelled and their connections closed."""
+    servers: list[asyncio.Server] = []
+    handlers: set[asyncio.Task[Any]] = set()
+
+    async def start(handler: RawHandler) -> str:
+        async def wrapped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            handlers.add(task)
+            try:
+                await handler(reader, writer)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                writer.close()
+                handlers.discard(task)
+
+        server = await asyncio.start_server(wrapped, "127.0.0.1", 0)
+        servers.append(server)
+        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+
+    yield start
+    for server in servers:
+        server.close()
+    for task in list(handlers):
+        task.cancel()
+    await asyncio.gather(*handlers, return_exceptions=True)
+    for server in servers:
+        await server.wait_closed()

@@ -11,7 +11,7 @@ from aiohttp import web
 from cronicorn.domain.models import EndpointStatus, ErrorCategory
 from cronicorn.executor import HttpExecutor
 
-from .conftest import Serve, by_id, call, endpoint, local_config, plan
+from .conftest import RawHandler, RawServe, Serve, by_id, call, endpoint, local_config, plan
 
 CHUNK = 64 * 1024
 SENT = web.AppKey("sent", list[int])
@@ -178,33 +178,27 @@ async def test_fire_and_forget_returns_after_the_status_line(
     assert result.response_bytes == 0
 
 
-async def raw_server(handler_bytes: bytes, hold: float) -> tuple[asyncio.Server, str]:
-    """A raw TCP server that sends `handler_bytes` then holds the connection `hold` s."""
+def sender(payload: bytes, hold: float) -> RawHandler:
+    """A raw handler that sends `payload` then holds the connection `hold` s."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
-        writer.write(handler_bytes)
+        writer.write(payload)
         await writer.drain()
         await asyncio.sleep(hold)
-        writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    return server, f"http://127.0.0.1:{port}/"
+    return handle
 
 
 @pytest.mark.parametrize(
     ("hold", "category"), [(5.0, ErrorCategory.TIMEOUT), (0.0, ErrorCategory.NETWORK)]
 )
 async def test_lying_content_length_times_out_or_fails_but_never_hangs(
-    ex: HttpExecutor, hold: float, category: ErrorCategory
+    ex: HttpExecutor, raw_serve: RawServe, hold: float, category: ErrorCategory
 ) -> None:
     lie = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nContent-Type: text/plain\r\n\r\nshort"
-    server, url = await raw_server(lie, hold)
-    try:
-        ep = endpoint("e", url, timeout_ms=300)
-        [result] = await asyncio.wait_for(ex.execute(plan(call("e")), by_id(ep)), 3)
-    finally:
-        server.close()
+    url = await raw_serve(sender(lie, hold))
+    ep = endpoint("e", url, timeout_ms=300)
+    [result] = await asyncio.wait_for(ex.execute(plan(call("e")), by_id(ep)), 3)
     assert result.status == EndpointStatus.FAILED
     assert result.error_category == category

@@ -17,7 +17,7 @@ from cronicorn.engine.config import ExecutionConfig
 from cronicorn.executor import HttpExecutor
 from cronicorn.executor.retry import AttemptOutcome, RetryPolicy, parse_retry_after
 
-from .conftest import RecordingEvents, Serve, by_id, call, endpoint, local_config, plan
+from .conftest import RawServe, RecordingEvents, Serve, by_id, call, endpoint, local_config, plan
 
 
 class Scripted:
@@ -48,7 +48,7 @@ def free_port() -> int:
 
 
 async def test_headers_then_stall_times_out_is_retried_and_recorded_as_timeout(
-    executors: list[HttpExecutor],
+    executors: list[HttpExecutor], raw_serve: RawServe
 ) -> None:
     connections = 0
 
@@ -59,20 +59,15 @@ async def test_headers_then_stall_times_out_is_retried_and_recorded_as_timeout(
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\n")
         await writer.drain()
         await asyncio.sleep(3)  # the body never comes
-        writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    url = await raw_serve(handle)
     ex = HttpExecutor(local_config(max_endpoint_retries=2))
     executors.append(ex)
     events = RecordingEvents()
     started = time.monotonic()
-    try:
-        [result] = await ex.execute(
-            plan(call("e")), by_id(endpoint("e", url, timeout_ms=200)), events=events
-        )
-    finally:
-        server.close()
+    [result] = await ex.execute(
+        plan(call("e")), by_id(endpoint("e", url, timeout_ms=200)), events=events
+    )
     assert result.status == EndpointStatus.FAILED
     assert result.error_category == ErrorCategory.TIMEOUT
     assert result.status_code == 200  # headers arrived; the body read timed out
@@ -241,21 +236,16 @@ def test_retry_after_parses_seconds_and_http_dates() -> None:
 
 
 async def test_default_timeout_applies_when_endpoint_sets_none(
-    executors: list[HttpExecutor],
+    executors: list[HttpExecutor], raw_serve: RawServe
 ) -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         await asyncio.sleep(2)  # never answers in time
-        writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    url = await raw_serve(handle)
     ex = HttpExecutor(local_config(default_timeout_ms=150, max_endpoint_retries=0))
     executors.append(ex)
     started = time.monotonic()
-    try:
-        [result] = await ex.execute(plan(call("e")), by_id(endpoint("e", url, timeout_ms=0)))
-    finally:
-        server.close()
+    [result] = await ex.execute(plan(call("e")), by_id(endpoint("e", url, timeout_ms=0)))
     assert result.error_category == ErrorCategory.TIMEOUT
     assert time.monotonic() - started < 1.0
