@@ -129,19 +129,21 @@ class AllInOne:
         await self.stop()
 
 
-async def wait_for_signal(
+@contextlib.contextmanager
+def signals_set(
+    event: asyncio.Event,
     signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
-) -> None:
-    """Block until one of `signals` arrives (handlers installed only while waiting)."""
+) -> Iterator[None]:
+    """While the block runs, SIGINT/SIGTERM set `event` instead of raising
+    KeyboardInterrupt or killing the process (enter it before starting anything)."""
     loop = asyncio.get_running_loop()
-    received = asyncio.Event()
     installed = []
     for sig in signals:
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, received.set)
+            loop.add_signal_handler(sig, event.set)
             installed.append(sig)
     try:
-        await received.wait()
+        yield
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cronicorn.cli.common import console, run
+from cronicorn.settings import Settings
+
+if TYPE_CHECKING:
+    from cronicorn.engine.config import EngineConfig
 
 
 async def _run(host: str, port: int) -> None:
-    from cronicorn.cli.allinone import AllInOne, wait_for_signal
+    from cronicorn.cli.allinone import signals_set
     from cronicorn.cli.engine import load_config
-    from cronicorn.settings import Settings
 
     config = load_config()
     settings = Settings.from_env()
+    stop = asyncio.Event()
+    with signals_set(stop):
+        await _serve(settings, config, host, port, stop)
+
+
+async def _serve(
+    settings: Settings, config: EngineConfig, host: str, port: int, stop: asyncio.Event
+) -> None:
+    from cronicorn.cli.allinone import AllInOne
+
     async with AllInOne(settings, config, host=host, port=port) as aio:
         console.print(
             f"Cronicorn running: API [bold]{aio.api_url}[/] (docs at {aio.api_url}/docs), "
@@ -24,7 +38,7 @@ async def _run(host: str, port: int) -> None:
             "Ctrl-C stops.",
             highlight=False,
         )
-        await wait_for_signal()
+        await stop.wait()
         console.print("Stopping: finishing running jobs …")
 
 

@@ -13,9 +13,7 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +22,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from cronicorn.cli.allinone import AllInOne
+from cronicorn.cli.allinone import AllInOne, signals_set
 from cronicorn.cli.api_client import ApiClient
 from cronicorn.cli.compose import ApiTarget, has_ai_key
 from cronicorn.demo.jobs import demo_job_specs, split_spec
@@ -81,21 +79,6 @@ def planner_banner(config: EngineConfig) -> str:
 class DemoOptions:
     duration_s: float = 30.0
     keep_db: bool = False
-
-
-@contextlib.contextmanager
-def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-    try:
-        yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
 
 
 async def _demo_key(settings: Settings) -> str:
@@ -182,12 +165,17 @@ def _quiet_logging() -> None:
 
 async def run_demo(options: DemoOptions, console: Console) -> int:
     """The whole demo; returns the exit code (0, also when ended early with Ctrl-C)."""
+    stop = asyncio.Event()
+    with signals_set(stop):
+        return await _run_demo(options, console, stop)
+
+
+async def _run_demo(options: DemoOptions, console: Console, stop: asyncio.Event) -> int:
     config = demo_engine_config()
     _quiet_logging()
     workdir = Path(tempfile.mkdtemp(prefix="cronicorn-demo-"))
     db_path = workdir / "demo.db"
     settings = Settings(database_url=f"sqlite:///{db_path}", secret_key=SecretBox.generate_key())
-    stop = asyncio.Event()
     console.print("[bold]Cronicorn demo[/]: an AI-driven HTTP job scheduler, all in one process.")
     console.print(planner_banner(config), highlight=False)
     target = await start_target(TARGET_HOST)
@@ -204,8 +192,7 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
                     highlight=False,
                 )
                 session = DemoSession(console, api, tracks)
-                with _stop_on_signals(stop):
-                    await session.run(options.duration_s, stop)
+                await session.run(options.duration_s, stop)
                 console.print("Stopping the engine (running jobs finish first) …")
                 await aio.stop_engine()
                 await refresh(api, tracks)
