@@ -224,19 +224,28 @@ class HttpExecutor:
             events.on_endpoint_progress(endpoint.id, "finished", _summary(result))
         return result
 
-    async def _call_with_retries(
+    def _prepare(
         self, run: _Run, endpoint: EndpointSpec, call: PlannedCall, result: EndpointResult
-    ) -> None:
+    ) -> PreparedRequest | None:
+        """The request to send, or None with `result` failed (invalid or blocked)."""
         try:
             request = self._builder.build(endpoint, call, run.default_headers)
         except InvalidRequest as exc:
             _fail(result, ErrorCategory.INVALID_REQUEST, str(exc))
-            return
+            return None
         result.request_bytes = len(request.body) if request.body else 0
         refusal = self._policy.check_url(request.url)
         if refusal is not None:
             result.attempts = 1
             _fail(result, ErrorCategory.SSRF_BLOCKED, f"blocked destination: {refusal}")
+            return None
+        return request
+
+    async def _call_with_retries(
+        self, run: _Run, endpoint: EndpointSpec, call: PlannedCall, result: EndpointResult
+    ) -> None:
+        request = self._prepare(run, endpoint, call, result)
+        if request is None:
             return
         events = run.events
         on_change = events.on_circuit_state_change
