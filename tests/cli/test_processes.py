@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -11,10 +12,12 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from subprocess import PIPE
 
 import pytest
 
 from cronicorn.store.secrets import SecretBox
+from tests.fakes.fake_openai import FakeOpenAI
 
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.slow
@@ -134,3 +137,20 @@ def test_demo_ctrl_c_ends_early_with_the_summary(tmp_path: Path) -> None:
     assert time.monotonic() - started < 20
     assert "Runs" in out
     assert "run(s). Next-run sources seen:" in out
+
+
+async def test_demo_uses_the_ai_when_a_key_is_set(tmp_path: Path) -> None:
+    async with FakeOpenAI(auto=True, next_run_s=3) as fake:
+        env = _env(tmp_path)
+        env.update(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=fake.base_url)
+        proc = await asyncio.create_subprocess_exec(
+            str(BIN / "cronicorn"), "demo", "--duration", "5",
+            env=env, cwd=tmp_path, stdout=PIPE, stderr=PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 90)
+        planned = len(fake.requests)
+    text = out.decode()
+    assert proc.returncode == 0, text + err.decode()
+    assert "Planner: AI (gpt-4o via http://127.0.0.1:" in text
+    assert planned >= 4  # a plan and a schedule call per run, two jobs
+    assert "(ai)" in text  # progress lines: "next in 3.0s (ai)"
