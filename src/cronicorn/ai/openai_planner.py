@@ -32,7 +32,7 @@ from cronicorn.ai.schemas import (
     parse_schedule,
     response_format,
 )
-from cronicorn.ai.stats import PlannerStats
+from cronicorn.ai.stats import AIObserver, PlannerStats
 from cronicorn.ai.transport import Backoff, ChatTransport
 from cronicorn.domain.models import (
     EndpointResult,
@@ -53,6 +53,7 @@ from cronicorn.domain.plan_validation import (
 from cronicorn.engine.config import AIAgentConfig
 from cronicorn.engine.ports import Clock, Planner
 from cronicorn.errors import ConfigError
+from cronicorn.observability.redaction import register_secret
 
 log = logging.getLogger("cronicorn.ai")
 
@@ -114,6 +115,7 @@ class OpenAIPlanner:
             parse_plan,
             lambda p: validate_plan(p, context.endpoints, now),
             lambda p: _with_notes(salvage_plan(p, context.endpoints, now)),
+            phase="plan",
         )
         outcome = await self._run(messages, spec)
         if outcome.value is None:
@@ -143,6 +145,7 @@ class OpenAIPlanner:
             parse_schedule,
             lambda s: validate_schedule(s, now),
             lambda s: _with_notes(salvage_schedule(s, now)),
+            phase="schedule",
         )
         outcome = await self._run(messages, spec)
         if outcome.value is None:
@@ -155,6 +158,10 @@ class OpenAIPlanner:
             ai_calls=outcome.ai_calls,
             repaired=outcome.repaired,
         )
+
+    def set_observer(self, observer: AIObserver | None) -> None:
+        """Report every AI request and repair to `observer` (the engine's metrics)."""
+        self._transport.observer = observer
 
     async def close(self) -> None:
         """Close the SDK client if this planner created it."""
@@ -210,6 +217,7 @@ class OpenAIPlanner:
 def _make_client(config: AIAgentConfig) -> openai.AsyncOpenAI:
     if config.api_key is None:
         raise ConfigError("ai_agent.api_key is required for OpenAIPlanner (or pass client=)")
+    register_secret(config.api_key.get_secret_value())
     return openai.AsyncOpenAI(
         api_key=config.api_key.get_secret_value(),
         base_url=config.base_url,

@@ -37,6 +37,8 @@ class PhaseSpec(Generic[T]):
     validate: Callable[[T], list[str]]
     salvage: Callable[[T], tuple[T, list[str]]]
     """Returns a valid value (the notes already appended to its reasoning) and the notes."""
+    phase: str = ""
+    """`plan` or `schedule`: the label of this phase's requests in logs and metrics."""
 
 
 @dataclass(frozen=True)
@@ -71,10 +73,13 @@ async def run_phase(
     request = list(messages)
     for attempt in range(max_repairs + 1):
         try:
-            completion = await transport.complete(request, spec.response_format)
+            completion, latency_s = await transport.complete_timed(
+                request, spec.response_format, spec.phase
+            )
         except TransportFailure as exc:
             if attempt > 0:
                 stats.repair_failures += 1
+                transport.report_repair("failure")
             return PhaseOutcome(
                 None, usage, stats.ai_calls - calls_before, failure=f"transport: {exc}"
             )
@@ -82,9 +87,12 @@ async def run_phase(
         usage += spent
         stats.tokens += spent
         result = _check(completion, spec, strict, stats)
+        valid = not isinstance(result, _Reply)
+        transport.report(spec.phase, "success" if valid else "invalid_output", spent, latency_s)
         if not isinstance(result, _Reply):
             if attempt > 0:
                 stats.repair_successes += 1
+                transport.report_repair("success")
             value, salvaged = result
             return PhaseOutcome(
                 value, usage, stats.ai_calls - calls_before, repaired=attempt > 0 or salvaged
@@ -94,6 +102,7 @@ async def run_phase(
         if result.kind is InvalidKind.REFUSAL or attempt == max_repairs:
             if attempt > 0:
                 stats.repair_failures += 1
+                transport.report_repair("failure")
             return PhaseOutcome(None, usage, stats.ai_calls - calls_before, failure=failure)
         stats.repair_attempts += 1
         request = [*messages, *repair_messages(result)]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from cronicorn.domain.models import TokenUsage
 
@@ -57,3 +57,15 @@ class PlannerStats:
         out = asdict(self)
         out["tokens"] = asdict(self.tokens) | {"total": self.tokens.total}
         return out
+
+
+class AIObserver(Protocol):
+    """Receives every AI request and repair as it happens (Prometheus `EngineMetrics`
+    satisfies it). `phase` is `plan` or `schedule`; `outcome` one of success,
+    invalid_output, timeout, rate_limited, error; repair outcomes success or failure."""
+
+    def observe_ai_call(
+        self, phase: str, outcome: str, usage: TokenUsage, latency_s: float
+    ) -> None: ...
+
+    def observe_repair(self, outcome: str) -> None: ...

@@ -23,10 +23,13 @@ from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from openai.types.shared_params import ResponseFormatJSONSchema
 
 from cronicorn.ai.budget import ChatMessage
-from cronicorn.ai.stats import PlannerStats
+from cronicorn.ai.stats import AIObserver, PlannerStats
+from cronicorn.domain.models import TokenUsage
 from cronicorn.engine.config import AIAgentConfig
+from cronicorn.observability.logging import sampled
 
 log = logging.getLogger("cronicorn.ai")
+_sampled_log = sampled(log)
 
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
 
@@ -73,18 +76,31 @@ class ChatTransport:
         self._clock = clock
         self._backoff = backoff
         self._rng = rng or random.Random()
+        self.observer: AIObserver | None = None
 
     async def complete(
         self, messages: list[ChatMessage], response_format: dict[str, Any]
     ) -> ChatCompletion:
         """The completion, or TransportFailure once `max_retries` retries are spent (or at
         once for a non-retryable HTTP error such as 400/401/404)."""
+        completion, _latency = await self.complete_timed(messages, response_format)
+        return completion
+
+    async def complete_timed(
+        self, messages: list[ChatMessage], response_format: dict[str, Any], phase: str = ""
+    ) -> tuple[ChatCompletion, float]:
+        """`complete`, plus the latency of the request that succeeded. Failed requests are
+        reported (to the log and the observer) here; the caller reports the reply once it
+        has judged it, with `report`."""
         retries = self._config.max_retries
         for attempt in range(retries + 1):
             self._stats.ai_calls += 1
+            started = time.perf_counter()
             try:
-                return await self._send(messages, response_format)
+                completion = await self._send(messages, response_format)
+                return completion, time.perf_counter() - started
             except TransportFailure as failure:
+                self.report(phase, _outcome(failure), TokenUsage(), time.perf_counter() - started)
                 self._stats.transport_errors += 1
                 retryable, retry_after = _classify(failure)
                 if not retryable or attempt == retries:
@@ -94,6 +110,30 @@ class ChatTransport:
                 log.info("AI transport error (%s); retry %d in %.2fs", failure, attempt + 1, delay)
                 await self._clock.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def report(self, phase: str, outcome: str, usage: TokenUsage, latency_s: float) -> None:
+        """One AI request ended: a sampled debug line and the observer (metrics)."""
+        _sampled_log.debug(
+            "AI %s request: %s in %.0f ms (%d in / %d out tokens)",
+            phase or "?",
+            outcome,
+            latency_s * 1000,
+            usage.input,
+            usage.output,
+            extra={"phase": phase, "outcome": outcome, "latency_ms": round(latency_s * 1000, 1)},
+        )
+        if self.observer is not None:
+            try:
+                self.observer.observe_ai_call(phase, outcome, usage, latency_s)
+            except Exception:
+                log.exception("AI observer failed; ignored")
+
+    def report_repair(self, outcome: str) -> None:
+        if self.observer is not None:
+            try:
+                self.observer.observe_repair(outcome)
+            except Exception:
+                log.exception("AI observer failed; ignored")
 
     async def _send(
         self, messages: list[ChatMessage], response_format: dict[str, Any]
@@ -130,6 +170,15 @@ class _Status(TransportFailure):
         super().__init__(f"http_{exc.status_code}", _short(exc.message))
         self.status = exc.status_code
         self.retry_after = _retry_after(exc.response.headers)
+
+
+def _outcome(failure: TransportFailure) -> str:
+    """The bounded metrics outcome of a failed request."""
+    if isinstance(failure, _Timeout):
+        return "timeout"
+    if isinstance(failure, _Status) and failure.status == 429:
+        return "rate_limited"
+    return "error"
 
 
 def _classify(failure: TransportFailure) -> tuple[bool, float | None]:

@@ -199,11 +199,19 @@ class CompletionBuilder:
             paused=chosen.pause,
         )
         if escalation is not Escalation.NONE:
+            failed = sum(1 for r in state.results if r.status.value == "failed")
+            logger.warning(
+                "escalation %s: %d of %d endpoint call(s) failed",
+                escalation.value,
+                failed,
+                len(state.results),
+                extra={"escalation": escalation.value},
+            )
             self._events.emit(
                 "on_escalation",
                 **ids,
                 level=escalation.value,
-                failed=sum(1 for r in state.results if r.status.value == "failed"),
+                failed=failed,
                 total=len(state.results),
             )
 

@@ -24,9 +24,11 @@ from cronicorn.domain.models import ClaimedJob, RunStatus
 from cronicorn.engine.clock import SystemClock
 from cronicorn.engine.config import EngineConfig
 from cronicorn.engine.events import EventBus
+from cronicorn.engine.logs import log_cycle_end, log_cycle_start
 from cronicorn.engine.loop import Dispatch, IdleWaiter, run_loop
 from cronicorn.engine.pipeline import JobPipeline
 from cronicorn.engine.ports import Clock, Executor, Planner, SchedulerBackend
+from cronicorn.observability.logging import log_context
 
 if TYPE_CHECKING:
     from cronicorn.observability.metrics import EngineMetrics
@@ -85,6 +87,9 @@ class SchedulingEngine:
             metrics = _engine_metrics(config)
         self._stats = StatsRecorder(config.metrics, planner, metrics)
         self.metrics = self._stats.metrics
+        observe = getattr(planner, "set_observer", None)
+        if self.metrics is not None and callable(observe):
+            observe(self.metrics)  # AI calls, tokens, latency and repairs
         self._pipeline = JobPipeline(
             config,
             backend=backend,
@@ -121,9 +126,10 @@ class SchedulingEngine:
         self._status = "running"
         self._start_time = self.clock.now()
         self._stop_time = None
-        self._loop_task = asyncio.create_task(self._run_loop(), name="cronicorn-engine-loop")
-        await self._presence.start()
-        logger.info("engine %s started", self.worker_id)
+        with log_context(worker_id=self.worker_id):  # inherited by the loop and its tasks
+            self._loop_task = asyncio.create_task(self._run_loop(), name="cronicorn-engine-loop")
+            await self._presence.start()
+            logger.info("engine %s started", self.worker_id)
 
     async def stop(self) -> None:
         """Graceful: stop claiming, let running jobs finish within `shutdown_grace_ms`,
@@ -252,26 +258,33 @@ class SchedulingEngine:
         that found nothing is not a cycle)."""
         async with self._claim_lock:
             cycle_id = uuid.uuid4().hex[:12]
-            started = self.clock.monotonic()
-            limit = min(self.free_slots, self.config.scheduler.max_batch_size)
-            errors: list[str] = []
-            claimed: list[ClaimedJob] = []
-            if limit > 0 and not self.stopping:
-                try:
-                    claimed = await self._claim(limit, wait_ms)
-                except Exception as exc:
-                    errors.append(self._claim_failed(cycle_id, exc))
-            if not claimed and not errors and not count_empty:
-                return Dispatch(0, limit)
-            if claimed:
-                self.idle.claimed()
-            self._last_processing_time = self.clock.now()
-            self.events.emit("on_cycle_start", cycle_id=cycle_id, claimed=len(claimed))
-            tasks = [self._spawn(job, cycle_id) for job in claimed]
-            cycle = asyncio.create_task(self._finish_cycle(cycle_id, started, tasks, errors))
-            self._cycles.add(cycle)
-            cycle.add_done_callback(self._cycles.discard)
-            return Dispatch(len(claimed), limit, failed=bool(errors), cycle=cycle)
+            with log_context(worker_id=self.worker_id, cycle_id=cycle_id):
+                return await self._dispatch(cycle_id, wait_ms, count_empty)
+
+    async def _dispatch(self, cycle_id: str, wait_ms: int, count_empty: bool) -> Dispatch:
+        """`dispatch` under its log context: the claim, the jobs and the cycle task all log
+        this cycle's id."""
+        started = self.clock.monotonic()
+        limit = min(self.free_slots, self.config.scheduler.max_batch_size)
+        errors: list[str] = []
+        claimed: list[ClaimedJob] = []
+        if limit > 0 and not self.stopping:
+            try:
+                claimed = await self._claim(limit, wait_ms)
+            except Exception as exc:
+                errors.append(self._claim_failed(cycle_id, exc))
+        if not claimed and not errors and not count_empty:
+            return Dispatch(0, limit)
+        if claimed:
+            self.idle.claimed()
+        self._last_processing_time = self.clock.now()
+        log_cycle_start(len(claimed), limit)
+        self.events.emit("on_cycle_start", cycle_id=cycle_id, claimed=len(claimed))
+        tasks = [self._spawn(job, cycle_id) for job in claimed]
+        cycle = asyncio.create_task(self._finish_cycle(cycle_id, started, tasks, errors))
+        self._cycles.add(cycle)
+        cycle.add_done_callback(self._cycles.discard)
+        return Dispatch(len(claimed), limit, failed=bool(errors), cycle=cycle)
 
     def _claim_failed(self, cycle_id: str, exc: Exception) -> str:
         logger.warning("claim failed: %s", exc)
@@ -361,6 +374,7 @@ class SchedulingEngine:
         duration_ms = (self.clock.monotonic() - started) * 1000
         result = CycleResult.from_outcomes(cycle_id, outcomes, errors, duration_ms)
         self._stats.record_cycle(duration_ms)
+        log_cycle_end(result, len(errors))
         self.events.emit(
             "on_cycle_end",
             cycle_id=cycle_id,

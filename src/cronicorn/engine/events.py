@@ -17,6 +17,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cronicorn.engine.config import EventsConfig
+from cronicorn.engine.logs import (
+    log_circuit_change,
+    log_endpoint_finished,
+    log_retry,
+    log_retry_exhausted,
+)
 from cronicorn.engine.ports import Clock
 
 logger = logging.getLogger("cronicorn.engine.events")
@@ -103,6 +109,8 @@ class JobExecutorEvents:
         self._on_circuit = on_circuit
 
     def on_endpoint_progress(self, endpoint_id: str, stage: str, data: Mapping[str, Any]) -> None:
+        if stage == "finished":
+            log_endpoint_finished(endpoint_id, data)
         self._bus.emit(
             "on_endpoint_progress",
             **self._ids,
@@ -112,6 +120,7 @@ class JobExecutorEvents:
         )
 
     def on_retry_attempt(self, endpoint_id: str, attempt: int, delay_s: float, reason: str) -> None:
+        log_retry(endpoint_id, attempt, delay_s, reason)
         self._bus.emit(
             "on_retry_attempt",
             **self._ids,
@@ -122,6 +131,7 @@ class JobExecutorEvents:
         )
 
     def on_retry_exhausted(self, endpoint_id: str, attempts: int, reason: str) -> None:
+        log_retry_exhausted(endpoint_id, attempts, reason)
         self._bus.emit(
             "on_retry_exhausted",
             **self._ids,
@@ -131,6 +141,7 @@ class JobExecutorEvents:
         )
 
     def on_circuit_state_change(self, endpoint_id: str, old: str, new: str) -> None:
+        log_circuit_change(endpoint_id, old, new)
         if self._on_circuit is not None:
             try:
                 self._on_circuit(endpoint_id, old, new)

@@ -31,10 +31,18 @@ from cronicorn.engine.completion import CompletionBuilder, fallback_next_run
 from cronicorn.engine.config import EngineConfig
 from cronicorn.engine.events import EventBus, JobExecutorEvents
 from cronicorn.engine.lease import LeaseKeeper
+from cronicorn.engine.logs import (
+    log_fallback,
+    log_job_end,
+    log_job_start,
+    log_plan,
+    register_context_secrets,
+)
 from cronicorn.engine.ports import Clock, Executor, Planner, SchedulerBackend
 from cronicorn.engine.run_state import Aborted, PhaseFailure, RunState, error_record
 from cronicorn.engine.stats import JobOutcome, StatsRecorder
 from cronicorn.errors import LeaseLostError
+from cronicorn.observability.logging import log_context
 
 logger = logging.getLogger("cronicorn.engine.pipeline")
 T = TypeVar("T")
@@ -69,8 +77,20 @@ class JobPipeline:
     async def run(
         self, claimed: ClaimedJob, abort: asyncio.Event, cycle_id: str | None = None
     ) -> JobOutcome:
+        """Every log line of the run (store, planner, executor included) carries the job
+        and run ids: the context is set here and inherited by every task the run starts."""
+        with log_context(
+            cycle_id=cycle_id, job_id=claimed.lease.job_id, run_id=claimed.lease.run_id
+        ):
+            return await self._run(claimed, abort, cycle_id)
+
+    async def _run(
+        self, claimed: ClaimedJob, abort: asyncio.Event, cycle_id: str | None
+    ) -> JobOutcome:
+        register_context_secrets(claimed)
         state = RunState(claimed, self._clock.now(), self._clock.monotonic(), cycle_id)
         lag_ms = max(0.0, (state.started_at - claimed.due_at).total_seconds() * 1000)
+        log_job_start(claimed, lag_ms)
         self._emit("on_job_start", state, due_at=claimed.due_at, lag_ms=lag_ms)
         lease_ms = self._config.scheduler.stale_lock_threshold_ms
         keeper = LeaseKeeper(self._backend, claimed.lease, lease_ms, self._clock, abort.set)
@@ -83,6 +103,7 @@ class JobPipeline:
             raise
         self._stats.record_job(outcome, state.results, lag_ms / 1000)
         duration_ms = (self._clock.monotonic() - state.started_mono) * 1000
+        log_job_end(state, outcome, duration_ms)
         self._emit(
             "on_job_end",
             state,
@@ -198,6 +219,7 @@ class JobPipeline:
             return self._lost(state)
         except Exception as exc:
             return await self._fail_write(state, keeper, completion, exc)
+        state.next_run = completion.next_run
         error = completion.error if completion.status is not RunStatus.COMPLETED else None
         return self._outcome(state, completion.status, written=True, error=error)
 
@@ -235,6 +257,7 @@ class JobPipeline:
                 final,
             )
             return self._outcome(state, RunStatus.FAILED, written=False, error=error.message)
+        state.next_run = next_run
         return self._outcome(state, RunStatus.FAILED, written=True, error=error.message)
 
     async def _release_quietly(self, keeper: LeaseKeeper) -> None:
@@ -288,6 +311,7 @@ class JobPipeline:
 
     def _emit_plan(self, state: RunState, decision: PlanDecision) -> None:
         plan = decision.plan
+        log_plan(decision)
         self._emit(
             "on_plan",
             state,
@@ -302,6 +326,7 @@ class JobPipeline:
             self._fallback(state, "plan", decision.fallback_reason)
 
     def _fallback(self, state: RunState, phase: str, reason: str) -> None:
+        log_fallback(phase, reason)
         self._stats.record_fallback(reason)
         self._emit("on_fallback", state, phase=phase, reason=reason)
 

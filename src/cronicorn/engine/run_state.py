@@ -10,6 +10,7 @@ from cronicorn.domain.models import (
     EndpointResult,
     ErrorPhase,
     JobErrorRecord,
+    NextRun,
     PlanDecision,
     ScheduleDecision,
     TokenUsage,
@@ -52,6 +53,8 @@ class RunState:
     usage: TokenUsage = field(default_factory=TokenUsage)
     ai_calls: int = 0
     fallbacks: int = 0
+    next_run: NextRun | None = None
+    """Set once the outcome is written: the next run the store now holds."""
 
     @property
     def job_id(self) -> str:

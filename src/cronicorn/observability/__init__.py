@@ -10,7 +10,12 @@ from cronicorn.observability.logging import (
     sampled,
 )
 from cronicorn.observability.metrics import ApiMetrics, EngineMetrics, render
-from cronicorn.observability.redaction import redact, redact_text, register_secret
+from cronicorn.observability.redaction import (
+    redact,
+    redact_text,
+    register_header_secrets,
+    register_secret,
+)
 from cronicorn.observability.server import MetricsServer, start_metrics_server
 from cronicorn.observability.status import (
     JobSummary,
@@ -34,6 +39,7 @@ __all__ = [
     "log_context",
     "redact",
     "redact_text",
+    "register_header_secrets",
     "register_secret",
     "render",
     "render_status",

@@ -33,40 +33,77 @@ _KEY_VALUE = re.compile(
     re.I,
 )
 
+NON_SECRET_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "connection",
+        "content-encoding",
+        "content-language",
+        "content-type",
+        "pragma",
+        "user-agent",
+    }
+)
+"""Header names whose values describe the request, never authorise it: their values
+(`application/json`, `gzip`) are not registered, so they stay readable in every line."""
+
 _lock = threading.Lock()
 _secrets: set[str] = set()
 _pattern: re.Pattern[str] | None = None
+_dirty = False
+"""Registration only marks the pattern stale; it is rebuilt on the next redaction, so a
+claim that decrypts thousands of secrets compiles it once, not once per secret."""
 
 
 def register_secret(value: str | None) -> None:
     """Mask `value` in every log line from now on (process-wide).
 
     Call it wherever a secret enters memory in clear text (decryption, config loading).
+    Cheap when `value` is already known (the common case: every claim decrypts again).
     """
-    global _pattern
-    if not value or len(value) < MIN_SECRET_LENGTH:
+    global _dirty
+    if not value or len(value) < MIN_SECRET_LENGTH or value in _secrets:
         return
     with _lock:
-        if value in _secrets:
-            return
         _secrets.add(value)
-        _pattern = _compile(_secrets)
+        _dirty = True
+
+
+def register_header_secrets(headers: Mapping[str, str] | None) -> None:
+    """Register the values of `headers`, except those of `NON_SECRET_HEADERS`."""
+    for name, value in (headers or {}).items():
+        if name.lower() not in NON_SECRET_HEADERS:
+            register_secret(value)
 
 
 def unregister_secret(value: str) -> None:
     """Forget a secret (rotated keys); mostly for tests."""
-    global _pattern
+    global _dirty
     with _lock:
         _secrets.discard(value)
-        _pattern = _compile(_secrets) if _secrets else None
+        _dirty = True
 
 
 def clear_secrets() -> None:
     """Forget every registered secret; for tests."""
-    global _pattern
+    global _dirty
     with _lock:
         _secrets.clear()
-        _pattern = None
+        _dirty = True
+
+
+def _current_pattern() -> re.Pattern[str] | None:
+    global _pattern, _dirty
+    if not _dirty:
+        return _pattern
+    with _lock:
+        if _dirty:
+            _pattern = _compile(_secrets) if _secrets else None
+            _dirty = False
+        return _pattern
 
 
 def _compile(values: set[str]) -> re.Pattern[str]:
@@ -77,7 +114,7 @@ def _compile(values: set[str]) -> re.Pattern[str]:
 
 def redact_text(text: str) -> str:
     """Mask registered secrets and credential shapes in free text."""
-    pattern = _pattern
+    pattern = _current_pattern()
     if pattern is not None:
         text = pattern.sub(MASK, text)
     text = _CREDENTIAL.sub(lambda m: f"{m.group(1)} {MASK}", text)

@@ -2,6 +2,9 @@
 
 The key comes from `CRONICORN_SECRET_KEY` (a Fernet key: 32 url-safe base64 bytes) or is
 generated once into the data directory as `secret.key` with 0600 permissions.
+
+Every value that passes through a box (encrypted when the API accepts it, decrypted when a
+job is claimed) is registered with the log redaction, so no log line can carry it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 
 from cronicorn.errors import ConfigError
+from cronicorn.observability.redaction import register_header_secrets, register_secret
 
 MASK = "***"
 
@@ -33,19 +37,32 @@ class SecretBox:
         return Fernet.generate_key().decode()
 
     def encrypt(self, plaintext: str) -> str:
-        return self._fernet.encrypt(plaintext.encode()).decode()
+        register_secret(plaintext)
+        return self._encrypt(plaintext)
 
     def decrypt(self, ciphertext: str) -> str:
+        plaintext = self._decrypt(ciphertext)
+        register_secret(plaintext)
+        return plaintext
+
+    def encrypt_map(self, values: Mapping[str, str]) -> dict[str, str]:
+        """Header maps: values of descriptive headers (content-type…) stay loggable."""
+        register_header_secrets(values)
+        return {name: self._encrypt(value) for name, value in values.items()}
+
+    def decrypt_map(self, values: Mapping[str, str]) -> dict[str, str]:
+        plain = {name: self._decrypt(value) for name, value in values.items()}
+        register_header_secrets(plain)
+        return plain
+
+    def _encrypt(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def _decrypt(self, ciphertext: str) -> str:
         try:
             return self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken as exc:
             raise ConfigError("a stored secret cannot be decrypted with this secret key") from exc
-
-    def encrypt_map(self, values: Mapping[str, str]) -> dict[str, str]:
-        return {name: self.encrypt(value) for name, value in values.items()}
-
-    def decrypt_map(self, values: Mapping[str, str]) -> dict[str, str]:
-        return {name: self.decrypt(value) for name, value in values.items()}
 
 
 def masked(values: Mapping[str, str]) -> dict[str, str]:
