@@ -15,7 +15,7 @@ from cronicorn.engine.config import ExecutionConfig
 from cronicorn.engine.ports import Clock
 from cronicorn.executor.request import PreparedRequest
 from cronicorn.executor.response import decode_body, read_capped
-from cronicorn.executor.retry import AttemptOutcome, parse_retry_after, status_retryable
+from cronicorn.executor.retry import SUCCESS, AttemptOutcome, parse_retry_after, status_retryable
 from cronicorn.executor.ssrf import HostPolicy
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -52,11 +52,6 @@ class Exchange:
         result: EndpointResult,
     ) -> AttemptOutcome:
         """Send `request`, following up to `max_redirects` redirects; fills `result`."""
-        result.status_code = None
-        result.response_body = None
-        result.response_bytes = 0
-        result.truncated = False
-        result.content_type = None
         for _hop in range(self._config.max_redirects + 1):
             async with session.request(
                 request.method,
@@ -113,7 +108,7 @@ class Exchange:
                 text_limit=self._config.response_content_length_limit,
             )
         if status < 400:
-            return AttemptOutcome(None, status_code=status)
+            return SUCCESS
         retryable = status_retryable(status)
         retry_after = None
         if retryable:

@@ -48,8 +48,10 @@ from cronicorn.executor.ssrf import (
     find_ssrf_block,
 )
 from cronicorn.executor.strategies import run_calls, validate_calls
+from cronicorn.observability.logging import sampled
 
 log = logging.getLogger("cronicorn.executor")
+_sampled_log = sampled(log)
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -212,7 +214,11 @@ class HttpExecutor:
             result.error_category = ErrorCategory.ABORTED
             result.error = "aborted while in flight"
         except Exception as exc:  # a bug must cost one result, not the whole run
-            log.exception("endpoint %s: unexpected executor error", endpoint.id)
+            log.exception(
+                "endpoint %s: unexpected executor error",
+                endpoint.id,
+                extra={"endpoint_id": endpoint.id},
+            )
             result.status = EndpointStatus.FAILED
             result.error_category = ErrorCategory.NETWORK
             result.error = f"internal executor error: {type(exc).__name__}"
@@ -260,7 +266,11 @@ class HttpExecutor:
                 return
             attempt += 1
             result.attempts = attempt
+            if attempt > 1:
+                _clear_response(result)
             outcome = await self._attempt(endpoint, request, result, ticket, on_change)
+            if log.isEnabledFor(logging.DEBUG):
+                _log_attempt(endpoint.id, attempt, result)
             if outcome.category is None:
                 return
             if not self._retry.should_retry(request.method, outcome, attempt):
@@ -328,17 +338,19 @@ class HttpExecutor:
         ticket: Ticket,
         on_change: Callable[[str, str, str], None],
     ) -> None:
+        if outcome.category is None:
+            if ticket.trial:  # a success only matters to a half-open circuit
+                self._breakers.record(ticket, failure=False, on_change=on_change)
+            result.status = EndpointStatus.SUCCESS
+            result.error = None
+            result.error_category = None
+            return
         if outcome.category is ErrorCategory.SSRF_BLOCKED:
             self._breakers.release(ticket)
         else:
             self._breakers.record(ticket, failure=outcome.breaker_failure, on_change=on_change)
-        if outcome.category is None:
-            result.status = EndpointStatus.SUCCESS
-            result.error = None
-            result.error_category = None
-        else:
-            result.status = EndpointStatus.FAILED
-            result.error_category = outcome.category
+        result.status = EndpointStatus.FAILED
+        result.error_category = outcome.category
 
 
 class _Deadline:
@@ -376,6 +388,26 @@ def _classify(exc: Exception, result: EndpointResult) -> AttemptOutcome | None:
         result.error = f"network error: {type(exc).__name__}: {exc}"
         return AttemptOutcome(ErrorCategory.NETWORK, retryable=True)
     return None
+
+
+def _clear_response(result: EndpointResult) -> None:
+    """Forget the previous attempt's response before a retry."""
+    result.status_code = None
+    result.response_body = None
+    result.response_bytes = 0
+    result.truncated = False
+    result.content_type = None
+
+
+def _log_attempt(endpoint_id: str, attempt: int, result: EndpointResult) -> None:
+    """Sampled (`logger.sampling_rate`): one line per attempt is the noisiest we write."""
+    _sampled_log.debug(
+        "endpoint %s attempt %d: %s",
+        endpoint_id,
+        attempt,
+        result.error or f"HTTP {result.status_code}",
+        extra={"endpoint_id": endpoint_id, "attempt": attempt, "status_code": result.status_code},
+    )
 
 
 def _fail(result: EndpointResult, category: ErrorCategory, error: str) -> None:

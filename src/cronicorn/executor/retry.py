@@ -42,6 +42,10 @@ class AttemptOutcome:
         )
 
 
+SUCCESS = AttemptOutcome(None)
+"""Shared outcome of every successful attempt (read-only by convention)."""
+
+
 def status_retryable(status: int) -> bool:
     return status >= 500 or status in RETRYABLE_STATUS
 
