@@ -15,8 +15,9 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cronicorn.api.errors import install_error_handlers
-from cronicorn.api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
+from cronicorn.api.middleware import BodyLimitMiddleware
 from cronicorn.api.routes import endpoints, health, history, jobs, keys, scheduler
+from cronicorn.observability import ApiMetrics, MetricsMiddleware
 from cronicorn.service import Services
 from cronicorn.settings import Settings
 from cronicorn.store.db import create_engine, session_factory

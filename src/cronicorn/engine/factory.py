@@ -32,8 +32,17 @@ def create_scheduling_engine(
     clock: Clock | None = None,
     worker_id: str | None = None,
 ) -> SchedulingEngine:
-    """Build an engine; missing config fields take their defaults."""
+    """Build an engine; missing config fields take their defaults.
+
+    When the configuration sets `logger` explicitly, the process's logging is configured from
+    it (level, text/JSON format, sampling rate); otherwise the host application's logging is
+    left alone."""
     cfg = config if isinstance(config, EngineConfig) else EngineConfig.model_validate(config or {})
+    if "logger" in cfg.model_fields_set:
+        from cronicorn.observability import configure_logging
+
+        log = cfg.logger
+        configure_logging(log.level, log.format, log.sampling_rate)
     owned: list[object] = []
     if planner is None:
         from cronicorn.ai import create_planner
