@@ -126,9 +126,8 @@ class StatsRecorder:
     ) -> None:
         if not self._config.enabled:
             return
-        if self.metrics is not None:
-            job_label = outcome.job_id if self._config.per_job_labels else None
-            self.metrics.observe_run(outcome.status, results, lag_s, job_label)
+        if self.metrics is not None:  # it adds the job id label only if built to
+            self.metrics.observe_run(outcome.status, results, lag_s, outcome.job_id)
         s = self._stats
         s.total_jobs_processed += 1
         if outcome.status is RunStatus.COMPLETED:

@@ -167,6 +167,10 @@ def _text_value(value: Any) -> str:
 
 
 _HANDLER_MARK = "_cronicorn_handler"
+QUIET_LOGGERS = ("aiosqlite",)
+"""Capped at INFO: their DEBUG lines (two per SQL statement, every parameter repeated) come
+from a driver thread, outside any run's correlation context. Set their level again after
+`configure_logging` to see them."""
 
 
 def configure_logging(
@@ -189,4 +193,6 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
     return handler
