@@ -87,7 +87,7 @@ def log_plan(decision: PlanDecision) -> None:
             "strategy": plan.strategy.value,
             "calls": len(plan.calls),
             "ai_calls": decision.ai_calls,
-            "fallback_reason": decision.fallback_reason,
+            **({"fallback_reason": decision.fallback_reason} if decision.fallback_reason else {}),
         },
     )
 
