@@ -76,7 +76,16 @@ def box() -> SecretBox:
 
 @pytest.fixture
 async def db(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
+    """SQLite only: for the heavier tests."""
     engine = create_engine(sqlite_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def any_db(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """SQLite and (when configured) PostgreSQL."""
+    engine = create_engine(database_url)
     yield engine
     await engine.dispose()
 

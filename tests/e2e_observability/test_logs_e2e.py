@@ -130,9 +130,9 @@ def assert_no_secret(text: str) -> None:
 
 
 async def test_json_log_lines_of_a_run_carry_correlation_fields_and_no_secret(
-    db: AsyncEngine, box: SecretBox, server: EndpointServer, capture: Capture
+    any_db: AsyncEngine, box: SecretBox, server: EndpointServer, capture: Capture
 ) -> None:
-    job_id, text = await run_one_job(db, box, server, capture, "json")
+    job_id, text = await run_one_job(any_db, box, server, capture, "json")
     assert_no_secret(text)
     lines: list[dict[str, Any]] = [json.loads(line) for line in text.splitlines()]
     assert len(lines) > 10

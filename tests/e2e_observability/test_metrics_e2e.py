@@ -74,13 +74,13 @@ def build(
 
 
 async def test_scrape_after_an_end_to_end_run_has_the_right_counts(
-    db: AsyncEngine, box: SecretBox, server: EndpointServer, fake_ai: FakeOpenAI
+    any_db: AsyncEngine, box: SecretBox, server: EndpointServer, fake_ai: FakeOpenAI
 ) -> None:
     ok, fail = EndpointDef("/ok"), EndpointDef("/fail", name="flaky")
-    await add_jobs(db, box, server, [ok, EndpointDef("/ok", name="stock")])  # completed
-    await add_jobs(db, box, server, [ok, fail])  # completed, one endpoint failed
-    await add_jobs(db, box, server, [fail])  # failed
-    await add_jobs(db, box, server, [ok], daily_token_budget=0)  # rules: budget fallback
+    await add_jobs(any_db, box, server, [ok, EndpointDef("/ok", name="stock")])  # completed
+    await add_jobs(any_db, box, server, [ok, fail])  # completed, one endpoint failed
+    await add_jobs(any_db, box, server, [fail])  # failed
+    await add_jobs(any_db, box, server, [ok], daily_token_budget=0)  # rules: budget fallback
     fake_ai.enqueue(Reply.text("this is not JSON"))  # the first plan request is repaired
     cfg = config(
         execution={
@@ -91,7 +91,7 @@ async def test_scrape_after_an_end_to_end_run_has_the_right_counts(
     )
     ai = AIAgentConfig(api_key=SecretStr("sk-e2e"), base_url=fake_ai.base_url, max_retries=0)
     metrics = EngineMetrics()
-    engine = build(cfg, db, box, OpenAIPlanner(ai, fallback=RulesPlanner()), metrics)
+    engine = build(cfg, any_db, box, OpenAIPlanner(ai, fallback=RulesPlanner()), metrics)
     async with engine:
         await eventually(lambda: engine.get_state().stats.total_jobs_processed == 4, 15)
         assert engine.metrics_url is not None
