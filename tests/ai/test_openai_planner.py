@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import UTC, datetime
@@ -326,3 +327,17 @@ async def test_auto_mode_of_the_fake_serves_any_job(make_planner: PlannerFactory
     assert [c.endpoint_id for c in decision.plan.calls] == [e.id for e in context.endpoints]
     assert schedule.proposal is not None
     assert schedule.proposal.next_run_at == datetime(2024, 5, 1, 12, 1, 30, tzinfo=UTC)
+
+
+async def test_concurrent_jobs_each_count_only_their_own_ai_calls(
+    make_planner: PlannerFactory,
+) -> None:
+    # One planner serves every job of a worker; a decision's ai_calls must not include
+    # requests other jobs made meanwhile (the planner-wide counter is shared).
+    async with FakeOpenAI(auto=True, next_run_s=90, latency_s=0.05) as auto:
+        planner = make_planner(base_url=auto.base_url, api_key="anything")
+        decisions = await asyncio.gather(*(planner.plan(make_context()) for _ in range(8)))
+        requests_sent = len(auto.requests)
+    assert requests_sent == 8
+    assert [d.ai_calls for d in decisions] == [1] * 8
+    assert planner.stats.ai_calls == 8

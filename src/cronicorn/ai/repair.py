@@ -21,7 +21,7 @@ from openai.types.chat import ChatCompletion
 from cronicorn.ai.budget import ChatMessage
 from cronicorn.ai.schemas import OutputInvalid
 from cronicorn.ai.stats import InvalidKind, PlannerStats
-from cronicorn.ai.transport import ChatTransport, TransportFailure
+from cronicorn.ai.transport import ChatTransport, RequestCounter, TransportFailure
 from cronicorn.domain.models import TokenUsage
 
 T = TypeVar("T")
@@ -69,20 +69,18 @@ async def run_phase(
     stats: PlannerStats,
 ) -> PhaseOutcome[T]:
     usage = TokenUsage()
-    calls_before = stats.ai_calls
+    requests = RequestCounter()
     request = list(messages)
     for attempt in range(max_repairs + 1):
         try:
             completion, latency_s = await transport.complete_timed(
-                request, spec.response_format, spec.phase
+                request, spec.response_format, spec.phase, requests
             )
         except TransportFailure as exc:
             if attempt > 0:
                 stats.repair_failures += 1
                 transport.report_repair("failure")
-            return PhaseOutcome(
-                None, usage, stats.ai_calls - calls_before, failure=f"transport: {exc}"
-            )
+            return PhaseOutcome(None, usage, requests.count, failure=f"transport: {exc}")
         spent = usage_of(completion)
         usage += spent
         stats.tokens += spent
@@ -94,16 +92,14 @@ async def run_phase(
                 stats.repair_successes += 1
                 transport.report_repair("success")
             value, salvaged = result
-            return PhaseOutcome(
-                value, usage, stats.ai_calls - calls_before, repaired=attempt > 0 or salvaged
-            )
+            return PhaseOutcome(value, usage, requests.count, repaired=attempt > 0 or salvaged)
         stats.count_invalid(result.kind)
         failure = f"{result.kind.value}: {'; '.join(result.errors)}"
         if result.kind is InvalidKind.REFUSAL or attempt == max_repairs:
             if attempt > 0:
                 stats.repair_failures += 1
                 transport.report_repair("failure")
-            return PhaseOutcome(None, usage, stats.ai_calls - calls_before, failure=failure)
+            return PhaseOutcome(None, usage, requests.count, failure=failure)
         stats.repair_attempts += 1
         request = [*messages, *repair_messages(result)]
     raise AssertionError("unreachable")  # pragma: no cover

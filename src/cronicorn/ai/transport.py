@@ -38,6 +38,13 @@ class Sleeper(Protocol):
     async def sleep(self, seconds: float) -> None: ...
 
 
+@dataclass
+class RequestCounter:
+    """Requests sent on behalf of one phase of one job."""
+
+    count: int = 0
+
+
 class TransportFailure(Exception):
     """The model could not be reached (after retries) or answered with an HTTP error."""
 
@@ -87,14 +94,21 @@ class ChatTransport:
         return completion
 
     async def complete_timed(
-        self, messages: list[ChatMessage], response_format: dict[str, Any], phase: str = ""
+        self,
+        messages: list[ChatMessage],
+        response_format: dict[str, Any],
+        phase: str = "",
+        requests: RequestCounter | None = None,
     ) -> tuple[ChatCompletion, float]:
         """`complete`, plus the latency of the request that succeeded. Failed requests are
         reported (to the log and the observer) here; the caller reports the reply once it
-        has judged it, with `report`."""
+        has judged it, with `report`. `requests` counts this caller's requests only (the
+        planner's stats are shared by every concurrent job)."""
         retries = self._config.max_retries
         for attempt in range(retries + 1):
             self._stats.ai_calls += 1
+            if requests is not None:
+                requests.count += 1
             started = time.perf_counter()
             try:
                 completion = await self._send(messages, response_format)
