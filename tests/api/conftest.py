@@ -66,6 +66,20 @@ def settings_for(database_url: str, **kwargs: Any) -> Settings:
 
 @pytest.fixture
 async def api(database_url: str) -> AsyncIterator[Api]:
+    """The app on SQLite and on PostgreSQL."""
+    async with make_api(database_url) as client:
+        yield client
+
+
+@pytest.fixture
+async def sqlite_api(sqlite_url: str) -> AsyncIterator[Api]:
+    """SQLite only: for rules that are checked before the database is touched."""
+    async with make_api(sqlite_url) as client:
+        yield client
+
+
+@asynccontextmanager
+async def make_api(database_url: str) -> AsyncIterator[Api]:
     app = create_app(settings_for(database_url))
     async with app.router.lifespan_context(app):
         services: Services = app.state.services

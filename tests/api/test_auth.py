@@ -73,8 +73,9 @@ async def test_other_tenant_gets_404_and_nothing_changes(
     ids=ROUTE_IDS + [f"{m} {p}" for m, p, _ in COLLECTION_ROUTES],
 )  # fmt: skip
 async def test_missing_invalid_and_wrong_scope_keys(
-    api: Api, method: str, path: str, body: dict[str, Any] | None
+    sqlite_api: Api, method: str, path: str, body: dict[str, Any] | None
 ) -> None:
+    api = sqlite_api
     ids = await alice_objects(api)
     url = path.format(**ids)
     before = await api.snapshot()

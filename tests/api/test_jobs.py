@@ -128,3 +128,25 @@ async def test_messages_newest_first(api: Api) -> None:
     assert [m["content"] for m in got] == ["three", "two"]
     rest = (await api.call("GET", url, params={"before": got[-1]["id"]})).json()
     assert [m["content"] for m in rest] == ["one"]
+
+
+async def test_text_postgres_cannot_store_is_refused(api: Api) -> None:
+    before = await api.snapshot()
+    for body in (
+        {**JOB, "name": "nul\x00"},
+        {**JOB, "next_run_at": "0001-01-01T00:00:00+01:00"},
+    ):
+        r = await api.call("POST", "/api/jobs", json=body)
+        assert r.status_code == 422, r.text
+    raw = b'{"name": "x", "definition": "lone \\ud800 surrogate"}'
+    headers = {"Content-Type": "application/json"}
+    r = await api.call("POST", "/api/jobs", content=raw, headers=headers)
+    assert r.status_code == 422, r.text
+    assert "definition" in r.text
+    job = (await api.call("POST", "/api/jobs", json=JOB)).json()
+    r = await api.call(
+        "POST", f"/api/jobs/{job['id']}/endpoints", json={**ENDPOINT, "body": {"k": "\x00"}}
+    )
+    assert r.status_code == 422, r.text
+    assert (await api.call("GET", "/api/jobs/bad%00id")).status_code == 404
+    assert len((await api.snapshot())["jobs"]) == len(before["jobs"]) + 1

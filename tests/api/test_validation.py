@@ -9,6 +9,15 @@ import pytest
 
 from tests.api.conftest import ENDPOINT, JOB, Api
 
+# Field rules are checked before the database is touched: SQLite is enough, except for the
+# values only PostgreSQL refuses (see test_text_postgres_cannot_store_is_refused).
+
+
+@pytest.fixture
+def api(sqlite_api: Api) -> Api:
+    return sqlite_api
+
+
 MIB = 1024 * 1024
 
 JOB_CASES: list[tuple[str, dict[str, Any]]] = [

@@ -9,9 +9,11 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cronicorn.errors import BackendUnavailableError, ConflictError, LeaseLostError, NotFoundError
 from cronicorn.service.errors import FieldErrors
@@ -67,6 +69,18 @@ async def _field_errors(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI answers an undecodable body (e.g. not UTF-8) with a bare 400; the contract
+    says malformed JSON is a 422 naming the body, so say that instead."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        detail = [
+            {"loc": ["body"], "msg": "request body is not valid UTF-8 JSON", "type": "json_invalid"}
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
+    return await http_exception_handler(request, exc)
+
+
 async def _not_found(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=404)
 
@@ -82,6 +96,7 @@ async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(FieldErrors, _field_errors)
     app.add_exception_handler(NotFoundError, _not_found)
     app.add_exception_handler(LeaseLostError, _conflict)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -28,42 +28,67 @@ from cronicorn.domain.models import (
 )
 from cronicorn.service.validation import db_safe_text
 
+INT32 = 2**31 - 1
 INT64 = 2**63 - 1
+WIDE_INTS = frozenset({"token", "input", "output", "reasoning", "cached", "total"})
+"""Fields stored in 64-bit columns; every other integer must fit 32 bits."""
+MAX_TEXT = {"code": 64, "content_type": 200, "endpoint_id": 36, "job_id": 36, "run_id": 36}
+"""Short string columns (PostgreSQL refuses longer values)."""
 WorkerId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 LeaseMs = Annotated[int, Field(ge=1_000, le=24 * 3600 * 1000)]
 
 
-def check_storable(value: Any, path: str = "body") -> None:
+def check_storable(value: Any, path: str = "body", name: str = "") -> None:
     """Raise ValueError naming the first value no database column could hold."""
     if isinstance(value, str):
-        try:
-            db_safe_text(value)
-        except ValueError as exc:
-            raise ValueError(f"{path} {exc}") from None
+        _check_text(value, path, name)
     elif isinstance(value, bool) or value is None:
         return
     elif isinstance(value, int):
-        if abs(value) > INT64:
-            raise ValueError(f"{path} is out of the 64-bit integer range")
+        if abs(value) > (INT64 if name in WIDE_INTS else INT32):
+            raise ValueError(f"{path} is out of range")
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"{path} must be a finite number")
     elif isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError(f"{path} must include a time zone offset")
+        _check_time(value, path)
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         for f in dataclasses.fields(value):
-            check_storable(getattr(value, f.name), f"{path}.{f.name}")
+            check_storable(getattr(value, f.name), f"{path}.{f.name}", f.name)
     elif isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            check_storable(getattr(value, name), f"{path}.{name}")
+        for key in type(value).model_fields:
+            check_storable(getattr(value, key), f"{path}.{key}", key)
+        _check_mapping(value.model_extra or {}, path)
     elif isinstance(value, Mapping):
-        for key, item in value.items():
-            check_storable(key, f"{path} key")
-            check_storable(item, f"{path}.{key}")
+        _check_mapping(value, path)
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            check_storable(item, f"{path}[{i}]")
+            check_storable(item, f"{path}[{i}]", name)
+
+
+def _check_mapping(value: Mapping[Any, Any], path: str) -> None:
+    for key, item in value.items():
+        check_storable(key, f"{path} key")
+        check_storable(item, f"{path}.{key}")
+
+
+def _check_text(value: str, path: str, name: str) -> None:
+    try:
+        db_safe_text(value)
+    except ValueError as exc:
+        raise ValueError(f"{path} {exc}") from None
+    limit = MAX_TEXT.get(name)
+    if limit is not None and len(value) > limit:
+        raise ValueError(f"{path} must be at most {limit} characters")
+
+
+def _check_time(value: datetime, path: str) -> None:
+    if value.tzinfo is None:
+        raise ValueError(f"{path} must include a time zone offset")
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{path} is out of range") from None
 
 
 class WireRequest(BaseModel):
@@ -72,7 +97,7 @@ class WireRequest(BaseModel):
     @model_validator(mode="after")
     def _storable(self) -> WireRequest:
         for name in type(self).model_fields:
-            check_storable(getattr(self, name), name)
+            check_storable(getattr(self, name), name, name)
         return self
 
 
