@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
@@ -127,8 +128,12 @@ async def gather_limited(calls: Iterable[Awaitable[T]], limit: int = 16) -> list
     gate = asyncio.Semaphore(limit)
 
     async def one(call: Awaitable[T]) -> T:
-        async with gate:
-            return await call
+        try:
+            async with gate:
+                return await call
+        finally:
+            if inspect.iscoroutine(call):
+                call.close()  # cancelled before it started: no "never awaited" warning
 
     pending = list(calls)
     async with asyncio.TaskGroup() as group:  # the first failure cancels the rest

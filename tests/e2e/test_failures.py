@@ -4,6 +4,7 @@ a job fails."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import timedelta
 
@@ -99,7 +100,9 @@ async def test_api_down_during_a_run_then_lease_expiry_and_a_clean_rerun(stack: 
     await wait_until(in_flight, 30, "the slow call", 0.05)
     await stack.stop_api()
     down_at = time.monotonic()
-    await stack.start_api()  # same port and database; importing takes seconds
+    # Down for longer than the lease, so it expires before any retry could get through.
+    await asyncio.sleep(LEASE_MS / 1000 + 0.5)
+    await stack.start_api()  # same port and database
     print(f"API was down for {time.monotonic() - down_at:.1f} s")
 
     async def rerun_done() -> list[Json]:
@@ -119,5 +122,7 @@ async def test_api_down_during_a_run_then_lease_expiry_and_a_clean_rerun(stack: 
         timedelta(milliseconds=LEASE_MS)
     ), "re-run only after the lease expired"
     assert engine.running, "the engine survives an API outage"
+    retried = re.findall(r"/api/scheduler/(\w+) failed after (\d+) attempts", engine.output())
+    assert any(int(n) > 1 for _, n in retried), "the engine retried the API before giving up"
     assert stack.endpoints.max_in_flight["j"] == 1
     await stack.assert_settled()

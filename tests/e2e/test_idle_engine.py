@@ -12,6 +12,7 @@ from cronicorn.engine.config import SchedulerConfig
 from cronicorn.engine.env import ENV_VARS
 from tests.e2e._api import parse_time, wait_until
 from tests.e2e._endpoints import Behavior
+from tests.e2e._processes import Proc
 from tests.e2e.conftest import Stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -28,16 +29,40 @@ def shutdown_grace_ms() -> tuple[int, dict[str, str]]:
     return SchedulerConfig().shutdown_grace_ms, {}
 
 
-@pytest.mark.timeout(120)
-async def test_sigterm_during_a_slow_call_exits_within_grace_and_records_the_abort(
+@pytest.mark.timeout(150)
+async def test_idle_engine_starts_on_time_then_stops_within_grace_on_sigterm(
     stack: Stack,
 ) -> None:
+    """One engine (processing interval 60 s) for both checks: process start-up is the
+    expensive part of these tests."""
     grace_ms, grace_env = shutdown_grace_ms()
-    grace_s = grace_ms / 1000
-    engine = stack.start_engine("w1", **grace_env)
+    engine = stack.start_engine("w1", CRONICORN_PROCESSING_INTERVAL_MS="60000", **grace_env)
+    await stack.wait_workers("w1")
+    await check_on_time_start(stack)
+    await check_sigterm_mid_call(stack, engine, grace_ms / 1000)
+
+
+async def check_on_time_start(stack: Stack) -> None:
+    """A job created 2 s ahead starts (first request at its endpoint) < 1 s after due."""
+    due = datetime.now(UTC) + timedelta(seconds=2)
+    job = await stack.api.create_job("lag", next_run_at=due)
+    await stack.api.add_endpoint(job["id"], "a", stack.endpoints.url("lag"))
+    due_at = parse_time(job["next_run_at"]).timestamp()
+
+    async def called() -> bool:
+        return bool(stack.endpoints.calls_of("lag"))
+
+    await wait_until(called, 30, "the job's first call", 0.02)
+    lag = stack.endpoints.calls_of("lag")[0].arrived - due_at
+    print(f"scheduling lag (due -> first endpoint request): {lag * 1000:.0f} ms")
+    assert -0.05 < lag < 1.0
+
+
+async def check_sigterm_mid_call(stack: Stack, engine: Proc, grace_s: float) -> None:
+    """SIGTERM while a slow call is in flight: exit 0 within the grace period, the call
+    aborted and recorded as such, the lease released, the failure count untouched."""
     stack.endpoints.behave("slow", Behavior(delay_s=grace_s + 60))
     job = await stack.paused_job("slow", ["a", "b"], endpoint={"timeout_ms": 300_000})
-    await stack.wait_workers("w1")
     await stack.api.resume(job["id"])
 
     async def in_flight() -> bool:
@@ -68,21 +93,3 @@ async def test_sigterm_during_a_slow_call_exits_within_grace_and_records_the_abo
     assert final["lease_expires_at"] is None
     assert final["consecutive_failures"] == 0, "a shutdown is not the job's failure"
     await stack.assert_settled()
-
-
-@pytest.mark.timeout(90)
-async def test_job_due_in_two_seconds_starts_on_time_on_an_idle_engine(stack: Stack) -> None:
-    stack.start_engine("w1", CRONICORN_PROCESSING_INTERVAL_MS="60000")
-    await stack.wait_workers("w1")
-    due = datetime.now(UTC) + timedelta(seconds=2)
-    job = await stack.api.create_job("lag", next_run_at=due)
-    await stack.api.add_endpoint(job["id"], "a", stack.endpoints.url("lag"))
-    due_at = parse_time(job["next_run_at"]).timestamp()
-
-    async def called() -> bool:
-        return bool(stack.endpoints.calls_of("lag"))
-
-    await wait_until(called, 30, "the job's first call", 0.02)
-    lag = stack.endpoints.calls_of("lag")[0].arrived - due_at
-    print(f"scheduling lag (due -> first endpoint request): {lag * 1000:.0f} ms")
-    assert -0.05 < lag < 1.0
