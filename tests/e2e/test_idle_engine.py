@@ -8,8 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cronicorn.engine.config import SchedulerConfig
-from cronicorn.engine.env import ENV_VARS
 from tests.e2e._api import parse_time, wait_until
 from tests.e2e._endpoints import Behavior
 from tests.e2e._processes import Proc
@@ -22,11 +20,8 @@ SHORT_GRACE_MS = 2_000
 
 
 def shutdown_grace_ms() -> tuple[int, dict[str, str]]:
-    """The grace period in effect and the env that sets it. The CLI has no variable for
-    `scheduler.shutdown_grace_ms` (yet): then the default applies and the test waits it out."""
-    if any(var.name == GRACE_ENV for var in ENV_VARS):
-        return SHORT_GRACE_MS, {GRACE_ENV: str(SHORT_GRACE_MS)}
-    return SchedulerConfig().shutdown_grace_ms, {}
+    """The grace period in effect and the env that sets it."""
+    return SHORT_GRACE_MS, {GRACE_ENV: str(SHORT_GRACE_MS)}
 
 
 @pytest.mark.timeout(150)

@@ -151,6 +151,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "{integer}",
     ),
     EnvVar(
+        "CRONICORN_SHUTDOWN_GRACE_MS",
+        "scheduler",
+        "shutdown_grace_ms",
+        _parse_int,
+        "{integer}",
+    ),
+    EnvVar(
         "CRONICORN_ALLOW_PRIVATE_NETWORKS",
         "execution",
         "allow_private_networks",
