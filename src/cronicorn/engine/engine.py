@@ -273,6 +273,9 @@ class SchedulingEngine:
                 claimed = await self._claim(limit, wait_ms)
             except Exception as exc:
                 errors.append(self._claim_failed(cycle_id, exc))
+            if wait_ms > 0:
+                # Time spent idle inside a long-poll is not part of the cycle.
+                started = self.clock.monotonic()
         if not claimed and not errors and not count_empty:
             return Dispatch(0, limit)
         if claimed:
