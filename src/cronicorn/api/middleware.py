@@ -1,15 +1,14 @@
-"""ASGI middleware: request body size limit and request metrics.
+"""ASGI middleware: the request body size limit.
 
-Both are plain ASGI (not `BaseHTTPMiddleware`) so they see the raw byte stream: the size
-limit must count chunked bodies as they arrive, not trust `Content-Length` alone.
+Plain ASGI (not `BaseHTTPMiddleware`) so it sees the raw byte stream: the limit must count
+chunked bodies as they arrive, not trust `Content-Length` alone. Request metrics live in
+`cronicorn.observability` (`ApiMetrics`, `MetricsMiddleware`).
 """
 
 from __future__ import annotations
 
 import json
-import time
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -89,50 +88,3 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
-
-
-class ApiMetrics:
-    """The API's own Prometheus metrics, in a registry per app (tests build many apps)."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter(
-            "cronicorn_api_requests_total",
-            "HTTP requests by method, route template and status.",
-            ["method", "route", "status"],
-            registry=registry,
-        )
-        self.latency = Histogram(
-            "cronicorn_api_request_seconds",
-            "HTTP request latency by route template.",
-            ["method", "route"],
-            registry=registry,
-        )
-
-
-class MetricsMiddleware:
-    """Count requests by route *template* (bounded label values), status and latency."""
-
-    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-        start = time.perf_counter()
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            method = scope.get("method", "")
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)
