@@ -20,7 +20,7 @@ from cronicorn.cli.api_client import ApiClient
 from cronicorn.cli.common import EXIT_USAGE, CliError
 from cronicorn.cli.compose import API_KEY_ENV, api_target
 from cronicorn.domain.models import Scope
-from cronicorn.service import Principal, Services, WakeHook
+from cronicorn.service import Principal, Services
 from cronicorn.service.schemas import (
     EndpointCreate,
     EndpointOut,
@@ -109,14 +109,13 @@ async def local_gateway(
     settings: Settings,
     *,
     key: str | None = None,
-    wake: WakeHook | None = None,
     box: SecretBox | None = None,
 ) -> AsyncIterator[LocalGateway]:
     """A `LocalGateway` on `settings.database_url` (migrated first)."""
     await upgrade_database_async(settings.database_url)
     db = create_engine(settings.database_url)
     try:
-        services = Services.build(session_factory(db), box or settings.secret_box(), wake)
+        services = Services.build(session_factory(db), box or settings.secret_box())
         yield LocalGateway(services, await local_principal(services, db, key))
     finally:
         await db.dispose()

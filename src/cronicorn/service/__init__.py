@@ -9,7 +9,6 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cronicorn.service.common import WakeHook
 from cronicorn.service.endpoints import Endpoints
 from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.history import History
@@ -27,7 +26,6 @@ __all__ = [
     "Principal",
     "Services",
     "StateConflict",
-    "WakeHook",
 ]
 
 
@@ -45,12 +43,11 @@ class Services:
         cls,
         sessions: async_sessionmaker[AsyncSession],
         box: SecretBox,
-        wake: WakeHook | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> Services:
         return cls(
             keys=Keys(sessions),
-            jobs=Jobs(sessions, box, wake, clock),
+            jobs=Jobs(sessions, box, clock),
             endpoints=Endpoints(sessions, box, clock),
             history=History(sessions, clock),
         )

@@ -1,10 +1,8 @@
-"""Helpers shared by the service modules: visibility, wake-ups, masking."""
+"""Helpers shared by the service modules: visibility, loading, secret maps, paging."""
 
 from __future__ import annotations
 
-import inspect
-import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -18,29 +16,10 @@ from cronicorn.service.validation import keeps_mask, plausible_id
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import Endpoint, Job
 
-log = logging.getLogger(__name__)
-
 _S = TypeVar("_S", bound="sa.Select[*tuple[Any, ...]]")
 
 
 MAX_PAGE = 1000
-
-WakeHook = Callable[[], Awaitable[None] | None]
-"""Optional extra hook called after a commit that may have made a job due (create, resume,
-run-now, a new `next_run_at`). The store's `notify_jobs_changed` already wakes in-process
-and (PostgreSQL) remote waiters; this is for callers that need more."""
-
-
-async def call_wake(hook: WakeHook | None) -> None:
-    """Run the hook; a failing hook is logged, never fails the user's request."""
-    if hook is None:
-        return
-    try:
-        result = hook()
-        if inspect.isawaitable(result):
-            await result
-    except Exception:
-        log.exception("wake hook failed")
 
 
 def visible(principal: Principal, stmt: _S) -> _S:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cronicorn.domain.models import JobStatus
 from cronicorn.errors import NotFoundError
-from cronicorn.service.common import WakeHook, call_wake, load_job, merge_secret_map, page, visible
+from cronicorn.service.common import load_job, merge_secret_map, page, visible
 from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.keys import Principal
 from cronicorn.service.schemas import JobCreate, JobOut, JobUpdate, LastSchedule
@@ -25,12 +25,10 @@ class Jobs:
         self,
         sessions: async_sessionmaker[AsyncSession],
         box: SecretBox,
-        wake: WakeHook | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._sessions = sessions
         self._box = box
-        self._wake = wake
         self._now = clock
 
     async def create(self, principal: Principal, data: JobCreate) -> JobOut:
@@ -48,7 +46,6 @@ class Jobs:
         async with self._sessions() as session, session.begin():
             session.add(job)
             await notify_jobs_changed(session)
-        await call_wake(self._wake)
         return job_out(job, now)
 
     async def list(
@@ -96,8 +93,6 @@ class Jobs:
             job.updated_at = self._now()
             if "next_run_at" in given:
                 await notify_jobs_changed(session)
-        if "next_run_at" in given:
-            await call_wake(self._wake)
         return job_out(job, self._now())
 
     async def archive(self, principal: Principal, job_id: str) -> JobOut:
@@ -120,7 +115,6 @@ class Jobs:
             job.next_run_at = now
             job.updated_at = now
             await notify_jobs_changed(session)
-        await call_wake(self._wake)
         return job_out(job, self._now())
 
     async def _set_status(self, principal: Principal, job_id: str, status: JobStatus) -> JobOut:
@@ -139,8 +133,6 @@ class Jobs:
             job.updated_at = now
             if status is JobStatus.ACTIVE:
                 await notify_jobs_changed(session)
-        if status is JobStatus.ACTIVE:
-            await call_wake(self._wake)
         return job_out(job, self._now())
 
 
