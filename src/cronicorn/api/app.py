@@ -57,13 +57,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.metrics_registry = registry
+    app.state.metrics_registries = [registry]
     install_error_handlers(app)
     for module in (health, jobs, endpoints, history, scheduler, keys):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=ApiMetrics(registry))
     return app
+
+
+def add_metrics_registry(app: FastAPI, registry: CollectorRegistry) -> None:
+    """Render `registry` on this app's /metrics too, after the API's own metrics: the
+    all-in-one process shows its in-process engine's metrics on the one /metrics it serves."""
+    app.state.metrics_registries.append(registry)
 
 
 async def _schema_problem(db: AsyncEngine) -> str | None:

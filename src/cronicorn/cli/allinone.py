@@ -2,7 +2,8 @@
 
 The engine uses the in-process `LocalSchedulerBackend` on the API's database (no HTTP hop);
 jobs created through the API become visible to it through the backend's wake-ups and its
-short poll. Used by `cronicorn run` (`cronicorn.cli.run`) and `cronicorn demo`.
+short poll. The API's /metrics also shows the engine's metrics. Used by `cronicorn run`
+(`cronicorn.cli.run`) and `cronicorn demo`.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class AllInOne:
         return f"http://{host}:{self.port}"
 
     async def start(self) -> None:
-        from cronicorn.api.app import create_app
+        from cronicorn.api.app import add_metrics_registry, create_app
 
         backend = await open_local_backend(self.settings, poll_interval_ms=LOCAL_POLL_MS)
         app = create_app(self.settings)
@@ -88,6 +89,8 @@ class AllInOne:
             await backend.close()
             raise
         self._engine = build_engine(self.config, backend, worker_id=self.worker_id)
+        if self._engine.metrics is not None:
+            add_metrics_registry(app, self._engine.metrics.registry)
         await self._engine.start()
 
     async def _wait_started(self) -> None:

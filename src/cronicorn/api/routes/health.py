@@ -61,6 +61,8 @@ async def ready(request: Request) -> Any:
     responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}},
 )
 async def metrics(request: Request) -> Response:
-    """Prometheus text format: this app's API metrics plus the process-wide registry."""
-    body = generate_latest(request.app.state.metrics_registry) + generate_latest(REGISTRY)
+    """Prometheus text format: this app's API metrics (and any registry added with
+    `add_metrics_registry`, e.g. the all-in-one engine's) plus the process-wide registry."""
+    registries = [*request.app.state.metrics_registries, REGISTRY]
+    body = b"".join(generate_latest(registry) for registry in registries)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
