@@ -117,6 +117,22 @@ async def test_endpoint_crud(api: Api) -> None:
     assert (await api.call("GET", f"/api/endpoints/{ep['id']}")).status_code == 404
 
 
+async def test_an_archived_jobs_endpoints_and_messages_are_read_only(api: Api) -> None:
+    job = (await api.call("POST", "/api/jobs", json=JOB)).json()
+    ep = (await api.call("POST", f"/api/jobs/{job['id']}/endpoints", json=ENDPOINT)).json()
+    assert (await api.call("DELETE", f"/api/jobs/{job['id']}")).status_code == 200
+    before = await api.snapshot()
+    refused = [
+        await api.call("POST", f"/api/jobs/{job['id']}/endpoints", json=ENDPOINT),
+        await api.call("PATCH", f"/api/endpoints/{ep['id']}", json={"name": "x"}),
+        await api.call("DELETE", f"/api/endpoints/{ep['id']}"),
+        await api.call("POST", f"/api/jobs/{job['id']}/messages", json={"content": "hi"}),
+        await api.call("POST", f"/api/jobs/{job['id']}/pause"),
+    ]
+    assert [(r.status_code, "archived" in r.text) for r in refused] == [(409, True)] * 5
+    assert await api.snapshot() == before
+
+
 async def test_messages_newest_first(api: Api) -> None:
     job = (await api.call("POST", "/api/jobs", json=JOB)).json()
     url = f"/api/jobs/{job['id']}/messages"

@@ -9,8 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from cronicorn.domain.models import JobStatus
 from cronicorn.errors import NotFoundError
-from cronicorn.service.errors import FieldErrors
+from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.keys import Principal
 from cronicorn.service.validation import keeps_mask, plausible_id
 from cronicorn.store.secrets import SecretBox
@@ -43,6 +44,12 @@ async def load_job(
     if job is None:
         raise NotFoundError("job", job_id)
     return job
+
+
+def refuse_archived(job: Job) -> None:
+    """An archived job and its endpoints and messages are read-only."""
+    if job.status == JobStatus.ARCHIVED.value:
+        raise StateConflict(f"job {job.id} is archived")
 
 
 async def load_endpoint(

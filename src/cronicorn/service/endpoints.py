@@ -5,16 +5,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cronicorn.domain.models import EndpointSpec, JobStatus
-from cronicorn.service.common import load_endpoint, load_job, merge_secret_map
+from cronicorn.domain.models import EndpointSpec
+from cronicorn.service.common import load_endpoint, load_job, merge_secret_map, refuse_archived
 from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.keys import Principal
 from cronicorn.service.schemas import EndpointCreate, EndpointOut, EndpointUpdate
 from cronicorn.service.validation import keeps_mask
+from cronicorn.store.mapping import endpoint_spec
 from cronicorn.store.secrets import MASK, SecretBox, masked
 from cronicorn.store.tables import Endpoint, utcnow
 
@@ -34,9 +36,7 @@ class Endpoints:
 
     async def create(self, principal: Principal, job_id: str, data: EndpointCreate) -> EndpointOut:
         async with self._sessions() as session, session.begin():
-            job = await load_job(session, principal, job_id, for_update=True)
-            if job.status == JobStatus.ARCHIVED.value:
-                raise StateConflict(f"job {job_id} is archived")
+            refuse_archived(await load_job(session, principal, job_id, for_update=True))
             count = await session.scalar(
                 sa.select(sa.func.count()).select_from(Endpoint).where(Endpoint.job_id == job_id)
             )
@@ -58,11 +58,7 @@ class Endpoints:
     async def list_for_job(self, principal: Principal, job_id: str) -> list[EndpointOut]:
         async with self._sessions() as session:
             await load_job(session, principal, job_id)
-            rows = await session.scalars(
-                sa.select(Endpoint)
-                .where(Endpoint.job_id == job_id)
-                .order_by(Endpoint.created_at, Endpoint.id)
-            )
+            rows = await session.scalars(_of_job(sa.select(Endpoint), job_id))
             return [endpoint_out(row) for row in rows]
 
     async def get(self, principal: Principal, endpoint_id: str) -> EndpointOut:
@@ -76,8 +72,7 @@ class Endpoints:
         given = data.model_fields_set
         async with self._sessions() as session, session.begin():
             row, job = await load_endpoint(session, principal, endpoint_id)
-            if job.status == JobStatus.ARCHIVED.value:
-                raise StateConflict(f"job {job.id} is archived")
+            refuse_archived(job)
             for name in given - {"headers", "bearer_token"}:
                 setattr(row, name, getattr(data, name))
             if data.headers is not None:
@@ -100,37 +95,23 @@ class Endpoints:
     async def delete(self, principal: Principal, endpoint_id: str) -> None:
         async with self._sessions() as session, session.begin():
             row, job = await load_endpoint(session, principal, endpoint_id)
-            if job.status == JobStatus.ARCHIVED.value:
-                raise StateConflict(f"job {job.id} is archived")
+            refuse_archived(job)
             await session.delete(row)
 
     async def specs(self, principal: Principal, job_id: str) -> list[EndpointSpec]:
         """The job's endpoints with secrets decrypted, for the executor (never for output)."""
         async with self._sessions() as session:
             await load_job(session, principal, job_id)
-            rows = await session.scalars(
-                sa.select(Endpoint)
-                .where(Endpoint.job_id == job_id)
-                .order_by(Endpoint.created_at, Endpoint.id)
-            )
-            return [endpoint_spec(row, self._box) for row in rows]
+            rows = await session.execute(_of_job(sa.select(Endpoint.__table__), job_id))
+            return [endpoint_spec(row, self._box) for row in rows.mappings()]
 
 
-def endpoint_spec(row: Endpoint, box: SecretBox) -> EndpointSpec:
-    return EndpointSpec(
-        id=row.id,
-        name=row.name,
-        url=row.url,
-        method=row.method,
-        description=row.description,
-        headers=box.decrypt_map(row.headers or {}),
-        body=row.body,
-        request_schema=row.request_schema,
-        timeout_ms=row.timeout_ms,
-        max_response_bytes=row.max_response_bytes,
-        fire_and_forget=row.fire_and_forget,
-        bearer_token=box.decrypt(row.bearer_token) if row.bearer_token else None,
-    )
+_Select = TypeVar("_Select", bound="sa.Select[Any]")
+
+
+def _of_job(stmt: _Select, job_id: str) -> _Select:
+    """A job's endpoints in the order they were added."""
+    return stmt.where(Endpoint.job_id == job_id).order_by(Endpoint.created_at, Endpoint.id)
 
 
 def endpoint_out(row: Endpoint) -> EndpointOut:

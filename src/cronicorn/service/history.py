@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cronicorn.domain.models import MessageSource
 from cronicorn.errors import NotFoundError
-from cronicorn.service.common import load_job, page, visible
-from cronicorn.service.errors import FieldErrors, StateConflict
+from cronicorn.service.common import load_job, page, refuse_archived, visible
+from cronicorn.service.errors import FieldErrors
 from cronicorn.service.keys import Principal
 from cronicorn.service.schemas import (
     EndpointResultOut,
@@ -47,9 +47,7 @@ class History:
         self, principal: Principal, job_id: str, data: MessageCreate
     ) -> MessageOut:
         async with self._sessions() as session, session.begin():
-            job = await load_job(session, principal, job_id)
-            if job.status == "archived":
-                raise StateConflict(f"job {job_id} is archived")
+            refuse_archived(await load_job(session, principal, job_id))
             row = Message(
                 id=str(uuid.uuid4()),
                 job_id=job_id,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cronicorn.domain.models import JobStatus
 from cronicorn.errors import NotFoundError
-from cronicorn.service.common import load_job, merge_secret_map, page, visible
+from cronicorn.service.common import load_job, merge_secret_map, page, refuse_archived, visible
 from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.keys import Principal
 from cronicorn.service.schemas import JobCreate, JobOut, JobUpdate, LastSchedule
@@ -82,7 +82,7 @@ class Jobs:
         given = data.model_fields_set
         async with self._sessions() as session, session.begin():
             job = await load_job(session, principal, job_id, for_update=True)
-            _refuse_archived(job)
+            refuse_archived(job)
             _check_against_stored(job, data)
             for name in given - {"default_headers"}:
                 setattr(job, name, getattr(data, name))
@@ -123,7 +123,7 @@ class Jobs:
             if job.status == status.value:
                 return job_out(job, self._now())
             if status is not JobStatus.ARCHIVED:
-                _refuse_archived(job)
+                refuse_archived(job)
             now = self._now()
             job.status = status.value
             if status is JobStatus.ACTIVE:
@@ -134,11 +134,6 @@ class Jobs:
             if status is JobStatus.ACTIVE:
                 await notify_jobs_changed(session)
         return job_out(job, self._now())
-
-
-def _refuse_archived(job: Job) -> None:
-    if job.status == JobStatus.ARCHIVED.value:
-        raise StateConflict(f"job {job.id} is archived")
 
 
 def _check_against_stored(job: Job, data: JobUpdate) -> None:
