@@ -7,7 +7,7 @@ service layer on the database (see `cronicorn.cli.gateway`).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from rich.table import Table
 
 from cronicorn.cli.common import EXIT_USAGE, CliError, console, fail, new_typer, run
-from cronicorn.cli.gateway import open_gateway
+from cronicorn.cli.gateway import Gateway, open_gateway
 from cronicorn.service.errors import FieldErrors
 from cronicorn.service.schemas import EndpointCreate, EndpointOut, JobCreate, JobOut, RunOut
 
@@ -24,6 +24,7 @@ jobs_app = new_typer("List, show and create jobs.")
 endpoints_app = new_typer("Add endpoints to jobs.")
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
@@ -41,16 +42,18 @@ def build_model(model: type[M], values: dict[str, Any]) -> M:
         fail("; ".join(problems), EXIT_USAGE)
 
 
-def _call(fn: Callable[[], Any]) -> Any:
-    """Run a gateway call; service validation errors become a usage error line."""
+def _call(operation: Callable[[Gateway], Awaitable[T]]) -> T:
+    """Run `operation` on the API or the database (whichever is configured); service
+    validation errors become a usage error line."""
 
-    async def wrapped() -> Any:
+    async def on_gateway() -> T:
         try:
-            return await fn()
+            async with open_gateway() as gw:
+                return await operation(gw)
         except FieldErrors as exc:
             raise CliError("; ".join(msg for _, msg in exc.fields), EXIT_USAGE) from None
 
-    return run(wrapped())
+    return run(on_gateway())
 
 
 def when(value: datetime | None) -> str:
@@ -100,12 +103,7 @@ def list_jobs(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100, as_json: JsonFlag = False
 ) -> None:
     """Jobs, newest first (archived ones are hidden)."""
-
-    async def go() -> list[JobOut]:
-        async with open_gateway() as gw:
-            return await gw.list_jobs(limit)
-
-    jobs = _call(go)
+    jobs = _call(lambda gw: gw.list_jobs(limit))
     if as_json:
         print(_dump(jobs))
     elif not jobs:
@@ -143,12 +141,11 @@ def job_details(job: JobOut, endpoints: list[EndpointOut], runs: list[RunOut]) -
 def show_job(job_id: str, as_json: JsonFlag = False) -> None:
     """One job with its endpoints and recent runs."""
 
-    async def go() -> tuple[JobOut, list[EndpointOut], list[RunOut]]:
-        async with open_gateway() as gw:
-            job = await gw.get_job(job_id)
-            return job, await gw.list_endpoints(job_id), await gw.runs(job_id, 5)
+    async def fetch(gw: Gateway) -> tuple[JobOut, list[EndpointOut], list[RunOut]]:
+        job = await gw.get_job(job_id)
+        return job, await gw.list_endpoints(job_id), await gw.runs(job_id, 5)
 
-    job, endpoints, runs = _call(go)
+    job, endpoints, runs = _call(fetch)
     if as_json:
         data = job.model_dump(mode="json")
         data["endpoints"] = [e.model_dump(mode="json") for e in endpoints]
@@ -181,12 +178,7 @@ def create_job(
             "max_interval_ms": max_interval_ms,
         },
     )
-
-    async def go() -> JobOut:
-        async with open_gateway() as gw:
-            return await gw.create_job(data)
-
-    job = _call(go)
+    job = _call(lambda gw: gw.create_job(data))
     if as_json:
         print(_dump(job))
     else:
@@ -228,12 +220,7 @@ def add_endpoint(
             "timeout_ms": timeout_ms,
         },
     )
-
-    async def go() -> EndpointOut:
-        async with open_gateway() as gw:
-            return await gw.create_endpoint(job_id, data)
-
-    endpoint = _call(go)
+    endpoint = _call(lambda gw: gw.create_endpoint(job_id, data))
     if as_json:
         print(_dump(endpoint))
     else:
