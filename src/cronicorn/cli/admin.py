@@ -71,10 +71,10 @@ async def _api_job_summary(api: ApiClient, now: datetime) -> JobSummary:
             raise
         jobs = []
     summary = summarize_jobs([job.model_dump() for job in jobs], now)
-    summary.jobs_due_now = int(stats.get("jobs_due", 0))
-    summary.jobs_locked = int(stats.get("jobs_locked", 0))
+    summary.jobs_due_now = stats.jobs_due
+    summary.jobs_locked = stats.jobs_locked
     if not jobs:
-        summary.failing_jobs_total = int(stats.get("jobs_failing", 0))
+        summary.failing_jobs_total = stats.jobs_failing
     return summary
 
 

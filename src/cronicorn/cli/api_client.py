@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 
+from cronicorn.api.wire import ForceUnlockRequest, ForceUnlockResponse, SchedulerStats, WorkerOut
 from cronicorn.cli.common import CliError
 from cronicorn.cli.compose import ApiTarget
 from cronicorn.service.schemas import (
@@ -125,20 +126,20 @@ class ApiClient:
 
     # -- scheduler admin ------------------------------------------------------------------
 
-    async def workers(self) -> list[Any]:
-        """Worker heartbeat rows (engine or admin key)."""
-        from cronicorn.api.wire import WorkerOut
+    # The scheduler routes' bodies are the API's own wire models (`cronicorn.api.wire`).
 
+    async def workers(self) -> list[WorkerOut]:
+        """Worker heartbeat rows (engine or admin key)."""
         rows = await self.request("GET", "/api/scheduler/workers")
         return [WorkerOut.model_validate(row) for row in rows]
 
-    async def scheduler_stats(self) -> dict[str, Any]:
+    async def scheduler_stats(self) -> SchedulerStats:
         """Job counts over every tenant (engine or admin key)."""
-        return dict(await self.request("GET", "/api/scheduler/stats"))
+        return SchedulerStats.model_validate(await self.request("GET", "/api/scheduler/stats"))
 
     async def force_unlock(self, job_ids: Sequence[str] | None, stale_only: bool) -> list[str]:
         """Admin key: release stale or named locks; returns the released job ids."""
-        body = {"job_ids": list(job_ids) if job_ids is not None else None, "stale_only": stale_only}
+        ids = list(job_ids) if job_ids is not None else None
+        body = ForceUnlockRequest(job_ids=ids, stale_only=stale_only).model_dump(mode="json")
         payload = await self.request("POST", "/api/scheduler/force-unlock", body)
-        released = payload.get("released", []) if isinstance(payload, dict) else payload
-        return [str(job_id) for job_id in released]
+        return ForceUnlockResponse.model_validate(payload).released
