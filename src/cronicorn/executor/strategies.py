@@ -36,6 +36,7 @@ from cronicorn.errors import ValidationFailed
 RunCall = Callable[[int], Awaitable[EndpointResult]]
 SkipCall = Callable[[int, ErrorCategory, str], EndpointResult]
 IsAborted = Callable[[], bool]
+NOT_STARTED = "run aborted before this call started"
 
 
 def validate_calls(calls: Sequence[PlannedCall], known_ids: Mapping[str, object]) -> list[int]:
@@ -64,20 +65,22 @@ def validate_calls(calls: Sequence[PlannedCall], known_ids: Mapping[str, object]
     return order
 
 
-def _dep_indexes(calls: Sequence[PlannedCall]) -> list[set[int]]:
+def _dependency_graph(calls: Sequence[PlannedCall]) -> tuple[list[int], list[list[int]]]:
+    """Per call (by index): how many of its dependencies have not finished yet, and which
+    calls depend on it."""
     index = {c.endpoint_id: i for i, c in enumerate(calls)}
-    return [{index[d] for d in c.depends_on if d in index} for c in calls]
+    deps = [{index[d] for d in c.depends_on if d in index} for c in calls]
+    dependents: list[list[int]] = [[] for _ in calls]
+    for i, ds in enumerate(deps):
+        for d in ds:
+            dependents[d].append(i)
+    return [len(d) for d in deps], dependents
 
 
 def topological_order(calls: Sequence[PlannedCall]) -> list[int] | None:
     """Indexes in dependency order, lower priority value (then plan order) first among
     ready calls; None if there is a cycle."""
-    deps = _dep_indexes(calls)
-    waiting = [len(d) for d in deps]
-    dependents: list[list[int]] = [[] for _ in calls]
-    for i, ds in enumerate(deps):
-        for d in ds:
-            dependents[d].append(i)
+    waiting, dependents = _dependency_graph(calls)
     ready = [(calls[i].priority, i) for i, n in enumerate(waiting) if n == 0]
     heapq.heapify(ready)
     order: list[int] = []
@@ -127,7 +130,7 @@ async def _sequential(
     failed: str | None = None
     for i in order:
         if aborted():
-            results[i] = skip(i, ErrorCategory.ABORTED, "run aborted before this call started")
+            results[i] = skip(i, ErrorCategory.ABORTED, NOT_STARTED)
         elif failed is not None:
             results[i] = skip(
                 i, ErrorCategory.CRITICAL_FAILURE, f"critical endpoint {failed} failed"
@@ -153,7 +156,7 @@ async def _parallel(
     async def worker() -> None:
         for i in queue:
             if aborted():
-                results[i] = skip(i, ErrorCategory.ABORTED, "run aborted before this call started")
+                results[i] = skip(i, ErrorCategory.ABORTED, NOT_STARTED)
             else:
                 results[i] = await run(i)
 
@@ -174,12 +177,7 @@ async def _mixed(
     skip: SkipCall,
     aborted: IsAborted,
 ) -> list[EndpointResult]:
-    deps = _dep_indexes(calls)
-    waiting = [len(d) for d in deps]
-    dependents: list[list[int]] = [[] for _ in calls]
-    for i, ds in enumerate(deps):
-        for d in ds:
-            dependents[d].append(i)
+    waiting, dependents = _dependency_graph(calls)
     blocked_by: list[str | None] = [None] * len(calls)
     results: list[EndpointResult | None] = [None] * len(calls)
     slots = asyncio.Semaphore(limit)
@@ -210,14 +208,14 @@ async def _mixed(
                 reason = f"dependency failed: critical endpoint {blocked_by[j]} failed"
                 return skip(j, ErrorCategory.DEPENDENCY_FAILED, reason)
             if aborted():
-                return skip(j, ErrorCategory.ABORTED, "run aborted before this call started")
+                return skip(j, ErrorCategory.ABORTED, NOT_STARTED)
             group.create_task(call(j))
             return None
 
         async def call(j: int) -> None:
             async with slots:
                 if aborted():
-                    res = skip(j, ErrorCategory.ABORTED, "run aborted before this call started")
+                    res = skip(j, ErrorCategory.ABORTED, NOT_STARTED)
                 else:
                     res = await run(j)
             finish(j, res)
