@@ -16,10 +16,8 @@ import asyncio
 import functools
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import aiohttp
 
@@ -32,6 +30,7 @@ from cronicorn.domain.models import (
     Plan,
     PlannedCall,
 )
+from cronicorn.engine.clock import SystemClock
 from cronicorn.engine.config import ExecutionConfig
 from cronicorn.engine.ports import Clock, ExecutorEvents
 from cronicorn.executor.circuit import CircuitBreakers, Ticket
@@ -54,19 +53,6 @@ log = logging.getLogger("cronicorn.executor")
 _sampled_log = sampled(log)
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-class _SystemClock:
-    """Default clock: wall time for `started_at`, monotonic time for durations/breakers."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
 
 @dataclass(slots=True)
@@ -111,7 +97,7 @@ class HttpExecutor:
         rng: random.Random | None = None,
     ) -> None:
         self._config = config
-        self._clock: Clock = clock or _SystemClock()
+        self._clock: Clock = clock or SystemClock()
         self._sleep: Sleep = sleep or self._clock.sleep
         self._policy = HostPolicy(
             allow_private_networks=config.allow_private_networks,
