@@ -70,11 +70,8 @@ class _Run:
         return self.abort is not None and self.abort.is_set()
 
     def skip(self, index: int, category: ErrorCategory, reason: str) -> EndpointResult:
-        status = (
-            EndpointStatus.ABORTED
-            if category == ErrorCategory.ABORTED
-            else (EndpointStatus.SKIPPED)
-        )
+        aborted = category == ErrorCategory.ABORTED
+        status = EndpointStatus.ABORTED if aborted else EndpointStatus.SKIPPED
         endpoint_id = self.calls[index].endpoint_id
         result = EndpointResult(endpoint_id, status, error=reason, error_category=category)
         if self.events.active:
