@@ -1,5 +1,9 @@
 """`SchedulerBackend` on the database itself, for the all-in-one process and tests.
 
+Completions are group-committed: concurrent `complete` calls are coalesced by a
+`WriteBatcher` into one `complete_runs` transaction (each caller still gets its own
+`LeaseLostError`).
+
 Claims long-poll cheaply: after an empty claim the backend sleeps until the earliest of the
 caller's deadline, the next known due time, a wake-up (`wake()`, an in-process
 `notify_jobs_changed`, or a PostgreSQL NOTIFY) and a short poll interval that catches
@@ -16,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cronicorn.domain.models import (
@@ -27,7 +32,9 @@ from cronicorn.domain.models import (
     RunCompletion,
     TokenUsage,
 )
+from cronicorn.engine.batching import WriteBatcher
 from cronicorn.engine.ports import Clock
+from cronicorn.errors import LeaseLostError
 from cronicorn.store.db import create_engine
 from cronicorn.store.notify import JobChangeListener, register_local_waker
 from cronicorn.store.scheduler_repo import SchedulerRepository
@@ -36,6 +43,19 @@ from cronicorn.store.workers import WorkerInfo
 
 log = logging.getLogger(__name__)
 MIN_WAIT_S = 0.01
+_WHOLE_BATCH_ERRORS = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    OSError,
+    TimeoutError,
+)
+
+
+def _item_specific(exc: BaseException) -> bool:
+    """Worth retrying a failed batch item by item (a constraint broken by one item), unlike
+    a database that is down or locked, which would fail every item again."""
+    return not isinstance(exc, _WHOLE_BATCH_ERRORS)
 
 
 class LocalSchedulerBackend:
@@ -43,7 +63,8 @@ class LocalSchedulerBackend:
 
     Given a URL it owns (and disposes) its engine; given an `AsyncEngine` it does not.
     `clock` (optional) supplies "now" for due checks and lease expiry, so the engine's
-    tests can drive time; waiting itself is always real time.
+    tests can drive time; waiting itself is always real time. `write_batch_size` caps the
+    completions written per transaction.
     """
 
     def __init__(
@@ -56,6 +77,7 @@ class LocalSchedulerBackend:
         listen: bool = True,
         history_limit: int = 50,
         results_per_endpoint: int = 5,
+        write_batch_size: int = 128,
     ) -> None:
         self._owns_engine = isinstance(engine_or_url, str)
         self._url = engine_or_url if isinstance(engine_or_url, str) else None
@@ -72,6 +94,14 @@ class LocalSchedulerBackend:
         self._wake = asyncio.Event()
         self._unregister: Callable[[], None] | None = None
         self._listener: JobChangeListener | None = None
+        self._completions: WriteBatcher[tuple[Lease, RunCompletion]] = WriteBatcher(
+            self._write_completions, max_batch=write_batch_size, split_on_error=_item_specific
+        )
+
+    @property
+    def completion_batches(self) -> int:
+        """Completion transactions written so far (each holds one or more runs)."""
+        return self._completions.batches
 
     def _now(self) -> datetime:
         return self._clock.now() if self._clock is not None else datetime.now(UTC)
@@ -123,7 +153,12 @@ class LocalSchedulerBackend:
         await self.repository.record_plan(lease, decision, now=self._now())
 
     async def complete(self, lease: Lease, completion: RunCompletion) -> None:
-        await self.repository.complete_run(lease, completion, now=self._now())
+        await self._completions.submit((lease, completion))
+
+    async def _write_completions(
+        self, items: list[tuple[Lease, RunCompletion]]
+    ) -> list[LeaseLostError | None]:
+        return await self.repository.complete_runs(items, now=self._now())
 
     async def fail(
         self,
@@ -166,6 +201,7 @@ class LocalSchedulerBackend:
         return await self.repository.force_unlock(job_ids, stale_only, now=self._now())
 
     async def close(self) -> None:
+        await self._completions.drain()
         if self._unregister is not None:
             self._unregister()
             self._unregister = None

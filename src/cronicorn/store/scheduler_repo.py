@@ -1,10 +1,11 @@
 """The engine-facing store: claim due jobs under a lease, and fenced writes for claimed jobs.
 
-Every write for a claimed job starts with one fenced `UPDATE jobs … WHERE id = :job AND
-lease_token = :token AND lease_owner = :worker AND lease_expires_at > :now`. It comes first
-in its transaction so that it takes the row lock (PostgreSQL) or the write lock (SQLite)
-before anything else is touched; if it matches no row the whole transaction is rolled back
-and `LeaseLostError` is raised, so a worker that lost its lease changes nothing.
+Every write for a claimed job starts with its fence (see `cronicorn.store.fencing`): the
+first statement of its transaction takes the row locks (PostgreSQL) or the write lock
+(SQLite) and checks `lease_token`, `lease_owner`, `lease_expires_at > now` and that the
+lease's run is still running. A lease that fails its fence gets `LeaseLostError` and
+changes nothing. Completions are written in batches (`complete_runs`): one transaction for
+many leases, where a lost lease only drops its own writes.
 
 Times: every method takes an optional `now` (timezone-aware UTC) so tests and callers with
 their own clock are deterministic; it defaults to the wall clock of this process.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -39,20 +40,30 @@ from cronicorn.domain.models import (
 from cronicorn.errors import LeaseLostError
 from cronicorn.store import lease_admin, mapping, workers
 from cronicorn.store.context import load_contexts
+from cronicorn.store.fencing import (
+    EXTEND_FENCE,
+    TOUCH_FENCE,
+    HeldLease,
+    fence_params,
+    fenced_update,
+    lock_leases,
+)
 from cronicorn.store.run_writes import (
-    RELEASE_VALUES,
+    RUN_PLAN,
+    Writes,
     completion_writes,
     error_row,
+    job_finish_row,
+    job_release_row,
     ms_between,
+    plan_params,
     run_token_values,
-    token_values,
 )
 from cronicorn.store.secrets import SecretBox
-from cronicorn.store.tables import Job, JobError, Run
+from cronicorn.store.tables import Job, Run
 
 jobs_t = cast(sa.Table, Job.__table__)
 runs_t = cast(sa.Table, Run.__table__)
-errors_t = cast(sa.Table, JobError.__table__)
 
 
 def utc_now(now: datetime | None = None) -> datetime:
@@ -231,64 +242,29 @@ class SchedulerRepository:
 
     # -- fenced writes -------------------------------------------------------------------
 
-    async def _fence(
+    async def _write_fenced(
         self,
-        conn: AsyncConnection,
-        lease: Lease,
+        leases: Sequence[Lease],
         now: datetime,
-        values: Mapping[str, Any] | None = None,
-    ) -> None:
-        """The fenced job update every engine write starts with (see module docstring)."""
-        c = jobs_t.c
-        stmt = (
-            sa.update(jobs_t)
-            .where(
-                c.id == lease.job_id,
-                c.lease_token == lease.token,
-                c.lease_owner == lease.worker_id,
-                c.lease_expires_at > now,
-            )
-            .values(values or {"lease_token": c.lease_token, "updated_at": c.updated_at})
-        )
-        if (await conn.execute(stmt)).rowcount != 1:
-            raise LeaseLostError(lease.job_id, lease.token)
-
-    async def _update_run(
-        self, conn: AsyncConnection, lease: Lease, values: Mapping[str, Any]
-    ) -> None:
-        """Update the lease's own run, which must still be running."""
-        stmt = (
-            sa.update(runs_t)
-            .where(
-                runs_t.c.id == lease.run_id,
-                runs_t.c.job_id == lease.job_id,
-                runs_t.c.lease_token == lease.token,
-                runs_t.c.status == RunStatus.RUNNING.value,
-            )
-            .values(values)
-        )
-        if (await conn.execute(stmt)).rowcount != 1:
-            raise LeaseLostError(
-                lease.job_id, lease.token, f"run {lease.run_id} is not this lease's running run"
-            )
-
-    async def _run_started_at(self, conn: AsyncConnection, lease: Lease) -> datetime | None:
-        started: datetime | None = await conn.scalar(
-            sa.select(runs_t.c.started_at).where(runs_t.c.id == lease.run_id)
-        )
-        return started
+        build: Callable[[int, HeldLease], Writes],
+    ) -> list[LeaseLostError | None]:
+        """One transaction: lock and check every lease's fence, then write — in one
+        `executemany` per statement — only what `build` returns for the leases that hold."""
+        async with self.engine.begin() as conn:
+            checks = await lock_leases(conn, leases, now)
+            writes = Writes()
+            for index, check in enumerate(checks):
+                if isinstance(check, HeldLease):
+                    writes.merge(build(index, check))
+            await writes.execute(conn)
+        return [check if isinstance(check, LeaseLostError) else None for check in checks]
 
     async def extend_lease(self, lease: Lease, lease_ms: int, now: datetime | None = None) -> Lease:
         """Renew the lease to `now + lease_ms`; LeaseLostError if it was lost or expired."""
         now = utc_now(now)
         expires = now + timedelta(milliseconds=lease_ms)
         async with self.engine.begin() as conn:
-            await self._fence(
-                conn,
-                lease,
-                now,
-                {"lease_expires_at": expires, "updated_at": jobs_t.c.updated_at},
-            )
+            await fenced_update(conn, EXTEND_FENCE, lease, now, f_expires=expires)
         return dataclasses.replace(lease, expires_at=expires)
 
     async def record_plan(
@@ -296,32 +272,37 @@ class SchedulerRepository:
     ) -> None:
         """Store the phase-1 plan (and its token cost so far) on the running run."""
         now = utc_now(now)
+        params = {**fence_params(lease, now, f_run=lease.run_id), **plan_params(decision)}
         async with self.engine.begin() as conn:
-            await self._fence(conn, lease, now)
-            await self._update_run(
-                conn,
-                lease,
-                {
-                    "plan": mapping.plan_to_json(decision.plan),
-                    "plan_source": decision.source.value,
-                    "strategy": decision.plan.strategy.value,
-                    **run_token_values(decision.usage, decision.ai_calls),
-                },
-            )
+            await fenced_update(conn, TOUCH_FENCE, lease, now)
+            if (await conn.execute(RUN_PLAN, params)).rowcount != 1:
+                raise LeaseLostError(
+                    lease.job_id, lease.token, f"run {lease.run_id} is not this lease's running run"
+                )
+
+    async def complete_runs(
+        self, items: Sequence[tuple[Lease, RunCompletion]], now: datetime | None = None
+    ) -> list[LeaseLostError | None]:
+        """Complete many runs in ONE transaction (group commit); one entry per item, in
+        order: None if written, the LeaseLostError if that lease was fenced out.
+
+        Each written item gets exactly what `complete_run` writes; a fenced-out item
+        changes nothing and does not affect the others. Any other error (the database,
+        a constraint) rolls back the whole batch and is raised."""
+        now = utc_now(now)
+        writes = [completion_writes(lease, completion, now) for lease, completion in items]
+        return await self._write_fenced(
+            [lease for lease, _ in items], now, lambda index, _held: writes[index]
+        )
 
     async def complete_run(
         self, lease: Lease, completion: RunCompletion, now: datetime | None = None
     ) -> None:
         """Write the run, its results, summary message, schedule, tokens and errors, and
         release the lease — one transaction, all or nothing (LeaseLostError if fenced out)."""
-        now = utc_now(now)
-        writes = completion_writes(lease, completion, now)
-        async with self.engine.begin() as conn:
-            await self._fence(conn, lease, now, writes.job_values)
-            await self._update_run(conn, lease, writes.run_values)
-            for table, rows in writes.inserts:
-                if rows:
-                    await conn.execute(sa.insert(table), rows)
+        [lost] = await self.complete_runs([(lease, completion)], now)
+        if lost is not None:
+            raise lost
 
     async def fail_run(
         self,
@@ -342,53 +323,59 @@ class SchedulerRepository:
         schedule = mapping.schedule_to_json(
             next_run, f"fallback after {error.phase.value} error ({error.code})", None
         )
-        job_values: dict[str, Any] = {
-            "next_run_at": next_run.at,
-            "last_run_at": now,
-            "consecutive_failures": consecutive_failures,
-            "last_schedule": mapping.last_schedule_json(schedule),
-            "updated_at": now,
-            **RELEASE_VALUES,
-            **token_values(usage, now.date().isoformat()),
-        }
-        async with self.engine.begin() as conn:
-            await self._fence(conn, lease, now, job_values)
-            started = await self._run_started_at(conn, lease)
-            await self._update_run(
-                conn,
-                lease,
+
+        def build(_: int, held: HeldLease) -> Writes:
+            writes = Writes(errors=[error_row(lease, error, now)])
+            writes.finished_jobs.append(
+                job_finish_row(
+                    lease.job_id,
+                    next_run_at=next_run.at,
+                    last_run_at=now,
+                    consecutive_failures=consecutive_failures,
+                    schedule=schedule,
+                    usage=usage,
+                    now=now,
+                )
+            )
+            writes.update_run(
+                lease.run_id,
                 {
                     "status": RunStatus.FAILED.value,
                     "finished_at": now,
-                    "duration_ms": ms_between(started or now, now),
+                    "duration_ms": ms_between(held.started_at, now),
                     "schedule": schedule,
                     "error": mapping.scrub(error.message),
                     **run_token_values(usage, ai_calls),
                 },
             )
-            await conn.execute(
-                sa.insert(errors_t),
-                [error_row(lease, error, now)],
-            )
+            return writes
+
+        [lost] = await self._write_fenced([lease], now, build)
+        if lost is not None:
+            raise lost
 
     async def release(
         self, lease: Lease, now: datetime | None = None, *, reason: str = "released"
     ) -> None:
         """Give the job back without completing it: run aborted, next_run_at unchanged."""
         now = utc_now(now)
-        async with self.engine.begin() as conn:
-            await self._fence(conn, lease, now, {**RELEASE_VALUES, "updated_at": now})
-            started = await self._run_started_at(conn, lease)
-            await self._update_run(
-                conn,
-                lease,
+
+        def build(_: int, held: HeldLease) -> Writes:
+            writes = Writes(released_jobs=[job_release_row(lease.job_id, now)])
+            writes.update_run(
+                lease.run_id,
                 {
                     "status": RunStatus.ABORTED.value,
                     "finished_at": now,
-                    "duration_ms": ms_between(started or now, now),
+                    "duration_ms": ms_between(held.started_at, now),
                     "error": reason,
                 },
             )
+            return writes
+
+        [lost] = await self._write_fenced([lease], now, build)
+        if lost is not None:
+            raise lost
 
     # -- idle loop, admin, workers -------------------------------------------------------
 
