@@ -39,9 +39,5 @@ class ValidationFailed(CronicornError):
         self.errors = errors
 
 
-class PlannerError(CronicornError):
-    """The AI planner could not produce a valid decision (after repairs)."""
-
-
 class BackendUnavailableError(CronicornError):
     """The scheduler backend (API or database) could not be reached."""

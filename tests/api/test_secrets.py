@@ -7,6 +7,7 @@ import logging
 import pytest
 import sqlalchemy as sa
 
+from cronicorn.domain.models import ClaimedJob
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import Endpoint, Job
 from tests.api.conftest import ENDPOINT, JOB, SECRET_KEY, Api
@@ -14,6 +15,14 @@ from tests.api.conftest import ENDPOINT, JOB, SECRET_KEY, Api
 HEADER_SECRET = "hdr-s3cret-value"
 TOKEN = "bearer-t0ken-value"
 JOB_SECRET = "job-default-s3cret"
+
+
+async def _claim_as_engine(api: Api, job_id: str) -> ClaimedJob:
+    """The job as the engine receives it: claimed, with its secrets decrypted."""
+    claimed = await api.app.state.scheduler.claim("w", 10, 60_000)
+    [job] = [c for c in claimed if c.lease.job_id == job_id]
+    assert isinstance(job, ClaimedJob)
+    return job
 
 
 async def test_secrets_encrypted_masked_and_decryptable(
@@ -52,10 +61,10 @@ async def test_secrets_encrypted_masked_and_decryptable(
     assert box.decrypt(token) == TOKEN
     assert box.decrypt(job_headers["X-T"]) == JOB_SECRET
 
-    principal = await api.services.keys.authenticate(api.keys["alice"])
-    assert principal is not None
-    [spec] = await api.services.endpoints.specs(principal, job["id"])
+    claimed = await _claim_as_engine(api, job["id"])
+    [spec] = claimed.context.endpoints
     assert (spec.headers["X-Api-Key"], spec.bearer_token) == (HEADER_SECRET, TOKEN)
+    assert claimed.context.job.default_headers == {"X-T": JOB_SECRET}
 
 
 async def test_patch_with_mask_keeps_secret_and_null_clears(api: Api) -> None:
@@ -65,9 +74,7 @@ async def test_patch_with_mask_keeps_secret_and_null_clears(api: Api) -> None:
     patch = {"headers": {"X-Api-Key": "***", "X-New": "new"}, "bearer_token": "***"}
     r = await api.call("PATCH", f"/api/endpoints/{ep['id']}", json=patch)
     assert r.json()["headers"] == {"X-Api-Key": "***", "X-New": "***"}
-    principal = await api.services.keys.authenticate(api.keys["alice"])
-    assert principal is not None
-    [spec] = await api.services.endpoints.specs(principal, job["id"])
+    [spec] = (await _claim_as_engine(api, job["id"])).context.endpoints
     assert dict(spec.headers) == {"X-Api-Key": HEADER_SECRET, "X-New": "new"}
     assert spec.bearer_token == TOKEN
     cleared = await api.call("PATCH", f"/api/endpoints/{ep['id']}", json={"bearer_token": None})

@@ -79,14 +79,6 @@ def register_header_secrets(headers: Mapping[str, str] | None) -> None:
             register_secret(value)
 
 
-def unregister_secret(value: str) -> None:
-    """Forget a secret (rotated keys); mostly for tests."""
-    global _dirty
-    with _lock:
-        _secrets.discard(value)
-        _dirty = True
-
-
 def clear_secrets() -> None:
     """Forget every registered secret; for tests."""
     global _dirty

@@ -52,7 +52,7 @@ class TokenSpend(BaseModel):
     reasoning_tokens: int = 0
     cached_input_tokens: int = 0
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy: no decorators over @property
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens

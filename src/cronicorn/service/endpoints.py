@@ -5,18 +5,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cronicorn.domain.models import EndpointSpec
 from cronicorn.service.common import load_endpoint, load_job, merge_secret_map, refuse_archived
 from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.keys import Principal
 from cronicorn.service.schemas import EndpointCreate, EndpointOut, EndpointUpdate
 from cronicorn.service.validation import keeps_mask
-from cronicorn.store.mapping import endpoint_spec
 from cronicorn.store.secrets import MASK, SecretBox, masked
 from cronicorn.store.tables import Endpoint, utcnow
 
@@ -58,7 +55,11 @@ class Endpoints:
     async def list_for_job(self, principal: Principal, job_id: str) -> list[EndpointOut]:
         async with self._sessions() as session:
             await load_job(session, principal, job_id)
-            rows = await session.scalars(_of_job(sa.select(Endpoint), job_id))
+            rows = await session.scalars(
+                sa.select(Endpoint)
+                .where(Endpoint.job_id == job_id)
+                .order_by(Endpoint.created_at, Endpoint.id)
+            )
             return [endpoint_out(row) for row in rows]
 
     async def get(self, principal: Principal, endpoint_id: str) -> EndpointOut:
@@ -97,21 +98,6 @@ class Endpoints:
             row, job = await load_endpoint(session, principal, endpoint_id)
             refuse_archived(job)
             await session.delete(row)
-
-    async def specs(self, principal: Principal, job_id: str) -> list[EndpointSpec]:
-        """The job's endpoints with secrets decrypted, for the executor (never for output)."""
-        async with self._sessions() as session:
-            await load_job(session, principal, job_id)
-            rows = await session.execute(_of_job(sa.select(Endpoint.__table__), job_id))
-            return [endpoint_spec(row, self._box) for row in rows.mappings()]
-
-
-_Select = TypeVar("_Select", bound="sa.Select[Any]")
-
-
-def _of_job(stmt: _Select, job_id: str) -> _Select:
-    """A job's endpoints in the order they were added."""
-    return stmt.where(Endpoint.job_id == job_id).order_by(Endpoint.created_at, Endpoint.id)
 
 
 def endpoint_out(row: Endpoint) -> EndpointOut:
