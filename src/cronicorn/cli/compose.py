@@ -16,14 +16,11 @@ from typing import Any
 from cronicorn.cli.common import EXIT_USAGE, CliError
 from cronicorn.engine.config import EngineConfig
 from cronicorn.engine.engine import SchedulingEngine
-from cronicorn.engine.factory import create_scheduling_engine
+from cronicorn.engine.factory import API_KEY_ENV, API_URL_ENV, create_scheduling_engine
 from cronicorn.engine.ports import SchedulerBackend
 from cronicorn.settings import Settings
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.migrate import upgrade_database_async
-
-API_URL_ENV = "CRONICORN_API_URL"
-API_KEY_ENV = "CRONICORN_API_KEY"
 
 log = logging.getLogger("cronicorn.cli")
 

@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cronicorn.cli.api_client import ApiClient
 from cronicorn.cli.common import EXIT_USAGE, CliError
-from cronicorn.cli.compose import API_KEY_ENV, api_target
+from cronicorn.cli.compose import api_target
 from cronicorn.domain.models import Scope
+from cronicorn.engine.factory import API_KEY_ENV
 from cronicorn.service import Principal, Services
 from cronicorn.service.schemas import (
     EndpointCreate,
