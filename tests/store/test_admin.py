@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cronicorn.store.scheduler_repo import SchedulerRepository
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import Run
-from tests.store.factory import T0, add_endpoint, add_job, add_tenant, at, job
+from tests.store.factory import T0, add_endpoint, add_job, add_tenant, at, job, jobs_t
 
 
 async def _run_statuses(engine: AsyncEngine) -> dict[str, str]:
@@ -110,3 +113,24 @@ async def test_secrets_are_encrypted_at_rest(
     [claimed] = await repo.claim_due_jobs("w", 1, 60_000, now=T0)
     [spec] = claimed.context.endpoints
     assert (dict(spec.headers), spec.bearer_token) == ({"X-Api-Key": "plain-key-123"}, "tok-456")
+
+
+async def test_next_due_at_is_the_latest_of_due_pause_and_live_lease_for_every_mix(
+    repo: SchedulerRepository, engine: AsyncEngine
+) -> None:
+    """The indexed `LIMIT 1` reads give exactly max(next_run_at, future paused_until,
+    live lease expiry), whichever of the three is the latest."""
+    tenant = await add_tenant(engine)
+    for next_run, pause, lease in itertools.product(
+        (-5, 10, 50), (None, -2, 20, 60), (None, -1, 30, 70)
+    ):
+        fields: dict[str, Any] = {"next_run_at": at(next_run)}
+        if pause is not None:
+            fields["paused_until"] = at(pause)
+        if lease is not None:
+            fields.update(lease_owner="w", lease_expires_at=at(lease))
+        job_id = await add_job(engine, tenant, **fields)
+        candidates = [next_run] + [t for t in (pause, lease) if t is not None and t > 0]
+        assert await repo.next_due_at(now=T0) == at(max(candidates)), fields
+        async with engine.begin() as conn:
+            await conn.execute(sa.delete(jobs_t).where(jobs_t.c.id == job_id))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,23 +26,63 @@ async def has_due_jobs(engine: AsyncEngine, due: sa.ColumnElement[bool]) -> bool
     return found is not None
 
 
-def _later(a: sa.ColumnElement[datetime], b: sa.ColumnElement[datetime]) -> sa.Case[datetime]:
-    """max(a, b) where b may be NULL (portable: SQLite has no GREATEST)."""
-    return sa.case((b > a, b), else_=a)
+_NOW = sa.bindparam("now", type_=UTCDateTime())
+
+
+def _earliest(column: sa.Column[datetime], *conditions: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    c = jobs_t.c
+    return (
+        sa.select(column)
+        .where(c.status == "active", c.next_run_at.is_not(None), *conditions)
+        .order_by(column)
+        .limit(1)
+    )
+
+
+def _not_after(column: sa.Column[datetime], bound: sa.ColumnElement[datetime]) -> Any:
+    """The column does not hold the job back beyond `bound`: unset, past, or earlier."""
+    return sa.or_(column.is_(None), column <= _NOW, column <= bound)
+
+
+def _next_due_statements() -> tuple[sa.Select[Any], ...]:
+    """A job becomes claimable at max(next_run_at, future paused_until, live lease expiry). One
+    `ORDER BY … LIMIT 1` per column, each limited to the jobs where that column is the
+    max, so each is served by its own index (`ix_jobs_due`, `ix_jobs_lease_expires`,
+    `ix_jobs_paused_until`) and the min of the three is the exact answer."""
+    c = jobs_t.c
+    by_next_run = _earliest(
+        c.next_run_at,
+        _not_after(c.paused_until, c.next_run_at),
+        _not_after(c.lease_expires_at, c.next_run_at),
+    )
+    by_lease = _earliest(
+        c.lease_expires_at,
+        c.lease_expires_at > _NOW,
+        c.next_run_at <= c.lease_expires_at,
+        _not_after(c.paused_until, c.lease_expires_at),
+    )
+    by_pause = _earliest(
+        c.paused_until,
+        c.paused_until > _NOW,
+        c.next_run_at <= c.paused_until,
+        _not_after(c.lease_expires_at, c.paused_until),
+    )
+    return by_next_run, by_lease, by_pause
+
+
+NEXT_DUE = _next_due_statements()
 
 
 async def next_due_at(engine: AsyncEngine, now: datetime) -> datetime | None:
     """When the earliest active job becomes claimable: its `next_run_at`, pushed back by a
-    future `paused_until` and by an unexpired lease. May be in the past (due now)."""
-    c = jobs_t.c
-    live_lease = sa.case((c.lease_expires_at > now, c.lease_expires_at), else_=None)
-    effective = _later(_later(c.next_run_at, c.paused_until), live_lease)
-    stmt = sa.select(sa.type_coerce(sa.func.min(effective), UTCDateTime())).where(
-        c.status == "active", c.next_run_at.is_not(None)
-    )
+    future `paused_until` and by an unexpired lease. May be in the past (due now).
+
+    Three indexed `LIMIT 1` reads instead of `MIN(…)` over every active job: this runs on
+    every idle wake-up and every empty long-poll claim, and must not grow with the store."""
     async with engine.connect() as conn:
-        value: datetime | None = await conn.scalar(stmt)
-    return value
+        found = [await conn.scalar(stmt, {"now": now}) for stmt in NEXT_DUE]
+    values: list[datetime] = [value for value in found if value is not None]
+    return min(values) if values else None
 
 
 async def force_unlock(

@@ -111,6 +111,8 @@ class Job(Base):
         sa.Index("ix_jobs_due", "status", "next_run_at"),
         sa.Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
         sa.Index("ix_jobs_lease_expires", "lease_expires_at"),
+        # `next_due_at`: the earliest future pause end (see store/lease_admin.py).
+        sa.Index("ix_jobs_paused_until", "paused_until"),
     )
 
 
