@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cronicorn.errors import BackendUnavailableError, ConflictError, LeaseLostError, NotFoundError
+from cronicorn.errors import BackendUnavailableError, ConflictError, NotFoundError
 from cronicorn.service.errors import FieldErrors
 
 log = logging.getLogger(__name__)
@@ -99,8 +99,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(FieldErrors, _field_errors)
     app.add_exception_handler(NotFoundError, _not_found)
-    app.add_exception_handler(LeaseLostError, _conflict)
-    app.add_exception_handler(ConflictError, _conflict)
+    app.add_exception_handler(ConflictError, _conflict)  # LeaseLostError too (a subclass)
     app.add_exception_handler(BackendUnavailableError, _unavailable)
 
 
