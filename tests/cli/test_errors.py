@@ -65,3 +65,23 @@ async def test_unknown_job_is_reported_without_traceback(invoke: Invoke) -> None
     result = await invoke("jobs", "show", "00000000-0000-0000-0000-000000000000")
     assert result.exit_code == 1
     assert "not found" in one_line(result.stderr)
+
+
+@pytest.mark.parametrize(
+    "command", [["db", "upgrade"], ["keys", "create", "--tenant", "t"], ["serve", "--port", "0"]]
+)
+async def test_sync_commands_name_a_bad_database_url_and_exit_2(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.setenv("CRONICORN_DATABASE_URL", "mysql://nope")
+    result = await invoke(*command)
+    assert result.exit_code == 2, result.output
+    assert "CRONICORN_DATABASE_URL" in one_line(result.stderr)
+    assert result.stdout == ""
+
+
+async def test_keys_create_refuses_an_empty_tenant(invoke: Invoke) -> None:
+    result = await invoke("keys", "create", "--tenant", "")
+    assert result.exit_code == 2
+    assert "--tenant" in one_line(result.stderr)
+    assert result.stdout == ""

@@ -7,7 +7,8 @@ or configuration (a bad environment variable prints one line naming it).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -49,6 +50,16 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         fail(str(exc), exc.code)
     except NotFoundError as exc:
         fail(str(exc), EXIT_FAILED)
+
+
+@contextmanager
+def exit_on_config_error() -> Iterator[None]:
+    """For the synchronous commands (`serve`, `db`, `keys`): a ConfigError becomes one line
+    and exit code 2, as `run` does for the async ones."""
+    try:
+        yield
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
 
 
 def new_typer(help_text: str) -> typer.Typer:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cronicorn.cli.errors import exit_on_config_error
+from cronicorn.cli.common import exit_on_config_error
 
 app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 

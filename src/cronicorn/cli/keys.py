@@ -8,7 +8,7 @@ from enum import StrEnum
 
 import typer
 
-from cronicorn.cli.errors import exit_on_config_error
+from cronicorn.cli.common import EXIT_USAGE, exit_on_config_error, fail
 from cronicorn.settings import Settings
 
 app = typer.Typer(help="API key management.", no_args_is_help=True)
@@ -27,8 +27,7 @@ def create(
 ) -> None:
     """Create an API key and print only the key (it is stored hashed: save it now)."""
     if not 1 <= len(tenant) <= 200:
-        typer.echo("error: --tenant must be 1-200 characters", err=True)
-        raise typer.Exit(2)
+        fail("--tenant must be 1-200 characters", EXIT_USAGE)
     with exit_on_config_error():
         settings = Settings.from_env()
         key = asyncio.run(_create(settings, tenant, scope.value))
