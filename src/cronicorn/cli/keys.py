@@ -30,11 +30,13 @@ def create(
         fail("--tenant must be 1-200 characters", EXIT_USAGE)
     with exit_on_config_error():
         settings = Settings.from_env()
-        key = asyncio.run(_create(settings, tenant, scope.value))
+        key = asyncio.run(create_key(settings, tenant, scope.value))
     typer.echo(key)
 
 
-async def _create(settings: Settings, tenant: str, scope: str) -> str:
+async def create_key(settings: Settings, tenant: str, scope: str) -> str:
+    """A new key for `tenant` (created if new) on the settings' database, migrated first;
+    returns the key itself (only its hash is stored)."""
     from cronicorn.service.keys import Keys
     from cronicorn.store.db import create_engine, session_factory
     from cronicorn.store.migrate import upgrade_database_async

@@ -25,16 +25,15 @@ from rich.table import Table
 from cronicorn.cli.allinone import AllInOne, signals_set
 from cronicorn.cli.api_client import ApiClient
 from cronicorn.cli.compose import ApiTarget, has_ai_key
+from cronicorn.cli.keys import create_key
 from cronicorn.demo.jobs import demo_job_specs, split_spec
 from cronicorn.demo.target import DemoTarget, start_target
 from cronicorn.demo.view import JobTrack, live_table, progress_line, runs_table
 from cronicorn.engine.config import EngineConfig
 from cronicorn.engine.env import engine_config_from_env
 from cronicorn.observability import configure_logging
-from cronicorn.service import Services
 from cronicorn.service.schemas import EndpointCreate, JobCreate, RunDetail
 from cronicorn.settings import Settings
-from cronicorn.store.db import create_engine, session_factory
 from cronicorn.store.secrets import SecretBox
 
 REFRESH_S = 0.5
@@ -79,18 +78,6 @@ def planner_banner(config: EngineConfig) -> str:
 class DemoOptions:
     duration_s: float = 30.0
     keep_db: bool = False
-
-
-async def _demo_key(settings: Settings) -> str:
-    """A user key for the demo tenant, created in-process (a fresh database has none)."""
-    db = create_engine(settings.database_url)
-    try:
-        created = await Services.build(session_factory(db), settings.secret_box()).keys.create(
-            DEMO_TENANT, "user"
-        )
-    finally:
-        await db.dispose()
-    return created.key
 
 
 async def _create_jobs(api: ApiClient, target: DemoTarget) -> list[JobTrack]:
@@ -181,7 +168,7 @@ async def _run_demo(options: DemoOptions, console: Console, stop: asyncio.Event)
     target = await start_target(TARGET_HOST)
     try:
         async with AllInOne(settings, config, host=TARGET_HOST, port=0) as aio:
-            key = await _demo_key(settings)
+            key = await create_key(settings, DEMO_TENANT, "user")  # a fresh database has none
             async with ApiClient(ApiTarget(aio.api_url, key)) as api:
                 tracks = await _create_jobs(api, target)
                 console.print(
