@@ -173,6 +173,46 @@ async def test_token_counters_add_to_concurrent_changes(
     assert (await job(engine, lease.job_id))["output_tokens"] == 520
 
 
+async def test_plan_tokens_count_on_the_job_even_if_the_run_never_completes(
+    repo: SchedulerRepository, engine: AsyncEngine
+) -> None:
+    """Tokens spent on a recorded plan belong to the job at once (a crash or a lost lease
+    must not hide them from the totals and the daily budget); completing the run then adds
+    only the remainder, so job totals always equal the sum over its runs."""
+    lease = await claim_one(repo, engine)
+    plan_usage = TokenUsage(input=60, output=8, reasoning=2, cached=4)
+    decision = PlanDecision(PLAN, PlanSource.AI, usage=plan_usage, ai_calls=1)
+    await repo.record_plan(lease, decision, now=at(1))
+
+    j = await job(engine, lease.job_id)
+    assert (j["input_tokens"], j["output_tokens"], j["reasoning_tokens"]) == (60, 8, 2)
+    assert (j["cached_input_tokens"], j["tokens_today"]) == (4, 68)
+
+    await repo.complete_run(lease, completion(), now=at(3))  # run total: 100/20/5/10
+    j = await job(engine, lease.job_id)
+    assert (j["input_tokens"], j["output_tokens"], j["reasoning_tokens"]) == (100, 20, 5)
+    assert (j["cached_input_tokens"], j["tokens_today"]) == (10, 120)
+    [run] = await rows(engine, Run.__table__)
+    assert (run["input_tokens"], run["output_tokens"]) == (100, 20)
+
+
+async def test_plan_tokens_of_a_fenced_out_run_stay_counted_once(
+    repo: SchedulerRepository, engine: AsyncEngine
+) -> None:
+    lease = await claim_one(repo, engine)
+    await repo.record_plan(
+        lease, PlanDecision(PLAN, PlanSource.AI, usage=TokenUsage(input=50, output=5)), now=at(1)
+    )
+    # The lease expires; another worker claims and completes the job.
+    [second] = await repo.claim_due_jobs("w2", 1, LEASE_MS, now=at(120))
+    await repo.complete_run(second.lease, completion(), now=at(121))
+
+    j = await job(engine, lease.job_id)
+    runs = await rows(engine, Run.__table__)
+    assert j["input_tokens"] == sum(r["input_tokens"] for r in runs) == 150
+    assert j["output_tokens"] == sum(r["output_tokens"] for r in runs) == 25
+
+
 async def test_complete_is_all_or_nothing(repo: SchedulerRepository, engine: AsyncEngine) -> None:
     """A failing insert (NOT NULL violated) rolls back the job update and lease release."""
     lease = await claim_one(repo, engine)

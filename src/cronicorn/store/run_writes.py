@@ -65,13 +65,34 @@ def by_id(row_id: str, values: Mapping[str, Any]) -> Row:
     return row
 
 
-def _job_finish_statement() -> sa.Update:
+TOKEN_COLUMNS = ("input_tokens", "output_tokens", "reasoning_tokens", "cached_input_tokens")
+
+
+def _recorded_on_run(column: str) -> sa.ColumnElement[Any]:
+    """What the run (`p_run_id`) already holds in a token column: 0, or the plan's tokens
+    if the plan was recorded early. Statements that use this run BEFORE the run's row is
+    updated, so the job's totals grow by exactly what the run's own totals grow by."""
+    recorded = sa.select(runs_t.c[column]).where(runs_t.c.id == sa.bindparam("p_run_id"))
+    return sa.func.coalesce(recorded.scalar_subquery(), 0)
+
+
+def _token_increments() -> dict[str, Any]:
+    """Atomic `x = x + (new run total - already recorded)` for the job's token counters,
+    with the daily counter rolling over at UTC midnight."""
     c = jobs_t.c
     today = sa.bindparam("p_today", type_=sa.String())
-    total = sa.bindparam("p_tokens_total", type_=sa.BigInteger())
+    delta = {name: _param(jobs_t, name) - _recorded_on_run(name) for name in TOKEN_COLUMNS}
+    total = delta["input_tokens"] + delta["output_tokens"]
+    return {
+        **{name: c[name] + delta[name] for name in TOKEN_COLUMNS},
+        "tokens_today": sa.case((c.tokens_day == today, c.tokens_today + total), else_=total),
+        "tokens_day": today,
+    }
+
+
+def _job_finish_statement() -> sa.Update:
+    c = jobs_t.c
     pause = sa.bindparam("p_pause", type_=sa.Boolean())
-    tokens = ("input_tokens", "output_tokens", "reasoning_tokens", "cached_input_tokens")
-    tokens_today = sa.case((c.tokens_day == today, c.tokens_today + total), else_=total)
     return (
         sa.update(jobs_t)
         .where(c.id == sa.bindparam("p_id"))
@@ -87,9 +108,7 @@ def _job_finish_statement() -> sa.Update:
                         "updated_at",
                     )
                 },
-                **{name: c[name] + _param(jobs_t, name) for name in tokens},
-                "tokens_today": tokens_today,
-                "tokens_day": today,
+                **_token_increments(),
                 "status": sa.case((sa.and_(pause, c.status == "active"), "paused"), else_=c.status),
                 "lease_owner": None,
                 "lease_expires_at": None,
@@ -100,7 +119,12 @@ def _job_finish_statement() -> sa.Update:
 
 JOB_FINISH = _job_finish_statement()
 """Schedule, counters, atomic token increments (the daily counter rolls over at UTC
-midnight), optional pause of an active job, lease release."""
+midnight), optional pause of an active job, lease release. Runs before the run update."""
+JOB_PLAN_TOKENS = (
+    sa.update(jobs_t).where(jobs_t.c.id == sa.bindparam("p_id")).values(_token_increments())
+)
+"""The plan's tokens onto the job's totals when the plan is recorded early, so tokens of a
+run that never completes (crash, lost lease) still count against the job and its budget."""
 JOB_RELEASE = update_by_id(jobs_t, ("lease_owner", "lease_expires_at", "updated_at"))
 RUN_PLAN = (
     sa.update(runs_t)
@@ -138,6 +162,7 @@ def ms_between(start: datetime, end: datetime) -> float:
 
 def job_finish_row(
     job_id: str,
+    run_id: str,
     *,
     next_run_at: datetime,
     last_run_at: datetime,
@@ -149,18 +174,25 @@ def job_finish_row(
 ) -> Row:
     return {
         "p_id": job_id,
+        "p_run_id": run_id,
         "p_next_run_at": next_run_at,
         "p_last_run_at": last_run_at,
         "p_consecutive_failures": consecutive_failures,
         "p_last_schedule": mapping.last_schedule_json(schedule),
         "p_updated_at": now,
+        **job_token_params(usage, now),
+        "p_pause": pause,
+    }
+
+
+def job_token_params(usage: TokenUsage, now: datetime) -> Row:
+    """The run's token totals for `_token_increments` (which subtracts what is recorded)."""
+    return {
         "p_input_tokens": usage.input,
         "p_output_tokens": usage.output,
         "p_reasoning_tokens": usage.reasoning,
         "p_cached_input_tokens": usage.cached,
-        "p_tokens_total": usage.total,
         "p_today": now.date().isoformat(),
-        "p_pause": pause,
     }
 
 
@@ -249,14 +281,16 @@ class Writes:
         self.messages += other.messages
 
     async def execute(self, conn: AsyncConnection) -> None:
-        """Runs first (results reference them), then inserts, then the job rows."""
+        """Job rows first (their token increments read the runs' recorded tokens), then
+        the runs, then inserts."""
+        if self.finished_jobs:
+            await conn.execute(JOB_FINISH, self.finished_jobs)
         for columns, rows in self.runs.items():
             await conn.execute(update_by_id(runs_t, columns), rows)
         for stmt, rows in (
             (INSERT_RESULTS, self.results),
             (INSERT_ERRORS, self.errors),
             (INSERT_MESSAGES, self.messages),
-            (JOB_FINISH, self.finished_jobs),
             (JOB_RELEASE, self.released_jobs),
         ):
             if rows:
@@ -277,6 +311,7 @@ def completion_writes(lease: Lease, completion: RunCompletion, now: datetime) ->
     writes.finished_jobs.append(
         job_finish_row(
             lease.job_id,
+            lease.run_id,
             next_run_at=c.next_run.at,
             last_run_at=c.finished_at,
             consecutive_failures=c.consecutive_failures,

@@ -49,12 +49,14 @@ from cronicorn.store.fencing import (
     lock_leases,
 )
 from cronicorn.store.run_writes import (
+    JOB_PLAN_TOKENS,
     RUN_PLAN,
     Writes,
     completion_writes,
     error_row,
     job_finish_row,
     job_release_row,
+    job_token_params,
     ms_between,
     plan_params,
     run_token_values,
@@ -273,8 +275,15 @@ class SchedulerRepository:
         """Store the phase-1 plan (and its token cost so far) on the running run."""
         now = utc_now(now)
         params = {**fence_params(lease, now, f_run=lease.run_id), **plan_params(decision)}
+        job_tokens = {
+            "p_id": lease.job_id,
+            "p_run_id": lease.run_id,
+            **job_token_params(decision.usage, now),
+        }
         async with self.engine.begin() as conn:
             await fenced_update(conn, TOUCH_FENCE, lease, now)
+            # Before RUN_PLAN: the increment subtracts what the run already holds.
+            await conn.execute(JOB_PLAN_TOKENS, job_tokens)
             if (await conn.execute(RUN_PLAN, params)).rowcount != 1:
                 raise LeaseLostError(
                     lease.job_id, lease.token, f"run {lease.run_id} is not this lease's running run"
@@ -329,6 +338,7 @@ class SchedulerRepository:
             writes.finished_jobs.append(
                 job_finish_row(
                     lease.job_id,
+                    lease.run_id,
                     next_run_at=next_run.at,
                     last_run_at=now,
                     consecutive_failures=consecutive_failures,
