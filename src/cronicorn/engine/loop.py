@@ -11,6 +11,13 @@ the next due time), so a new or run-now job is picked up within milliseconds and
 in 2 s starts on time even with a 60 s processing interval. With `claim_wait_ms` = 0 it
 sleeps precisely until the next due time instead. Claims are serialised by the engine, so
 the loop never overlaps itself.
+
+Every claim is a write transaction, so the loop avoids the ones that cannot find anything:
+after a claim that left slots free it asks for the next due time before claiming again
+(at once only if something is due now); a job due within `SHORT_WAIT_S` is waited for
+with a plain sleep (a long-poll would start with a claim that finds nothing); and when a
+sleep or long-poll ends at a known due time, the claim follows without asking again. With
+jobs due every few milliseconds this is one claim and one due-time read per claim batch.
 """
 
 from __future__ import annotations
@@ -30,6 +37,12 @@ SPIN_GUARD_BASE_S = 0.02
 little — doubling up to 64 times — instead of spinning."""
 MAX_GUARD_DOUBLINGS = 6
 ERROR_BACKOFF_BASE_S = 0.25
+SHORT_WAIT_S = 0.05
+"""A job due this soon is waited for with a sleep rather than a long-poll (whose first
+claim would find nothing); a job created meanwhile elsewhere waits at most this long more."""
+DUE_MARGIN_S = 0.001
+"""Sleeps until a due time end this much later, so the claim that follows surely sees the
+job as due (an early wake-up would find nothing and back off through the spin guard)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +56,18 @@ class Dispatch:
 
 
 async def run_loop(engine: SchedulingEngine) -> None:
+    polled: Dispatch | None = None  # a long-poll's claim that the loop has not judged yet
     while not engine.stopping:
         if await engine.wait_for_slot() == 0:
             break
-        engine.idle.clear_wake()
-        dispatch = await engine.dispatch(wait_ms=0, count_empty=True)
+        if polled is None:
+            engine.idle.clear_wake()
+            dispatch = await engine.dispatch(wait_ms=0, count_empty=True)
+        else:
+            dispatch, polled = polled, None
         if dispatch.claimed and dispatch.claimed >= dispatch.limit:
             continue  # probably more due: claim again as soon as a slot is free
-        await engine.idle.wait_for_work(dispatch)
+        polled = await engine.idle.wait_for_work(dispatch)
 
 
 class IdleWaiter:
@@ -75,44 +92,53 @@ class IdleWaiter:
     def claim_failed(self) -> None:
         self._error_streak += 1
 
-    async def wait_for_work(self, after: Dispatch) -> None:
+    async def wait_for_work(self, after: Dispatch) -> Dispatch | None:
+        """Wait until a claim is worth making. Returns the long-poll's dispatch when one
+        claimed jobs (the loop judges it instead of claiming at once), else None: claim
+        now."""
         engine = self._engine
         clock = engine.clock
         interval_s = engine.config.scheduler.processing_interval_ms / 1000
         if after.failed:
             backoff_s = ERROR_BACKOFF_BASE_S * 2 ** min(max(self._error_streak - 1, 0), 10)
             await self.sleep(min(interval_s, backoff_s))
-            return
+            return None
         deadline = clock.monotonic() + interval_s
         first = True
         while not engine.stopping:
             remaining = deadline - clock.monotonic()
             if remaining <= 0:
-                return
+                return None
             due_in = await self._due_in()
             wait_s = remaining if due_in is None else min(remaining, due_in)
             guard = wait_s <= 0
-            if guard and not first:
-                return
+            if guard and (after.claimed or not first):
+                return None  # due now: claim again (the guard is for claims that found none)
             if guard:
                 wait_s = self._spin_guard(remaining)
             first = False
-            polled = None if guard else await self._long_poll(wait_s)
-            if polled:
-                return
-            if polled is None and await self.sleep(wait_s):
-                return
+            soon = due_in is not None and due_in <= SHORT_WAIT_S
+            if not guard and not soon:
+                polled = await self._long_poll(wait_s)
+                if polled is not None and (polled.claimed or polled.failed):
+                    return polled if polled.claimed else None
+                if polled is not None:
+                    continue  # the long-poll ended empty: ask for the next due time again
+            if not guard and wait_s == due_in:
+                wait_s += DUE_MARGIN_S
+            await self.sleep(wait_s)
+            return None  # woken, stopped, or at the due time / the interval's end: claim
+        return None
 
-    async def _long_poll(self, wait_s: float) -> bool | None:
-        """Wait inside a claim when enabled. True: work found (or the claim failed);
-        False: nothing yet, re-check; None: long-poll not applicable, sleep instead."""
+    async def _long_poll(self, wait_s: float) -> Dispatch | None:
+        """Wait inside a claim when enabled; its dispatch, or None when a long-poll does
+        not apply (sleep instead)."""
         engine = self._engine
         claim_wait_ms = engine.config.scheduler.claim_wait_ms
         if claim_wait_ms <= 0 or wait_s < 0.002 or engine.free_slots == 0:
             return None
         wait_ms = max(1, int(min(claim_wait_ms, wait_s * 1000)))
-        dispatch = await engine.dispatch(wait_ms=wait_ms, count_empty=False)
-        return dispatch.claimed > 0 or dispatch.failed
+        return await engine.dispatch(wait_ms=wait_ms, count_empty=False)
 
     def _spin_guard(self, remaining: float) -> float:
         self._empty_streak += 1

@@ -8,10 +8,11 @@ history costs nothing extra.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy import RowMapping
@@ -33,15 +34,18 @@ BRANCHES_PER_QUERY = 100
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+ENDPOINTS_OF_JOBS = (
+    sa.select(endpoints_t)
+    .where(endpoints_t.c.job_id.in_(sa.bindparam("job_ids", expanding=True)))
+    .order_by(endpoints_t.c.job_id, endpoints_t.c.created_at, endpoints_t.c.id)
+)
+
+
 async def load_endpoint_rows(
     conn: AsyncConnection, job_ids: Sequence[str]
 ) -> dict[str, list[RowMapping]]:
     """Endpoint rows (secrets still encrypted) grouped by job, in creation order."""
-    rows = await conn.execute(
-        sa.select(endpoints_t)
-        .where(endpoints_t.c.job_id.in_(job_ids))
-        .order_by(endpoints_t.c.job_id, endpoints_t.c.created_at, endpoints_t.c.id)
-    )
+    rows = await conn.execute(ENDPOINTS_OF_JOBS, {"job_ids": list(job_ids)})
     out: dict[str, list[RowMapping]] = defaultdict(list)
     for row in rows.mappings():
         out[row["job_id"]].append(row)
@@ -52,12 +56,30 @@ def _chunks(keys: Sequence[str], size: int = BRANCHES_PER_QUERY) -> list[Sequenc
     return [keys[i : i + size] for i in range(0, len(keys), size)]
 
 
+@functools.cache
+def newest_per_key_statement(
+    table: sa.Table, key: str, order: tuple[str, ...], per_key: int, keys: int
+) -> sa.Executable:
+    """`UNION ALL` of `keys` branches `WHERE key = :k<i> ORDER BY … DESC LIMIT per_key`,
+    built once per (table, batch size): building it per claim cost more CPU than running it."""
+    branches = [
+        sa.select(table)
+        .where(table.c[key] == sa.bindparam(f"k{i}"))
+        .order_by(*(table.c[col].desc() for col in order))
+        .limit(per_key)
+        .subquery()
+        .select()
+        for i in range(keys)
+    ]
+    return branches[0] if keys == 1 else sa.union_all(*branches)
+
+
 async def _newest_per_key(
     conn: AsyncConnection,
     table: sa.Table,
-    key: sa.Column[str],
+    key: str,
     keys: Sequence[str],
-    order: tuple[sa.Column[Any], ...],
+    order: tuple[str, ...],
     per_key: int,
 ) -> list[RowMapping]:
     """The newest `per_key` rows for each key: one `UNION ALL` of index-backed
@@ -65,17 +87,9 @@ async def _newest_per_key(
     all rows, the cost does not grow with a job's history."""
     out: list[RowMapping] = []
     for chunk in _chunks(keys):
-        branches = [
-            sa.select(table)
-            .where(key == k)
-            .order_by(*(col.desc() for col in order))
-            .limit(per_key)
-            .subquery()
-            .select()
-            for k in chunk
-        ]
-        stmt = branches[0] if len(branches) == 1 else sa.union_all(*branches)
-        out.extend((await conn.execute(stmt)).mappings())
+        stmt = newest_per_key_statement(table, key, order, per_key, len(chunk))
+        params = {f"k{i}": k for i, k in enumerate(chunk)}
+        out.extend((await conn.execute(stmt, params)).mappings())
     return out
 
 
@@ -86,8 +100,7 @@ async def load_messages(
     out: dict[str, list[Message]] = defaultdict(list)
     if per_job <= 0 or not job_ids:
         return out
-    c = messages_t.c
-    rows = await _newest_per_key(conn, messages_t, c.job_id, job_ids, (c.created_at, c.id), per_job)
+    rows = await _newest_per_key(conn, messages_t, "job_id", job_ids, ("created_at", "id"), per_job)
     for row in sorted(rows, key=lambda r: (r["job_id"], r["created_at"], r["id"])):
         out[row["job_id"]].append(mapping.message(row))
     return out
@@ -100,9 +113,8 @@ async def load_recent_results(
     out: dict[str, list[PastResult]] = defaultdict(list)
     if per_endpoint <= 0 or not endpoint_ids:
         return out
-    c = results_t.c
     rows = await _newest_per_key(
-        conn, results_t, c.endpoint_id, endpoint_ids, (c.started_at, c.id), per_endpoint
+        conn, results_t, "endpoint_id", endpoint_ids, ("started_at", "id"), per_endpoint
     )
     rows.sort(key=lambda r: (r["endpoint_id"], r["started_at"] or EPOCH, r["id"]))
     for row in rows:

@@ -20,12 +20,6 @@ jobs_t = cast(sa.Table, Job.__table__)
 runs_t = cast(sa.Table, Run.__table__)
 
 
-async def has_due_jobs(engine: AsyncEngine, due: sa.ColumnElement[bool]) -> bool:
-    async with engine.connect() as conn:
-        found = await conn.scalar(sa.select(jobs_t.c.id).where(due).limit(1))
-    return found is not None
-
-
 _NOW = sa.bindparam("now", type_=UTCDateTime())
 
 
@@ -44,11 +38,12 @@ def _not_after(column: sa.Column[datetime], bound: sa.ColumnElement[datetime]) -
     return sa.or_(column.is_(None), column <= _NOW, column <= bound)
 
 
-def _next_due_statements() -> tuple[sa.Select[Any], ...]:
+def _next_due_statement() -> sa.Select[Any]:
     """A job becomes claimable at max(next_run_at, future paused_until, live lease expiry). One
     `ORDER BY … LIMIT 1` per column, each limited to the jobs where that column is the
     max, so each is served by its own index (`ix_jobs_due`, `ix_jobs_lease_expires`,
-    `ix_jobs_paused_until`) and the min of the three is the exact answer."""
+    `ix_jobs_paused_until`) and the min of the three is the exact answer. The three are
+    scalar subqueries of one `SELECT`: one round trip."""
     c = jobs_t.c
     by_next_run = _earliest(
         c.next_run_at,
@@ -67,10 +62,12 @@ def _next_due_statements() -> tuple[sa.Select[Any], ...]:
         c.next_run_at <= c.paused_until,
         _not_after(c.lease_expires_at, c.paused_until),
     )
-    return by_next_run, by_lease, by_pause
+    return sa.select(
+        by_next_run.scalar_subquery(), by_lease.scalar_subquery(), by_pause.scalar_subquery()
+    )
 
 
-NEXT_DUE = _next_due_statements()
+NEXT_DUE = _next_due_statement()
 
 
 async def next_due_at(engine: AsyncEngine, now: datetime) -> datetime | None:
@@ -80,7 +77,7 @@ async def next_due_at(engine: AsyncEngine, now: datetime) -> datetime | None:
     Three indexed `LIMIT 1` reads instead of `MIN(…)` over every active job: this runs on
     every idle wake-up and every empty long-poll claim, and must not grow with the store."""
     async with engine.connect() as conn:
-        found = [await conn.scalar(stmt, {"now": now}) for stmt in NEXT_DUE]
+        found = (await conn.execute(NEXT_DUE, {"now": now})).one()
     values: list[datetime] = [value for value in found if value is not None]
     return min(values) if values else None
 

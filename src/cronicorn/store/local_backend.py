@@ -13,7 +13,6 @@ changes made by other processes on SQLite.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -42,7 +41,10 @@ from cronicorn.store.secrets import SecretBox
 from cronicorn.store.workers import WorkerInfo
 
 log = logging.getLogger(__name__)
-MIN_WAIT_S = 0.01
+MIN_WAIT_S = 0.002
+"""Shortest sleep when the store says a job is due but the claim found none (a race)."""
+DUE_TOLERANCE_S = 0.002
+"""A due time this close after the caller's deadline is still waited for and claimed."""
 _WHOLE_BATCH_ERRORS = (
     sa_exc.OperationalError,
     sa_exc.InterfaceError,
@@ -126,25 +128,43 @@ class LocalSchedulerBackend:
     async def claim(
         self, worker_id: str, limit: int, lease_ms: int, wait_ms: int = 0
     ) -> list[ClaimedJob]:
-        """Claim due jobs; with `wait_ms` > 0 and none due, wait (bounded) for one."""
+        """Claim due jobs; with `wait_ms` > 0 and none due, wait (bounded) for one.
+
+        While waiting, the store is asked *when* the next job is due (an indexed read) and
+        the claim (a write transaction) runs when that time comes — not claimed in vain
+        first and again after every wake-up."""
         deadline = time.monotonic() + max(0, wait_ms) / 1000.0
+        claim_now = wait_ms <= 0
         while True:
             self._wake.clear()
             now = self._now()
-            jobs = await self.repository.claim_due_jobs(worker_id, limit, lease_ms, now=now)
+            due = None if claim_now else await self.repository.next_due_at(now=now)
+            if claim_now or (due is not None and due <= now):
+                jobs = await self.repository.claim_due_jobs(worker_id, limit, lease_ms, now=now)
+                if jobs:
+                    return jobs
+                # Nothing after all (another worker was faster): when is the next one?
+                due = await self.repository.next_due_at(now=now)
             remaining = deadline - time.monotonic()
-            if jobs or remaining <= 0:
-                return jobs
+            if remaining <= 0:
+                return []
             await self._ensure_wakeups()
-            await self._sleep_until_due(now, remaining)
+            claim_now = await self._sleep_until(due, remaining)
 
-    async def _sleep_until_due(self, now: datetime, remaining: float) -> None:
+    async def _sleep_until(self, due: datetime | None, remaining: float) -> bool:
+        """Sleep until `due` (bounded by `remaining` and the poll interval) or a wake-up.
+        True when the sleep ended because `due` arrived: claim without asking again."""
         timeout = min(remaining, self._poll_s)
-        due = await self.repository.next_due_at(now=now)
+        at_due = False
         if due is not None:
-            timeout = min(timeout, max(MIN_WAIT_S, (due - now).total_seconds()))
-        with contextlib.suppress(TimeoutError):
+            until_due = max(MIN_WAIT_S, (due - self._now()).total_seconds())
+            if until_due <= timeout + DUE_TOLERANCE_S:
+                timeout, at_due = until_due, True
+        try:
             await asyncio.wait_for(self._wake.wait(), timeout)
+        except TimeoutError:
+            return at_due
+        return False
 
     async def extend(self, lease: Lease, lease_ms: int) -> Lease:
         return await self.repository.extend_lease(lease, lease_ms, now=self._now())

@@ -39,6 +39,14 @@ from cronicorn.domain.models import (
 )
 from cronicorn.errors import LeaseLostError
 from cronicorn.store import lease_admin, mapping, workers
+from cronicorn.store.claiming import (
+    ABORT_PREVIOUS_RUNS,
+    HAS_DUE,
+    INSERT_RUNS,
+    LEASE_DUE,
+    run_row,
+)
+from cronicorn.store.claiming import due_condition as due_condition  # public: service.stats
 from cronicorn.store.context import load_contexts
 from cronicorn.store.fencing import (
     EXTEND_FENCE,
@@ -74,17 +82,6 @@ def utc_now(now: datetime | None = None) -> datetime:
     if now.tzinfo is None:
         raise ValueError("naive datetime: pass timezone-aware UTC times")
     return now.astimezone(UTC)
-
-
-def due_condition(now: datetime) -> sa.ColumnElement[bool]:
-    """SPEC §3: active, next_run_at <= now, not paused (until), lease free or expired."""
-    return sa.and_(
-        jobs_t.c.status == "active",
-        jobs_t.c.next_run_at.is_not(None),
-        jobs_t.c.next_run_at <= now,
-        sa.or_(jobs_t.c.paused_until.is_(None), jobs_t.c.paused_until <= now),
-        sa.or_(jobs_t.c.lease_expires_at.is_(None), jobs_t.c.lease_expires_at <= now),
-    )
 
 
 class SchedulerRepository:
@@ -125,13 +122,14 @@ class SchedulerRepository:
         if limit <= 0:
             return []
         expires = now + timedelta(milliseconds=lease_ms)
-        async with self.engine.begin() as conn:
-            rows = await self._lease_due_rows(conn, worker_id, limit, expires, now)
-            if not rows:
-                return []
-            run_ids = await self._start_runs(conn, rows, worker_id, now)
-        try:
-            async with self.engine.connect() as conn:
+        async with self.engine.connect() as conn:
+            async with conn.begin():
+                rows = await self._lease_due_rows(conn, worker_id, limit, expires, now)
+                if not rows:
+                    return []
+                run_ids = await self._start_runs(conn, rows, worker_id, now)
+            # Committed: the reads below hold no write lock (same connection, no checkout).
+            try:
                 contexts, failures = await load_contexts(
                     conn,
                     rows,
@@ -141,9 +139,9 @@ class SchedulerRepository:
                     results_per_endpoint=self.results_per_endpoint,
                     excerpt_chars=self.excerpt_chars,
                 )
-        except BaseException:
-            await self._release_quietly(rows, run_ids, worker_id, expires, now)
-            raise
+            except BaseException:
+                await self._release_quietly(rows, run_ids, worker_id, expires, now)
+                raise
         claimed: list[ClaimedJob] = []
         for row in rows:
             lease = Lease(row["id"], run_ids[row["id"]], worker_id, row["lease_token"], expires)
@@ -156,25 +154,8 @@ class SchedulerRepository:
     async def _lease_due_rows(
         self, conn: AsyncConnection, worker_id: str, limit: int, expires: datetime, now: datetime
     ) -> list[RowMapping]:
-        due_ids = (
-            sa.select(jobs_t.c.id)
-            .where(due_condition(now))
-            .order_by(jobs_t.c.next_run_at, jobs_t.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        stmt = (
-            sa.update(jobs_t)
-            .where(jobs_t.c.id.in_(due_ids.scalar_subquery()))
-            .values(
-                lease_owner=worker_id,
-                lease_token=jobs_t.c.lease_token + 1,
-                lease_expires_at=expires,
-                updated_at=jobs_t.c.updated_at,
-            )
-            .returning(*jobs_t.c)
-        )
-        rows = list((await conn.execute(stmt)).mappings())
+        params = {"now": now, "limit": limit, "worker": worker_id, "expires": expires}
+        rows = list((await conn.execute(LEASE_DUE, params)).mappings())
         rows.sort(key=lambda r: (r["next_run_at"], r["id"]))
         return rows
 
@@ -186,31 +167,12 @@ class SchedulerRepository:
         now: datetime,
     ) -> dict[str, str]:
         """Insert a `running` run per claimed job; a previous holder's run is now aborted."""
-        ids = [row["id"] for row in rows]
         await conn.execute(
-            sa.update(runs_t)
-            .where(runs_t.c.job_id.in_(ids), runs_t.c.status == RunStatus.RUNNING.value)
-            .values(
-                status=RunStatus.ABORTED.value,
-                finished_at=now,
-                error="lease expired before the run finished",
-            )
+            ABORT_PREVIOUS_RUNS, {"job_ids": [row["id"] for row in rows], "now": now}
         )
-        run_ids = {job_id: str(uuid.uuid4()) for job_id in ids}
+        run_ids = {row["id"]: str(uuid.uuid4()) for row in rows}
         await conn.execute(
-            sa.insert(runs_t),
-            [
-                {
-                    "id": run_ids[row["id"]],
-                    "job_id": row["id"],
-                    "worker_id": worker_id,
-                    "lease_token": row["lease_token"],
-                    "status": RunStatus.RUNNING.value,
-                    "due_at": row["next_run_at"],
-                    "started_at": now,
-                }
-                for row in rows
-            ],
+            INSERT_RUNS, [run_row(row, run_ids[row["id"]], worker_id, now) for row in rows]
         )
         return run_ids
 
@@ -391,7 +353,9 @@ class SchedulerRepository:
 
     async def has_due_jobs(self, now: datetime | None = None) -> bool:
         """Cheap check (one indexed `LIMIT 1` query) for the long-poll loop."""
-        return await lease_admin.has_due_jobs(self.engine, due_condition(utc_now(now)))
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(HAS_DUE, {"now": utc_now(now)})
+        return found is not None
 
     async def next_due_at(self, now: datetime | None = None) -> datetime | None:
         """When the earliest active job becomes claimable (may be in the past), else None."""

@@ -1,0 +1,90 @@
+"""The claim's SQL, built once with bind parameters.
+
+A claim runs on every engine cycle and every long-poll attempt; building these statements
+per call (and SQLAlchemy's cache-key work for fresh statement objects) used to cost more CPU
+than the database work. The queries themselves are unchanged: see
+`SchedulerRepository.claim_due_jobs`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+
+from cronicorn.domain.models import RunStatus
+from cronicorn.store.tables import Job, Run, UTCDateTime
+
+jobs_t = cast(sa.Table, Job.__table__)
+runs_t = cast(sa.Table, Run.__table__)
+
+NOW: sa.BindParameter[datetime] = sa.bindparam("now", type_=UTCDateTime())
+
+
+def due_condition(now: datetime | sa.ColumnElement[datetime]) -> sa.ColumnElement[bool]:
+    """SPEC §3: active, next_run_at <= now, not paused (until), lease free or expired."""
+    return sa.and_(
+        jobs_t.c.status == "active",
+        jobs_t.c.next_run_at.is_not(None),
+        jobs_t.c.next_run_at <= now,
+        sa.or_(jobs_t.c.paused_until.is_(None), jobs_t.c.paused_until <= now),
+        sa.or_(jobs_t.c.lease_expires_at.is_(None), jobs_t.c.lease_expires_at <= now),
+    )
+
+
+def _lease_due() -> sa.Update:
+    due_ids = (
+        sa.select(jobs_t.c.id)
+        .where(due_condition(NOW))
+        .order_by(jobs_t.c.next_run_at, jobs_t.c.id)
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        sa.update(jobs_t)
+        .where(jobs_t.c.id.in_(due_ids.scalar_subquery()))
+        .values(
+            lease_owner=sa.bindparam("worker"),
+            lease_token=jobs_t.c.lease_token + 1,
+            lease_expires_at=sa.bindparam("expires", type_=UTCDateTime()),
+            updated_at=jobs_t.c.updated_at,
+        )
+        .returning(*jobs_t.c)
+    )
+
+
+LEASE_DUE = _lease_due()
+"""Params: now, limit, worker, expires. One atomic `UPDATE … WHERE id IN (SELECT … ORDER BY
+next_run_at LIMIT n FOR UPDATE SKIP LOCKED) RETURNING *`."""
+
+ABORT_PREVIOUS_RUNS = (
+    sa.update(runs_t)
+    .where(
+        runs_t.c.job_id.in_(sa.bindparam("job_ids", expanding=True)),
+        runs_t.c.status == RunStatus.RUNNING.value,
+    )
+    .values(
+        status=RunStatus.ABORTED.value,
+        finished_at=sa.bindparam("now", type_=UTCDateTime()),
+        error="lease expired before the run finished",
+    )
+)
+"""Params: job_ids, now. A previous holder's still-running run is over once re-claimed."""
+
+INSERT_RUNS = sa.insert(runs_t)
+
+HAS_DUE = sa.select(jobs_t.c.id).where(due_condition(NOW)).limit(1)
+"""Params: now."""
+
+
+def run_row(row: Any, run_id: str, worker_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": run_id,
+        "job_id": row["id"],
+        "worker_id": worker_id,
+        "lease_token": row["lease_token"],
+        "status": RunStatus.RUNNING.value,
+        "due_at": row["next_run_at"],
+        "started_at": now,
+    }
