@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -208,3 +209,22 @@ async def test_close_waits_for_queued_completions(engine: AsyncEngine, box: Secr
     assert all(w.done() and w.exception() is None for w in writes)
     for lease in leases:
         assert (await job(engine, lease.job_id))["lease_owner"] is None
+
+
+async def test_complete_many_reports_an_outcome_per_item(
+    backend: LocalSchedulerBackend, engine: AsyncEngine
+) -> None:
+    """What the API's batch route returns: written, fenced out, or not storable."""
+    leases = await claim_via(backend, engine, 3)
+    bad = completion(errors=(JobErrorRecord(ErrorPhase.PERSIST, "x", None),))  # type: ignore[arg-type]
+    lost = replace(leases[2], token=leases[2].token + 1)
+
+    outcomes = await backend.complete_many(
+        [(leases[0], completion()), (leases[1], bad), (lost, completion())]
+    )
+
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], sa.exc.IntegrityError)
+    assert isinstance(outcomes[2], LeaseLostError)
+    assert (await job(engine, leases[0].job_id))["lease_owner"] is None
+    assert (await job(engine, leases[2].job_id))["lease_owner"] == "w1"

@@ -6,6 +6,7 @@ Scopes: `user` (its own tenant's jobs), `engine` (scheduler routes, every tenant
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cronicorn.domain.models import Scope
 from cronicorn.service import Principal, Services
+from cronicorn.service.keys import hash_key
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
 
@@ -27,15 +29,63 @@ def get_state(request: Request) -> Any:
     return request.app.state
 
 
+KEY_CACHE_TTL_S = 5.0
+"""How long a valid key is trusted without asking the database again. Revoking through this
+API process takes effect at once (the cache is cleared); a revocation made elsewhere (the
+CLI, another API process) takes effect within this time."""
+KEY_CACHE_MAX = 1024
+
+
+class KeyCache:
+    """Key hash → principal for `KEY_CACHE_TTL_S`: the engine's scheduler calls (several
+    per job) would otherwise each pay a database lookup. Only valid keys are cached."""
+
+    def __init__(self, ttl_s: float = KEY_CACHE_TTL_S, max_entries: int = KEY_CACHE_MAX) -> None:
+        self._ttl_s = ttl_s
+        self._max = max_entries
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, key_hash: str) -> Principal | None:
+        entry = self._entries.get(key_hash)
+        if entry is None:
+            return None
+        if entry[0] <= time.monotonic():
+            del self._entries[key_hash]
+            return None
+        return entry[1]
+
+    def put(self, key_hash: str, principal: Principal) -> None:
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[key_hash] = (time.monotonic() + self._ttl_s, principal)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def key_cache(request: Request) -> KeyCache:
+    cache: KeyCache | None = getattr(request.app.state, "key_cache", None)
+    if cache is None:
+        cache = request.app.state.key_cache = KeyCache()
+    return cache
+
+
 async def authenticate(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     if credentials is None:
         raise HTTPException(401, "missing API key", headers={"WWW-Authenticate": "Bearer"})
-    principal = await get_services(request).keys.authenticate(credentials.credentials)
+    cache = key_cache(request)
+    if request.method != "GET" and request.url.path.startswith("/api/admin/keys"):
+        cache.clear()  # a key may be revoked by this request: nothing stale afterwards
+    key_hash = hash_key(credentials.credentials)
+    principal = cache.get(key_hash)
     if principal is None:
-        raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+        principal = await get_services(request).keys.authenticate(credentials.credentials)
+        if principal is None:
+            raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+        cache.put(key_hash, principal)
     return principal
 
 

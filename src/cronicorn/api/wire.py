@@ -13,7 +13,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -129,6 +129,26 @@ class PlanRequest(WireRequest):
 class CompleteRequest(WireRequest):
     lease: Lease
     completion: RunCompletion
+
+
+class CompleteBatchRequest(BaseModel):
+    """Several completions in one request (each item validated like `/complete`'s body)."""
+
+    model_config = ConfigDict(extra="forbid")
+    items: list[CompleteRequest] = Field(min_length=1, max_length=500)
+
+
+class CompleteOutcome(BaseModel):
+    job_id: str
+    status: Literal["completed", "lease_lost", "failed"] = Field(
+        description="`completed`: written; `lease_lost`: fenced out, nothing written for "
+        "it; `failed`: it could not be stored (e.g. a constraint), nothing written for it."
+    )
+    detail: str | None = None
+
+
+class CompleteBatchResponse(BaseModel):
+    results: list[CompleteOutcome] = Field(description="One per item, in order.")
 
 
 class FailRequest(WireRequest):

@@ -22,6 +22,9 @@ from pydantic import BaseModel, TypeAdapter
 from cronicorn.api.wire import (
     ClaimRequest,
     ClaimResponse,
+    CompleteBatchRequest,
+    CompleteBatchResponse,
+    CompleteOutcome,
     CompleteRequest,
     ExtendRequest,
     FailRequest,
@@ -44,6 +47,7 @@ from cronicorn.domain.models import (
     RunCompletion,
     TokenUsage,
 )
+from cronicorn.engine.batching import WriteBatcher
 from cronicorn.errors import (
     BackendUnavailableError,
     ConfigError,
@@ -70,6 +74,7 @@ class ApiSchedulerBackend:
         retry_base_delay_s: float = 0.2,
         retry_max_delay_s: float = 5.0,
         session: aiohttp.ClientSession | None = None,
+        max_batch: int = 100,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {api_key}"}
@@ -79,6 +84,9 @@ class ApiSchedulerBackend:
         self._max_delay = retry_max_delay_s
         self._session = session
         self._owns_session = session is None
+        self._completions: WriteBatcher[CompleteRequest] = WriteBatcher(
+            self._send_completions, max_batch=max_batch, split_on_error=_item_specific
+        )
 
     # -- SchedulerBackend ------------------------------------------------------------------
 
@@ -97,7 +105,17 @@ class ApiSchedulerBackend:
         await self._call("POST", "/plan", PlanRequest(lease=lease, decision=decision))
 
     async def complete(self, lease: Lease, completion: RunCompletion) -> None:
-        await self._call("POST", "/complete", CompleteRequest(lease=lease, completion=completion))
+        """Concurrent completions are coalesced (`WriteBatcher`): one request, and on the
+        server one transaction, per batch; each caller still gets its own outcome."""
+        await self._completions.submit(CompleteRequest(lease=lease, completion=completion))
+
+    async def _send_completions(self, items: list[CompleteRequest]) -> list[Exception | None]:
+        if len(items) == 1:
+            await self._call("POST", "/complete", items[0])
+            return [None]
+        text = await self._call("POST", "/runs/complete-batch", CompleteBatchRequest(items=items))
+        results = CompleteBatchResponse.model_validate_json(text).results
+        return [_completion_error(item.lease, r) for item, r in zip(items, results, strict=True)]
 
     async def fail(
         self,
@@ -131,6 +149,7 @@ class ApiSchedulerBackend:
         await self._call("POST", "/heartbeat", body)
 
     async def close(self) -> None:
+        await self._completions.drain()
         if self._owns_session and self._session is not None:
             await self._session.close()
         self._session = None
@@ -217,3 +236,17 @@ def _raise_for_status(status: int, text: str, body: BaseModel | None) -> None:
     if status == 422:
         raise ValidationFailed([detail])
     raise CronicornError(f"scheduler API error HTTP {status}: {detail}")
+
+
+def _item_specific(exc: BaseException) -> bool:
+    """A refused batch is worth resending item by item (a 422 caused by one item, a server
+    without the batch route); not when the API is down or refuses the key."""
+    return not isinstance(exc, BackendUnavailableError | ConfigError)
+
+
+def _completion_error(lease: Lease, result: CompleteOutcome) -> Exception | None:
+    if result.status == "completed":
+        return None
+    if result.status == "lease_lost":
+        return LeaseLostError(lease.job_id, lease.token, f"lease lost: {result.detail}")
+    return CronicornError(f"completion of job {lease.job_id} not stored: {result.detail}")

@@ -175,6 +175,22 @@ class LocalSchedulerBackend:
     async def complete(self, lease: Lease, completion: RunCompletion) -> None:
         await self._completions.submit((lease, completion))
 
+    async def complete_many(
+        self, items: Sequence[tuple[Lease, RunCompletion]]
+    ) -> list[BaseException | None]:
+        """Complete several runs; one outcome per item (None: written). They join the same
+        group commit as concurrent `complete` calls. Errors that would fail any write
+        (database down) are raised instead of being reported per item."""
+        outcomes = await asyncio.gather(
+            *(self._completions.submit(item) for item in items), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if outcome is None or isinstance(outcome, LeaseLostError):
+                continue
+            if not isinstance(outcome, Exception) or not _item_specific(outcome):
+                raise outcome
+        return list(outcomes)
+
     async def _write_completions(
         self, items: list[tuple[Lease, RunCompletion]]
     ) -> list[LeaseLostError | None]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request, Response
 
@@ -19,6 +19,9 @@ from cronicorn.api.errors import error_responses
 from cronicorn.api.wire import (
     ClaimRequest,
     ClaimResponse,
+    CompleteBatchRequest,
+    CompleteBatchResponse,
+    CompleteOutcome,
     CompleteRequest,
     ExtendRequest,
     FailRequest,
@@ -32,6 +35,7 @@ from cronicorn.api.wire import (
     WorkerOut,
 )
 from cronicorn.domain.models import ClaimedJob, Lease
+from cronicorn.errors import LeaseLostError
 from cronicorn.service.stats import scheduler_counts
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.tables import utcnow
@@ -120,6 +124,30 @@ async def complete(body: CompleteRequest, request: Request, _: EngineKey) -> Res
     transaction; 409 and nothing written if the lease was lost."""
     await backend(request).complete(body.lease, body.completion)
     return Response(status_code=204)
+
+
+@router.post("/runs/complete-batch", response_model=CompleteBatchResponse)
+async def complete_batch(
+    body: CompleteBatchRequest, request: Request, _: EngineKey
+) -> CompleteBatchResponse:
+    """Complete several runs in one request (and, with concurrent completions, one
+    transaction). Each item has its own outcome: a lost lease or an unstorable item writes
+    nothing for that item and does not affect the others."""
+    items = [(item.lease, item.completion) for item in body.items]
+    outcomes = await backend(request).complete_many(items)
+    pairs = zip(body.items, outcomes, strict=True)
+    return CompleteBatchResponse(results=[_outcome(item.lease, outcome) for item, outcome in pairs])
+
+
+def _outcome(lease: Lease, outcome: BaseException | None) -> CompleteOutcome:
+    if outcome is None:
+        return CompleteOutcome(job_id=lease.job_id, status="completed")
+    status: Literal["lease_lost", "failed"] = (
+        "lease_lost" if isinstance(outcome, LeaseLostError) else "failed"
+    )
+    if status == "failed":
+        log.warning("job %s: completion could not be stored: %s", lease.job_id, outcome)
+    return CompleteOutcome(job_id=lease.job_id, status=status, detail=str(outcome)[:500])
 
 
 @router.post("/fail", status_code=204, responses=FENCED)
