@@ -24,6 +24,7 @@ from cronicorn.domain.models import ClaimedJob, RunStatus
 from cronicorn.engine.clock import SystemClock
 from cronicorn.engine.config import EngineConfig
 from cronicorn.engine.events import EventBus
+from cronicorn.engine.heap import freeze_startup_heap
 from cronicorn.engine.logs import log_cycle_end, log_cycle_start
 from cronicorn.engine.loop import Dispatch, IdleWaiter, run_loop
 from cronicorn.engine.pipeline import JobPipeline
@@ -121,6 +122,7 @@ class SchedulingEngine:
         """Start the loop in a background task; the first cycle runs at once."""
         if self._status in ("running", "stopping"):
             return
+        freeze_startup_heap()
         self._stopping.clear()
         self._stopped.clear()
         self._status = "running"
