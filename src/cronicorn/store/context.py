@@ -12,7 +12,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import RowMapping
@@ -85,12 +85,24 @@ async def _newest_per_key(
     """The newest `per_key` rows for each key: one `UNION ALL` of index-backed
     `ORDER BY … DESC LIMIT n` branches per chunk of keys. Unlike a window function over
     all rows, the cost does not grow with a job's history."""
-    out: list[RowMapping] = []
+    out: dict[Any, RowMapping] = {}
     for chunk in _chunks(keys):
-        stmt = newest_per_key_statement(table, key, order, per_key, len(chunk))
-        params = {f"k{i}": k for i, k in enumerate(chunk)}
-        out.extend((await conn.execute(stmt, params)).mappings())
-    return out
+        size = _bucket(len(chunk))
+        stmt = newest_per_key_statement(table, key, order, per_key, size)
+        params = {f"k{i}": chunk[min(i, len(chunk) - 1)] for i in range(size)}
+        for row in (await conn.execute(stmt, params)).mappings():
+            out[row["id"]] = row  # padding repeats the last key: drop its duplicate rows
+    return list(out.values())
+
+
+def _bucket(n: int) -> int:
+    """Round a key count up to a power of two (capped at a full chunk), so a handful of
+    statements serve every batch size: compiling a 50-branch UNION costs milliseconds,
+    and a different size per claim meant compiling on most claims."""
+    size = 1
+    while size < n:
+        size *= 2
+    return min(size, BRANCHES_PER_QUERY)
 
 
 async def load_messages(
