@@ -13,6 +13,7 @@ their own clock are deterministic; it defaults to the wall clock of this process
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import uuid
@@ -105,6 +106,13 @@ class SchedulerRepository:
         self.history_limit = history_limit
         self.results_per_endpoint = results_per_endpoint
         self.excerpt_chars = excerpt_chars
+        self._sqlite_writes = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    def _serialised(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """SQLite has one write lock per database; two of our own write transactions
+        competing for it would make one sleep in SQLite's busy handler (1, 2, 5, 10 … ms).
+        Queuing them here instead hands the lock over without sleeping."""
+        return self._sqlite_writes or contextlib.nullcontext()
 
     # -- claim ---------------------------------------------------------------------------
 
@@ -123,7 +131,7 @@ class SchedulerRepository:
             return []
         expires = now + timedelta(milliseconds=lease_ms)
         async with self.engine.connect() as conn:
-            async with conn.begin():
+            async with self._serialised(), conn.begin():
                 rows = await self._lease_due_rows(conn, worker_id, limit, expires, now)
                 if not rows:
                     return []
@@ -214,7 +222,7 @@ class SchedulerRepository:
     ) -> list[LeaseLostError | None]:
         """One transaction: lock and check every lease's fence, then write — in one
         `executemany` per statement — only what `build` returns for the leases that hold."""
-        async with self.engine.begin() as conn:
+        async with self._serialised(), self.engine.begin() as conn:
             checks = await lock_leases(conn, leases, now)
             writes = Writes()
             for index, check in enumerate(checks):
@@ -227,7 +235,7 @@ class SchedulerRepository:
         """Renew the lease to `now + lease_ms`; LeaseLostError if it was lost or expired."""
         now = utc_now(now)
         expires = now + timedelta(milliseconds=lease_ms)
-        async with self.engine.begin() as conn:
+        async with self._serialised(), self.engine.begin() as conn:
             await fenced_update(conn, EXTEND_FENCE, lease, now, f_expires=expires)
         return dataclasses.replace(lease, expires_at=expires)
 
@@ -242,7 +250,7 @@ class SchedulerRepository:
             "p_run_id": lease.run_id,
             **job_token_params(decision.usage, now),
         }
-        async with self.engine.begin() as conn:
+        async with self._serialised(), self.engine.begin() as conn:
             await fenced_update(conn, TOUCH_FENCE, lease, now)
             # Before RUN_PLAN: the increment subtracts what the run already holds.
             await conn.execute(JOB_PLAN_TOKENS, job_tokens)
