@@ -3,8 +3,10 @@
 Rules planner, one GET endpoint per job on a local zero-latency server (own process).
 Measured in one run, each on a fresh database:
 
-- floor_sqlite / floor_postgres: the same claims + plan records + completions done directly
-  on the database through `SchedulerRepository` (no planner, no HTTP, no API) — the floor;
+- floor_sqlite / floor_postgres: the same database work as the engine does it now — claim
+  batches and batched completions (`SchedulerRepository.complete_runs`, one per claimed
+  batch; no separate `record_plan`, which the engine only does for AI plans) — directly on
+  the database (no planner, no executor, no HTTP, no API): the floor;
 - sqlite_inprocess_1w: one in-process engine on SQLite (`LocalSchedulerBackend`);
 - postgres_api_1w / postgres_api_2w: `cronicorn serve` on PostgreSQL and 1 or 2 engine
   worker processes talking to it (`ApiSchedulerBackend`).
@@ -49,7 +51,6 @@ from cronicorn.domain.models import (
     Escalation,
     NextRun,
     Plan,
-    PlanDecision,
     PlannedCall,
     PlanSource,
     RunCompletion,
@@ -85,7 +86,7 @@ def _figures(
 # -- the floor: the same database work, no engine ---------------------------------------
 
 
-def _completion(job: ClaimedJob, now: datetime) -> tuple[PlanDecision, RunCompletion]:
+def _completion(job: ClaimedJob, now: datetime) -> RunCompletion:
     endpoint = job.context.endpoints[0].id
     plan = Plan(calls=(PlannedCall(endpoint_id=endpoint),), reasoning="rules: baseline")
     result = EndpointResult(
@@ -115,20 +116,23 @@ def _completion(job: ClaimedJob, now: datetime) -> tuple[PlanDecision, RunComple
         ai_calls=0,
         summary="completed: 1 success (ping 200); next run in 1 h (baseline_interval)",
     )
-    return PlanDecision(plan=plan, source=PlanSource.RULES), completion
+    return completion
 
 
-async def _floor_job(repo: SchedulerRepository, job: ClaimedJob) -> None:
-    decision, completion = _completion(job, datetime.now(UTC))
-    await repo.record_plan(job.lease, decision)
-    await repo.complete_run(job.lease, completion)
+async def _floor_batch(repo: SchedulerRepository, claimed: list[ClaimedJob]) -> None:
+    """One group commit for a claimed batch, as the engine's WriteBatcher does under load."""
+    now = datetime.now(UTC)
+    lost = await repo.complete_runs([(job.lease, _completion(job, now)) for job in claimed])
+    if any(error is not None for error in lost):
+        raise RuntimeError("floor: a lease was lost")
 
 
 async def measure_floor(
     db: BenchDatabase, jobs: int, batch: int, concurrency: int, window_s: float
 ) -> dict[str, Any]:
-    """Claims (serialised, up to the free slots) and per-job writes, `concurrency` at once:
-    the engine's database traffic without the engine. No new claims after `window_s`."""
+    """Claims (serialised, up to the free slots, `batch` at most) and one `complete_runs`
+    per claimed batch, up to `concurrency` jobs in flight: the engine's database traffic
+    without the engine. No new claims after `window_s`."""
     engine = create_engine(db.url)
     repo = SchedulerRepository(engine, db.secret_box)
     try:
@@ -136,18 +140,19 @@ async def measure_floor(
             engine, jobs, due=far_future, endpoint_url=lambda i: f"http://127.0.0.1:9/j/{i}"
         )
         started = await make_all_due(engine)
-        running: set[asyncio.Task[None]] = set()
+        running: dict[asyncio.Task[None], int] = {}
         deadline = time.monotonic() + window_s
         while True:
-            free = concurrency - len(running) if time.monotonic() < deadline else 0
+            in_flight = sum(running.values())
+            free = concurrency - in_flight if time.monotonic() < deadline else 0
             claimed = await repo.claim_due_jobs("floor", min(free, batch), LEASE_MS)
-            for job in claimed:
-                task = asyncio.create_task(_floor_job(repo, job))
-                running.add(task)
-                task.add_done_callback(running.discard)
+            if claimed:
+                task = asyncio.create_task(_floor_batch(repo, claimed))
+                running[task] = len(claimed)
+                task.add_done_callback(lambda t: running.pop(t, None))
             if not claimed and not running:
                 break
-            if not claimed or len(running) >= concurrency:
+            if not claimed or in_flight + len(claimed) >= concurrency:
                 await asyncio.wait(set(running), return_when=asyncio.FIRST_COMPLETED)
         done, failed, last = await wait_finished(engine, jobs, 5)
         return _figures(done, failed, done, started, last, jobs)
