@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import Iterator
 
 import uvicorn
@@ -130,23 +129,3 @@ class AllInOne:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-
-@contextlib.contextmanager
-def signals_set(
-    event: asyncio.Event,
-    signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
-) -> Iterator[None]:
-    """While the block runs, SIGINT/SIGTERM set `event` instead of raising
-    KeyboardInterrupt or killing the process (enter it before starting anything)."""
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in signals:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, event.set)
-            installed.append(sig)
-    try:
-        yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 
 async def _run(host: str, port: int) -> None:
-    from cronicorn.cli.allinone import signals_set
     from cronicorn.cli.engine import load_config
+    from cronicorn.engine.signals import signals_set
 
     config = load_config()
     settings = Settings.from_env()

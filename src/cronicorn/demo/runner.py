@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from cronicorn.cli.allinone import AllInOne, signals_set
+from cronicorn.cli.allinone import AllInOne
 from cronicorn.cli.api_client import ApiClient
 from cronicorn.cli.compose import ApiTarget, has_ai_key
 from cronicorn.cli.keys import create_key
@@ -31,6 +31,7 @@ from cronicorn.demo.target import DemoTarget, start_target
 from cronicorn.demo.view import JobTrack, live_table, progress_line, runs_table
 from cronicorn.engine.config import EngineConfig
 from cronicorn.engine.env import engine_config_from_env
+from cronicorn.engine.signals import signals_set
 from cronicorn.observability import configure_logging
 from cronicorn.service.schemas import EndpointCreate, JobCreate, RunDetail
 from cronicorn.settings import Settings

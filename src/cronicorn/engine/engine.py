@@ -29,6 +29,7 @@ from cronicorn.engine.logs import log_cycle_end, log_cycle_start
 from cronicorn.engine.loop import Dispatch, IdleWaiter, run_loop
 from cronicorn.engine.pipeline import JobPipeline
 from cronicorn.engine.ports import Clock, Executor, Planner, SchedulerBackend
+from cronicorn.engine.signals import SHUTDOWN_SIGNALS, signals_set
 from cronicorn.observability.logging import log_context
 
 if TYPE_CHECKING:
@@ -190,29 +191,20 @@ class SchedulingEngine:
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
 
-    async def run_until_signal(
-        self, signals: Iterable[signal.Signals] = (signal.SIGINT, signal.SIGTERM)
-    ) -> None:
+    async def run_until_signal(self, signals: Iterable[signal.Signals] = SHUTDOWN_SIGNALS) -> None:
         """Start, run until one of `signals` arrives, then stop gracefully. For the CLI:
         the handlers exist only while this coroutine runs."""
-        loop = asyncio.get_running_loop()
         received = asyncio.Event()
-        installed = []
-        for sig in signals:
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, received.set)
-                installed.append(sig)
-        try:
-            await self.start()
-            waiter = asyncio.ensure_future(received.wait())
-            stopped = asyncio.ensure_future(self._stopped.wait())
-            await asyncio.wait({waiter, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            stopped.cancel()
-        finally:
-            await self.stop()
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+        with signals_set(received, signals):
+            try:
+                await self.start()
+                waiter = asyncio.ensure_future(received.wait())
+                stopped = asyncio.ensure_future(self._stopped.wait())
+                await asyncio.wait({waiter, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopped.cancel()
+            finally:
+                await self.stop()
 
     async def __aenter__(self) -> SchedulingEngine:
         await self.start()
