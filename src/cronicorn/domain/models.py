@@ -83,6 +83,14 @@ class ScheduleSource(StrEnum):
     PAUSED = "paused"
 
 
+class CircuitState(StrEnum):
+    """State of an endpoint's circuit breaker (executor), as events and metrics report it."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
 class Escalation(StrEnum):
     NONE = "none"
     WARN = "warn"

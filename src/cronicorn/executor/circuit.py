@@ -17,11 +17,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cronicorn.domain.models import CircuitState
 from cronicorn.engine.config import CircuitBreakerConfig
 
-CLOSED = "closed"
-OPEN = "open"
-HALF_OPEN = "half_open"
+CLOSED = CircuitState.CLOSED.value
+OPEN = CircuitState.OPEN.value
+HALF_OPEN = CircuitState.HALF_OPEN.value
 
 TransitionHook = Callable[[str, str, str], None]
 """(endpoint_id, old_state, new_state)."""

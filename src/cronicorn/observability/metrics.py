@@ -23,6 +23,7 @@ from prometheus_client import (
 )
 
 from cronicorn.domain.models import (
+    CircuitState,
     EndpointResult,
     EndpointStatus,
     ErrorCategory,
@@ -54,12 +55,6 @@ class AIOutcome(StrEnum):
 class RepairOutcome(StrEnum):
     SUCCESS = "success"
     FAILURE = "failure"
-
-
-class CircuitState(StrEnum):
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
 
 
 class FallbackReason(StrEnum):
