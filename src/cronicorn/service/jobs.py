@@ -185,6 +185,8 @@ def job_out(job: Job, now: datetime) -> JobOut:
         last_schedule=LastSchedule.model_validate(job.last_schedule) if job.last_schedule else None,
         default_headers=masked(job.default_headers or {}),
         daily_token_budget=job.daily_token_budget,
+        run_retention_days=job.run_retention_days,
+        max_runs_per_job=job.max_runs_per_job,
         created_at=job.created_at,
         updated_at=job.updated_at,
     )

@@ -40,6 +40,12 @@ ResponseBytes = Annotated[int, Strict(), Field(ge=1, le=MAX_RESPONSE_BYTES_LIMIT
 TokenBudget = Annotated[int, Strict(), Field(ge=0, le=10**12)]
 Description = Annotated[Text, Field(max_length=4000)]
 StrictBool = Annotated[bool, Strict()]
+RetentionDays = Annotated[
+    int, Strict(), Field(ge=0, le=36_500, description="Days of run history kept; 0 keeps all.")
+]
+RunsKept = Annotated[
+    int, Strict(), Field(ge=0, le=10**9, description="Newest runs kept per job; 0 keeps all.")
+]
 
 
 class InputModel(BaseModel):
@@ -68,6 +74,8 @@ class JobCreate(InputModel):
     paused_until: UtcDatetime | None = None
     default_headers: Headers = Field(default_factory=dict)
     daily_token_budget: TokenBudget | None = None
+    run_retention_days: RetentionDays | None = None
+    max_runs_per_job: RunsKept | None = None
 
     @field_validator("interval_ms")
     @classmethod
@@ -99,6 +107,8 @@ class JobUpdate(InputModel):
     paused_until: UtcDatetime | None = None
     default_headers: Headers | None = None
     daily_token_budget: TokenBudget | None = None
+    run_retention_days: RetentionDays | None = None
+    max_runs_per_job: RunsKept | None = None
 
     _not_null = field_validator(
         "name",
@@ -143,6 +153,8 @@ class JobOut(BaseModel):
     last_schedule: LastSchedule | None
     default_headers: dict[str, str] = Field(description='Header names; values are "***".')
     daily_token_budget: int | None
+    run_retention_days: int | None = Field(description="None: the server's retention policy.")
+    max_runs_per_job: int | None = Field(description="None: the server's retention policy.")
     created_at: datetime
     updated_at: datetime
 
