@@ -9,7 +9,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mcp import Client
+import pytest
+from mcp import Client, MCPError
 
 from cronicorn.mcp.tools import TOOL_SPECS
 from tests.cli.conftest import Endpoints
@@ -21,7 +22,7 @@ LATER = (datetime.now(UTC) + timedelta(days=1)).isoformat()
 
 async def _job_with_endpoint(client: Client, url: str) -> dict[str, Any]:
     """A job that is not due yet (it cannot run before its endpoint exists) and its endpoint."""
-    job = await call_ok(
+    job: dict[str, Any] = await call_ok(
         client,
         "create_job",
         {"name": "orders", "definition": "call the orders API", "next_run_at": LATER},
@@ -161,13 +162,8 @@ async def test_a_key_of_another_tenant_sees_nothing_of_the_first(
             ("delete_endpoint", {"endpoint_id": endpoint["id"]}),
         ]:
             assert "not found" in await call_error(bob, name, args), name
-        runs = bob.read_resource(f"cronicorn://jobs/{job['id']}/runs")
-        try:
-            await runs
-        except Exception as exc:
-            assert "not found" in str(exc)
-        else:
-            raise AssertionError("bob read alice's runs")
+        with pytest.raises(MCPError, match="not found"):
+            await bob.read_resource(f"cronicorn://jobs/{job['id']}/runs")
     async with connect("alice") as alice:
         still = await call_ok(alice, "get_job", {"job_id": job["id"]})
         assert still["status"] == "active"

@@ -47,8 +47,10 @@ class DocResource:
         self.description = description
 
     def text(self) -> str:
-        return resources.files("cronicorn.mcp").joinpath("resources", f"{self.slug}.md").read_text(
-            encoding="utf-8"
+        return (
+            resources.files("cronicorn.mcp")
+            .joinpath("resources", f"{self.slug}.md")
+            .read_text(encoding="utf-8")
         )
 
     def definition(self) -> types.Resource:

@@ -139,9 +139,7 @@ def _route_of(spec: ToolSpec) -> APIRoute:
     raise LookupError(f"tool {spec.name}: its route is not on a user router")
 
 
-def _input_schema(
-    name: str, route: APIRoute, body_model: type[BaseModel] | None
-) -> dict[str, Any]:
+def _input_schema(name: str, route: APIRoute, body_model: type[BaseModel] | None) -> dict[str, Any]:
     """The parameters' schema (built from the route's own field infos) merged with the body
     model's JSON schema, which is kept exactly as Pydantic generates it."""
     fields: dict[str, Any] = {}
@@ -172,10 +170,16 @@ def _input_schema(
 
 def build_tool(spec: ToolSpec) -> RestTool:
     route = _route_of(spec)
-    (method,) = route.methods
+    methods = sorted(route.methods or ())
+    if len(methods) != 1:
+        raise ValueError(f"tool {spec.name}: {route.path} must have one method, has {methods}")
+    method = methods[0]
     body_params = route.dependant.body_params
     body_model = body_params[0].field_info.annotation if body_params else None
-    assert body_model is None or issubclass(body_model, BaseModel)
+    if body_model is not None and not (
+        isinstance(body_model, type) and issubclass(body_model, BaseModel)
+    ):
+        raise TypeError(f"tool {spec.name}: the body of {route.path} is not a Pydantic model")
     return RestTool(
         name=spec.name,
         description=spec.description,
