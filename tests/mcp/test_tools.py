@@ -16,6 +16,8 @@ from cronicorn.mcp.tools import TOOL_SPECS
 from tests.cli.conftest import Endpoints
 from tests.mcp.conftest import Connect, call_error, call_ok
 
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # stdio spawns `cronicorn mcp`
+
 WAIT_S = 30.0
 LATER = (datetime.now(UTC) + timedelta(days=1)).isoformat()
 
