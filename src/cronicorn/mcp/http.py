@@ -8,6 +8,7 @@ REST API in-process with the same key, so a caller sees exactly its own tenant.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -46,12 +47,30 @@ class McpEndpoint:
 
     @asynccontextmanager
     async def running(self, app: FastAPI) -> AsyncIterator[None]:
-        async with in_process_client(app) as client, self._manager.run():
+        """Serve `/mcp` while the block runs. The SDK's session manager holds a task group,
+        which must be left in the task that entered it; a lifespan may be entered and left in
+        different tasks (test fixtures do), so the manager lives in a task of its own."""
+        started, stop = asyncio.Event(), asyncio.Event()
+
+        async def own_the_manager() -> None:
+            async with self._manager.run():
+                started.set()
+                await stop.wait()
+
+        async with in_process_client(app) as client:
+            task = asyncio.create_task(own_the_manager(), name="cronicorn-mcp")
+            ready = asyncio.create_task(started.wait())
+            await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+            if task.done():
+                ready.cancel()
+                task.result()  # it failed to start: raise that
             self._client = client
             try:
                 yield
             finally:
                 self._client = None
+                stop.set()
+                await task
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
