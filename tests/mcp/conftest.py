@@ -29,7 +29,7 @@ from tests.cli.conftest import Endpoints, endpoints
 
 __all__ = ["Endpoints", "endpoints"]  # the local endpoint server fixture, shared with the CLI tests
 
-Connect = Callable[[str], AbstractAsyncContextManager[Client]]
+Connect = Callable[..., AbstractAsyncContextManager[Client]]
 
 
 @dataclass
@@ -64,34 +64,36 @@ async def live_api(tmp_path: Path) -> AsyncIterator[LiveApi]:
 
 
 @asynccontextmanager
-async def stdio_client_for(api_url: str, key: str) -> AsyncIterator[Client]:
+async def stdio_client_for(api_url: str, key: str, mode: str = "auto") -> AsyncIterator[Client]:
     """`cronicorn mcp` as a subprocess, the way an MCP client configuration starts it."""
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "cronicorn.cli.main", "mcp"],
         env={API_URL_ENV: api_url, API_KEY_ENV: key},
     )
-    async with Client(params, cache=None) as client:
+    async with Client(params, cache=None, mode=mode) as client:
         yield client
 
 
 @asynccontextmanager
-async def http_client_for(api_url: str, key: str) -> AsyncIterator[Client]:
+async def http_client_for(api_url: str, key: str, mode: str = "auto") -> AsyncIterator[Client]:
     """The API server's `/mcp`, with the key as a bearer header."""
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx2.AsyncClient(headers=headers, timeout=30.0) as http:
         transport = streamable_http_client(f"{api_url}/mcp", http_client=http)
-        async with Client(transport, cache=None) as client:
+        async with Client(transport, cache=None, mode=mode) as client:
             yield client
 
 
 @pytest.fixture(params=["stdio", "http"])
 def connect(request: pytest.FixtureRequest, live_api: LiveApi) -> Connect:
-    """`async with connect("alice") as client:` over the parametrised transport."""
+    """`async with connect("alice") as client:` over the parametrised transport; the SDK
+    client's default `mode="auto"` negotiates the newest protocol, `mode="legacy"` the
+    initialize handshake most MCP clients still use."""
     factory = stdio_client_for if request.param == "stdio" else http_client_for
 
-    def open_client(who: str) -> AbstractAsyncContextManager[Client]:
-        return factory(live_api.url, live_api.keys[who])
+    def open_client(who: str, mode: str = "auto") -> AbstractAsyncContextManager[Client]:
+        return factory(live_api.url, live_api.keys[who], mode)
 
     return open_client
 

@@ -64,6 +64,15 @@ async def test_lists_every_tool_and_resource(connect: Connect) -> None:
         assert [t.uri_template for t in templates] == ["cronicorn://jobs/{job_id}/runs"]
 
 
+async def test_clients_of_the_handshake_era_are_served_too(connect: Connect) -> None:
+    async with connect("alice", mode="legacy") as client:
+        assert len((await client.list_tools()).tools) == len(TOOL_SPECS)
+        job = await call_ok(client, "create_job", {"name": "n", "definition": "d"})
+        assert [j["id"] for j in await call_ok(client, "list_jobs")] == [job["id"]]
+        message = await call_error(client, "update_job", {"job_id": job["id"], "timezone": "Mars"})
+        assert message.startswith("API 422: timezone: "), message
+
+
 async def test_create_a_job_and_an_endpoint_run_it_now_and_read_its_runs(
     connect: Connect, endpoints: Endpoints
 ) -> None:
