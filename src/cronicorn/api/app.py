@@ -36,7 +36,10 @@ Authenticate with `Authorization: Bearer <key>`. Scopes: `user` (own tenant), `e
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API. The database engine is opened on startup and disposed on shutdown."""
     settings = settings or Settings.from_env()
+    from cronicorn.mcp.http import McpEndpoint  # here: it imports the route modules
+
     registry = CollectorRegistry()
+    mcp = McpEndpoint()  # the MCP tools over streamable HTTP at /mcp
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,7 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.schema_problem = partial(_schema_problem, db)
         pruner = _start_pruner(db, settings)
         try:
-            yield
+            async with mcp.running(app):
+                yield
         finally:
             if pruner is not None:
                 pruner.cancel()
@@ -68,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (health, jobs, endpoints, history, scheduler, keys):
         app.include_router(module.router)
+    mcp.mount(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=ApiMetrics(registry))
     return app
