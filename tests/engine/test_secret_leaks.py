@@ -12,7 +12,7 @@ import base64
 import io
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -57,16 +57,17 @@ class Echo:
         headers = dict(request.headers)
         self.seen.append(headers)
         dump = json.dumps({"headers": headers, "url": str(request.url)})
-        body = {
+        encoded = base64.b64encode(dump.encode()).decode()
+        body: dict[str, Any] = {
             "headers": headers,
             "url": str(request.url),
             "query": dict(request.query),
             "json_text": dump,
-            "base64": base64.b64encode(dump.encode()).decode(),
+            "base64": encoded,
             "urlencoded": urlencode(headers),
         }
         if request.path == "/text":
-            return web.Response(text=dump + "\n" + body["base64"] + "\n" + quote(dump))
+            return web.Response(text=dump + "\n" + encoded + "\n" + quote(dump))
         if request.path == "/fail":
             reason = f"echo {headers.get('X-Api-Key', '')} {headers.get('Authorization', '')}"
             return web.json_response(body, status=500, reason=reason)
@@ -87,12 +88,12 @@ async def echo() -> AsyncIterator[tuple[Echo, str]]:
 
 
 @pytest.fixture
-def log_stream() -> AsyncIterator[io.StringIO]:
+def log_stream() -> Iterator[io.StringIO]:
     stream = io.StringIO()
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
     configure_logging("DEBUG", "json", stream=stream)
-    yield stream  # type: ignore[misc]
+    yield stream
     for handler in list(root.handlers):
         if handler not in handlers:
             root.removeHandler(handler)
