@@ -197,3 +197,34 @@ def test_db_upgrade_creates_a_private_sqlite_file(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+async def test_url_secrets_are_stored_encrypted_and_shown_masked(api: Api, job_id: str) -> None:
+    url = "https://svc:pa55-word-x@api.example.com/orders?api_key=k3y-v4lue&page=2"
+    r = await api.call("POST", f"/api/jobs/{job_id}/endpoints", json={**ENDPOINT, "url": url})
+    assert r.status_code == 201, r.text
+    shown = r.json()["url"]
+    assert shown == "https://svc:***@api.example.com/orders?api_key=***&page=2"
+    stored = str(await api.snapshot())
+    assert "pa55-word-x" not in stored
+    assert "k3y-v4lue" not in stored
+
+    # sending back what was read keeps the secrets; the engine gets the real URL
+    ep = r.json()["id"]
+    patched = await api.call("PATCH", f"/api/endpoints/{ep}", json={"url": shown + "&x=1"})
+    assert patched.status_code == 200, patched.text
+    claim = await api.call(
+        "POST",
+        "/api/scheduler/claim",
+        who="engine",
+        json={"worker_id": "w1", "limit": 10, "lease_ms": 60_000},
+    )
+    assert claim.status_code == 200, claim.text
+    [job] = claim.json()["jobs"]
+    [spec] = job["context"]["endpoints"]
+    assert spec["url"] == url + "&x=1"
+
+
+async def test_mask_in_a_url_without_a_stored_secret_is_refused(api: Api, job_id: str) -> None:
+    body = {**ENDPOINT, "url": "https://svc:***@api.example.com/orders"}
+    await assert_refused(api, "POST", f"/api/jobs/{job_id}/endpoints", "url", json=body)

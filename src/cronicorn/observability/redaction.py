@@ -30,7 +30,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, unquote_plus, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from cronicorn.domain.models import JobContext, Plan
@@ -156,6 +156,75 @@ def url_secrets(url: str) -> list[str]:
         if SECRET_QUERY_PARAM.search(name):
             out.append(value)
     return out
+
+
+def _secret_query_name(raw_name: str) -> bool:
+    return bool(SECRET_QUERY_PARAM.search(unquote_plus(raw_name)))
+
+
+def split_url_secrets(url: str) -> tuple[str, dict[str, Any]]:
+    """(`url` with its secrets replaced by `***`, the secrets) — the userinfo password and
+    the values of secret-named query parameters, kept exactly as written so that
+    `join_url_secrets` restores the very same URL. Empty dict: nothing secret."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url, {}
+    secrets: dict[str, Any] = {}
+    netloc = parts.netloc
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        user, _, password = userinfo.partition(":")
+        if password and password != MASK:
+            secrets["password"] = password
+            netloc = f"{user}:{MASK}@{hostport}"
+    pairs = []
+    query: list[list[str]] = []
+    for pair in parts.query.split("&") if parts.query else []:
+        name, eq, value = pair.partition("=")
+        if eq and value and value != MASK and _secret_query_name(name):
+            query.append([name, value])
+            pair = f"{name}={MASK}"
+        pairs.append(pair)
+    if query:
+        secrets["query"] = query
+    if not secrets:
+        return url, {}
+    return urlunsplit((parts.scheme, netloc, parts.path, "&".join(pairs), parts.fragment)), secrets
+
+
+def join_url_secrets(masked: str, secrets: Mapping[str, Any] | None) -> tuple[str, list[str]]:
+    """(`masked` with each `***` secret put back from `secrets`, the parts that had no stored
+    value: "password" or "query parameter NAME")."""
+    if not secrets and MASK not in masked:
+        return masked, []
+    secrets = secrets or {}
+    parts = urlsplit(masked)
+    missing: list[str] = []
+    netloc = parts.netloc
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        user, _, password = userinfo.partition(":")
+        if password == MASK:
+            stored = secrets.get("password")
+            if stored is None:
+                missing.append("password")
+            else:
+                netloc = f"{user}:{stored}@{hostport}"
+    available = [list(p) for p in secrets.get("query", [])]
+    pairs = []
+    for pair in parts.query.split("&") if parts.query else []:
+        name, eq, value = pair.partition("=")
+        if eq and value == MASK and _secret_query_name(name):
+            match = next((p for p in available if p[0] == name), None)
+            if match is None:
+                missing.append(f"query parameter {unquote_plus(name)!r}")
+            else:
+                available.remove(match)
+                pair = f"{name}={match[1]}"
+        pairs.append(pair)
+    joined = urlunsplit((parts.scheme, netloc, parts.path, "&".join(pairs), parts.fragment))
+    return joined, missing
 
 
 def job_secrets(context: JobContext, plan: Plan | None = None) -> list[str]:
