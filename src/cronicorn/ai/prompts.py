@@ -8,9 +8,13 @@ Layout of every request (static text first so providers can cache the prefix):
                results with bodies truncated to `max_result_chars`
 
 Secrets never enter a prompt: header values, bearer tokens and `default_headers` values are
-not rendered, URLs lose userinfo, query values and fragments, and as a last line of defence
-every known secret value is replaced by `***` wherever it appears (e.g. an echoed header in
-a response body or a pasted token in a user message).
+not rendered, URLs lose userinfo, query values and fragments, and every secret of the job
+(`observability.redaction.job_secrets`: header values, bearer tokens, URL userinfo and
+secret-named query values, in raw, JSON-escaped, URL-encoded and base64 forms) is replaced
+by `***` wherever it appears — an echoed header in a response body, a token pasted in a
+message. Masking runs on the structured data *before* it is rendered to JSON (so a secret
+containing `"` or `\\` cannot slip through as its escaped form), and once more on the final
+text as a last line of defence.
 """
 
 from __future__ import annotations
@@ -33,14 +37,13 @@ from cronicorn.domain.models import (
     PlanDecision,
 )
 from cronicorn.engine.config import PromptOptimizationConfig
+from cronicorn.observability.redaction import SecretMasker, job_secrets, masker_for
 
 log = logging.getLogger("cronicorn.ai")
 
 CURRENT_TIME_MARKER = "Current time (UTC): "
 ALLOWED_IDS_MARKER = "Allowed endpoint_id values: "
 REDACTED = "***"
-_MIN_SECRET_LEN = 6
-"""Shorter values are not scrubbed from free text (they would mangle ordinary words)."""
 
 Sections = tuple[list[ChatMessage], list[ChatMessage]]
 
@@ -49,15 +52,16 @@ def build_plan_messages(
     context: JobContext, now: datetime, opt: PromptOptimizationConfig
 ) -> list[ChatMessage]:
     """Phase-1 prompt: which endpoints to call now, and how."""
+    mask = masker_for(job_secrets(context))
 
     def sections(result_chars: int) -> Sections:
         head = [
             ChatMessage(role="system", content=PLAN_INSTRUCTIONS),
-            ChatMessage(role="user", content=render_job(context, now, result_chars)),
+            ChatMessage(role="user", content=render_job(context, now, result_chars, mask)),
         ]
         return head, [ChatMessage(role="user", content=_plan_task(context, now))]
 
-    return _assemble(context, opt, sections)
+    return _assemble(context, opt, sections, mask)
 
 
 def build_schedule_messages(
@@ -68,33 +72,36 @@ def build_schedule_messages(
     opt: PromptOptimizationConfig,
 ) -> list[ChatMessage]:
     """Phase-2 prompt: when to run next, given the plan's reasoning and the fresh results."""
+    mask = masker_for(job_secrets(context, plan.plan))
 
     def sections(result_chars: int) -> Sections:
         head = [
             ChatMessage(role="system", content=SCHEDULE_INSTRUCTIONS),
-            ChatMessage(role="user", content=render_job(context, now, result_chars)),
+            ChatMessage(role="user", content=render_job(context, now, result_chars, mask)),
         ]
-        task = _schedule_task(context, plan, results, now, result_chars)
+        task = _schedule_task(context, plan, results, now, result_chars, mask)
         return head, [ChatMessage(role="user", content=task)]
 
-    return _assemble(context, opt, sections)
+    return _assemble(context, opt, sections, mask)
 
 
 def _assemble(
-    context: JobContext, opt: PromptOptimizationConfig, sections: Callable[[int], Sections]
+    context: JobContext,
+    opt: PromptOptimizationConfig,
+    sections: Callable[[int], Sections],
+    mask: SecretMasker,
 ) -> list[ChatMessage]:
     """Fit the prompt into `max_prompt_tokens`: drop the oldest history first, then halve the
     result excerpts until it fits. Disabled optimisation sends the whole history."""
-    secrets = collect_secrets(context)
-    history = _history(context.messages, opt)
+    history = _history(context.messages, opt, mask)
     if not opt.enabled:
         head, tail = sections(opt.max_result_chars)
-        return _scrub([*head, *history, *tail], secrets)
+        return _scrub([*head, *history, *tail], mask)
     result_chars = opt.max_result_chars
     while True:
         head, tail = sections(result_chars)
         available = opt.max_prompt_tokens - estimate_prompt_tokens([*head, *tail])
-        messages = _scrub([*head, *fit_history(history, available), *tail], secrets)
+        messages = _scrub([*head, *fit_history(history, available), *tail], mask)
         if estimate_prompt_tokens(messages) <= opt.max_prompt_tokens or result_chars == 0:
             break
         result_chars //= 2
@@ -107,7 +114,9 @@ def _assemble(
     return messages
 
 
-def _history(messages: Iterable[Message], opt: PromptOptimizationConfig) -> list[ChatMessage]:
+def _history(
+    messages: Iterable[Message], opt: PromptOptimizationConfig, mask: SecretMasker
+) -> list[ChatMessage]:
     """Chronological history; with optimisation on, only the newest `max_history_messages`
     non-system messages (system messages are always kept)."""
     ordered = sorted(messages, key=lambda m: m.created_at)
@@ -119,20 +128,24 @@ def _history(messages: Iterable[Message], opt: PromptOptimizationConfig) -> list
         ordered = [m for m in ordered if m.role is MessageRole.SYSTEM or id(m) in allowed]
     return [
         ChatMessage(
-            role=m.role.value, content=f"[{_iso(m.created_at)} {m.source.value}] {m.content}"
+            role=m.role.value,
+            content=f"[{_iso(m.created_at)} {m.source.value}] {mask.text(m.content)}",
         )
         for m in ordered
     ]
 
 
-def render_job(context: JobContext, now: datetime, result_chars: int) -> str:
+def render_job(
+    context: JobContext, now: datetime, result_chars: int, mask: SecretMasker | None = None
+) -> str:
     """The job block: what it is, its bounds, its endpoints and their recent results."""
+    mask = mask or masker_for(job_secrets(context))
     job = context.job
     lines = [
         f"{CURRENT_TIME_MARKER}{_iso(now)}",
-        f"Job: {job.name} (id {job.id})",
+        f"Job: {mask.text(job.name)} (id {job.id})",
         "Definition:",
-        job.definition,
+        mask.text(job.definition),
         f"Baseline schedule: {_baseline(context)}",
         f"Interval bounds: min_interval_ms={job.min_interval_ms} "
         f"({_human_ms(job.min_interval_ms)}), max_interval_ms={job.max_interval_ms} "
@@ -142,9 +155,11 @@ def render_job(context: JobContext, now: datetime, result_chars: int) -> str:
     if job.paused_until is not None:
         lines.append(f"Paused until: {_iso(job.paused_until)}")
     lines += ["", "Endpoints (one JSON object per line):"]
-    lines += [json.dumps(_endpoint_view(e), ensure_ascii=False) for e in context.endpoints]
+    lines += [
+        json.dumps(mask.json(_endpoint_view(e)), ensure_ascii=False) for e in context.endpoints
+    ]
     lines += ["", "Recent results by endpoint (oldest first):"]
-    lines += _recent_results(context, result_chars) or ["(none yet)"]
+    lines += _recent_results(context, result_chars, mask) or ["(none yet)"]
     return "\n".join(lines)
 
 
@@ -164,7 +179,7 @@ def _endpoint_view(endpoint: EndpointSpec) -> dict[str, JsonValue]:
     return view
 
 
-def _recent_results(context: JobContext, result_chars: int) -> list[str]:
+def _recent_results(context: JobContext, result_chars: int, mask: SecretMasker) -> list[str]:
     lines: list[str] = []
     for endpoint in context.endpoints:
         past = sorted(
@@ -173,14 +188,14 @@ def _recent_results(context: JobContext, result_chars: int) -> list[str]:
         )
         if not past:
             continue
-        lines.append(f"{endpoint.id} ({endpoint.name}):")
+        lines.append(f"{endpoint.id} ({mask.text(endpoint.name)}):")
         for r in past:
             code = f" HTTP {r.status_code}" if r.status_code is not None else ""
             text = f"- {_iso(r.started_at)} {r.status.value}{code} in {r.duration_ms:.0f} ms"
             if r.error:
-                text += f"; error: {truncate(r.error, result_chars)}"
+                text += f"; error: {truncate(mask.text(r.error), result_chars)}"
             if r.response_excerpt:
-                text += f"; body: {truncate(r.response_excerpt, result_chars)}"
+                text += f"; body: {truncate(mask.text(r.response_excerpt), result_chars)}"
             lines.append(text)
     return lines
 
@@ -204,15 +219,16 @@ def _schedule_task(
     results: Sequence[EndpointResult],
     now: datetime,
     result_chars: int,
+    mask: SecretMasker,
 ) -> str:
     plan = decision.plan
     lines = [
         "Task: phase 2 — decide when this job runs next.",
         f"The plan that was executed (source {decision.source.value}, strategy "
-        f"{plan.strategy.value}) reasoned: {plan.reasoning or '(no reasoning)'}",
+        f"{plan.strategy.value}) reasoned: {mask.text(plan.reasoning) or '(no reasoning)'}",
         "Fresh results of this run:",
     ]
-    names = {e.id: e.name for e in context.endpoints}
+    names = {e.id: mask.text(e.name) for e in context.endpoints}
     for r in results:
         code = f" HTTP {r.status_code}" if r.status_code is not None else ""
         category = f" [{r.error_category.value}]" if r.error_category else ""
@@ -221,9 +237,10 @@ def _schedule_task(
             f"{category} in {r.duration_ms:.0f} ms, {r.attempts} attempt(s)"
         )
         if r.error:
-            lines.append(f"  error: {truncate(r.error, result_chars)}")
+            lines.append(f"  error: {truncate(mask.text(r.error), result_chars)}")
         if r.response_body is not None:
-            lines.append(f"  body: {truncate(_body_text(r.response_body), result_chars)}")
+            body = _body_text(mask.json(r.response_body))
+            lines.append(f"  body: {truncate(body, result_chars)}")
     if not results:
         lines.append("(no endpoint was called)")
     lines += [_window(context, now), "Reply with the JSON object only."]
@@ -260,26 +277,9 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
-def collect_secrets(context: JobContext) -> list[str]:
-    """Every secret value of the job (longest first, so overlapping ones are fully masked)."""
-    values: set[str] = set(context.job.default_headers.values())
-    for e in context.endpoints:
-        values.update(e.headers.values())
-        if e.bearer_token:
-            values.add(e.bearer_token)
-        parts = urlsplit(e.url)
-        values.update(v for v in (parts.username, parts.password) if v)
-    return sorted((v for v in values if len(v) >= _MIN_SECRET_LEN), key=len, reverse=True)
-
-
-def _scrub(messages: list[ChatMessage], secrets: Sequence[str]) -> list[ChatMessage]:
-    out = []
-    for m in messages:
-        content = m["content"]
-        for secret in secrets:
-            content = content.replace(secret, REDACTED)
-        out.append(ChatMessage(role=m["role"], content=content))
-    return out
+def _scrub(messages: list[ChatMessage], mask: SecretMasker) -> list[ChatMessage]:
+    """The last line of defence: mask the rendered text too."""
+    return [ChatMessage(role=m["role"], content=mask.text(m["content"])) for m in messages]
 
 
 def truncate(text: str, limit: int) -> str:

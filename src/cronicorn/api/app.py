@@ -66,6 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Starlette's slash redirect builds an absolute URL from the request's Host header,
+        # so `GET /api/jobs/` with `Host: evil.example` pointed clients elsewhere: off.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.metrics_registries = [registry]

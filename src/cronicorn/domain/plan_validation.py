@@ -18,15 +18,15 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-import jsonschema
-from jsonschema.exceptions import SchemaError
+from referencing.exceptions import Unresolvable
 
+from cronicorn.domain.json_schema import schema_validator
 from cronicorn.domain.models import EndpointSpec, JsonValue, Plan, PlannedCall, ScheduleProposal
 
 MAX_CONCURRENCY_LIMIT = 100
 """Upper bound for a plan's `concurrency_limit` (the executor also caps it globally)."""
 
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _RESERVED_HEADERS = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer"}
 )
@@ -238,16 +238,17 @@ def _parameter_errors(where: str, call: PlannedCall, endpoint: EndpointSpec) -> 
 
 def _schema_errors(schema: dict[str, Any] | None, params: Mapping[str, JsonValue]) -> list[str]:
     """jsonschema errors of `params`; an endpoint without (or with an unusable) schema takes
-    any parameters — the store validates schemas when they are saved."""
-    if not schema:
+    any parameters — the API validates schemas when they are saved. Nothing is ever fetched:
+    a reference that is not in the schema itself makes the schema unusable."""
+    validator = schema_validator(schema)
+    if validator is None:
         return []
-    cls = jsonschema.validators.validator_for(schema)
     try:
-        cls.check_schema(schema)
-    except SchemaError:
+        errors = sorted(validator.iter_errors(dict(params)), key=lambda e: list(e.path))
+    except (Unresolvable, RecursionError):
         return []
     out: list[str] = []
-    for err in sorted(cls(schema).iter_errors(dict(params)), key=lambda e: list(e.path)):
+    for err in errors:
         at = "/" + "/".join(str(p) for p in err.absolute_path)
         out.append(f"{err.message} (at {at})")
     return out
@@ -256,7 +257,7 @@ def _schema_errors(schema: dict[str, Any] | None, params: Mapping[str, JsonValue
 def _header_errors(where: str, headers: Mapping[str, str]) -> list[str]:
     errors: list[str] = []
     for name, value in headers.items():
-        if not _HEADER_NAME.match(name):
+        if not _HEADER_NAME.fullmatch(name):
             errors.append(f"{where}.headers: '{name}' is not a valid header name")
         elif name.lower() in _RESERVED_HEADERS:
             errors.append(f"{where}.headers: '{name}' may not be set by a plan")

@@ -3,19 +3,24 @@
 Three shapes: completed (the governor clamps the planner's proposal; actions, escalation),
 failed (a phase raised: governor fallback with backoff, no AI) and aborted (shutdown:
 retried soon, failure count unchanged). Each carries the compact summary message.
+
+Every text a completion writes (response bodies, errors, the summary, reasoning) passes
+through the job's `SecretMasker` here, before it leaves the engine for the store or the API:
+a target that echoes its request headers must not get them stored.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from cronicorn.domain.escalation import escalation_level, is_run_failure
 from cronicorn.domain.governor import next_run_decision
 from cronicorn.domain.models import (
     ActionType,
+    EndpointResult,
     Escalation,
     JobErrorRecord,
     JobSnapshot,
@@ -32,6 +37,7 @@ from cronicorn.engine.events import EventBus
 from cronicorn.engine.ports import Clock
 from cronicorn.engine.run_state import RunState
 from cronicorn.engine.summary import run_summary
+from cronicorn.observability.redaction import SecretMasker, job_secrets, masker_for
 
 logger = logging.getLogger("cronicorn.engine.completion")
 MAX_BACKOFF_EXPONENT = 5
@@ -164,21 +170,24 @@ class CompletionBuilder:
             paused=chosen.pause,
         )
         self._emit_decision(state, chosen, escalation)
+        mask = run_masker(state)
+        if error is not None:
+            error = mask_error(mask, error)
         return RunCompletion(
             status=status,
             started_at=state.started_at,
             finished_at=max(now, state.started_at),
             plan=plan.plan if plan else None,
             plan_source=plan.source if plan else None,
-            results=tuple(state.results),
+            results=tuple(mask_result(mask, r) for r in state.results),
             escalation=escalation,
             next_run=chosen.next_run,
-            schedule_reasoning=chosen.reasoning,
+            schedule_reasoning=mask.text(chosen.reasoning),
             schedule_confidence=chosen.confidence,
             recommended_actions=chosen.actions,
             usage=state.usage,
             ai_calls=state.ai_calls,
-            summary=summary,
+            summary=mask.text(summary),
             errors=(error,) if error else (),
             error=f"{error.phase.value}: {error.message}" if error else None,
             pause=chosen.pause,
@@ -214,6 +223,24 @@ class CompletionBuilder:
                 failed=failed,
                 total=len(state.results),
             )
+
+
+def run_masker(state: RunState) -> SecretMasker:
+    """The masker for this run's secrets: the job's, and the executed plan's headers."""
+    plan = state.plan.plan if state.plan else None
+    return masker_for(job_secrets(state.claimed.context, plan))
+
+
+def mask_result(mask: SecretMasker, result: EndpointResult) -> EndpointResult:
+    if not mask.active or (result.response_body is None and result.error is None):
+        return result
+    return replace(
+        result, response_body=mask.json(result.response_body), error=mask.optional(result.error)
+    )
+
+
+def mask_error(mask: SecretMasker, error: JobErrorRecord) -> JobErrorRecord:
+    return replace(error, message=mask.text(error.message))
 
 
 def _actions_data(actions: Sequence[RecommendedAction]) -> list[dict[str, str]]:

@@ -17,7 +17,7 @@ from cronicorn.domain.models import ClaimedJob, EndpointStatus, PlanDecision, Ru
 from cronicorn.engine.run_state import RunState
 from cronicorn.engine.stats import CycleResult, JobOutcome
 from cronicorn.observability.logging import sampled
-from cronicorn.observability.redaction import register_header_secrets, register_secret
+from cronicorn.observability.redaction import job_secrets, register_secret
 
 cycle_log = logging.getLogger("cronicorn.engine")
 job_log = logging.getLogger("cronicorn.engine.pipeline")
@@ -28,11 +28,8 @@ _noisy = sampled(endpoint_log)
 def register_context_secrets(claimed: ClaimedJob) -> None:
     """Mask the run's secrets in every log line, whichever backend decrypted them (the
     store registers what it decrypts; contexts fetched from the API arrive in clear)."""
-    context = claimed.context
-    register_header_secrets(context.job.default_headers)
-    for endpoint in context.endpoints:
-        register_header_secrets(endpoint.headers)
-        register_secret(endpoint.bearer_token)
+    for value in job_secrets(claimed.context):
+        register_secret(value)
 
 
 def log_cycle_start(claimed: int, limit: int) -> None:

@@ -28,7 +28,12 @@ from cronicorn.domain.models import (
     RunCompletion,
     RunStatus,
 )
-from cronicorn.engine.completion import CompletionBuilder, fallback_next_run
+from cronicorn.engine.completion import (
+    CompletionBuilder,
+    fallback_next_run,
+    mask_error,
+    run_masker,
+)
 from cronicorn.engine.config import EngineConfig
 from cronicorn.engine.events import EventBus, JobExecutorEvents
 from cronicorn.engine.lease import LeaseKeeper
@@ -238,7 +243,7 @@ class JobPipeline:
     ) -> JobOutcome:
         """`complete` failed (not fenced out): one minimal `fail` write, else let the lease
         expire. The root cause is the error recorded (once)."""
-        persist_error = error_record(ErrorPhase.PERSIST, exc)
+        persist_error = mask_error(run_masker(state), error_record(ErrorPhase.PERSIST, exc))
         error = completion.errors[0] if completion.errors else persist_error
         if not completion.errors:
             self._report_error(state, persist_error)
@@ -305,6 +310,7 @@ class JobPipeline:
         )
 
     def _report_error(self, state: RunState, error: JobErrorRecord) -> None:
+        error = mask_error(run_masker(state), error)
         logger.warning(
             "job %s run %s failed in %s: %s %s",
             state.job_id,

@@ -2,7 +2,11 @@
 
 Redirects are followed here rather than by aiohttp so each hop's destination goes through the
 SSRF guard, the method/body rewrite follows the usual rules (303 → GET; 301/302 turn POST into
-GET; 307/308 keep both), and credentials are not forwarded to another origin.
+GET; 307/308 keep both), and nothing configured is forwarded to another origin: a hop whose
+scheme, host or port differs carries none of the job's `default_headers`, the endpoint's
+`headers` and bearer token, or the plan's headers (only `Content-Type` when the body is
+re-sent, and the client's own User-Agent). Once dropped they stay dropped, even if a later hop
+comes back to the first origin.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from cronicorn.executor.retry import SUCCESS, AttemptOutcome, parse_retry_after,
 from cronicorn.executor.ssrf import HostPolicy
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 _BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding"})
 
 
@@ -34,7 +37,9 @@ def redirected_request(request: PreparedRequest, status: int, target: URL) -> Pr
         method, body = "GET", None
         headers = {k: v for k, v in headers.items() if k.lower() not in _BODY_HEADERS}
     if _origin(target) != _origin(request.url):
-        headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
+        headers = {
+            k: v for k, v in headers.items() if body is not None and k.lower() == "content-type"
+        }
     return PreparedRequest(method, target, headers, body)
 
 

@@ -6,12 +6,19 @@ connection is made: `GuardedResolver` plugs into aiohttp's connector, so the add
 checked is the address that is dialled (no second DNS lookup, no rebinding window). Literal IP
 hosts never reach a resolver, so `HostPolicy.check_url` refuses those before the request, and
 the executor calls it again on every redirect hop.
+
+A host is read the way `inet_aton` (and the WHATWG URL parser) would: `127.1`, `2130706433`,
+`0x7f000001`, `017700000001` and `0177.0.0.1` all mean 127.0.0.1. Whether a given HTTP client
+turns them into addresses or not is its own business; the guard refuses every such
+non-canonical numeric host (and any host ending in a number that is no valid address), so the
+outcome never depends on the aiohttp version.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable
 from typing import Protocol, TypeAlias
@@ -25,6 +32,27 @@ IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 _CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_SPECIAL: tuple[tuple[str, IPNetwork], ...] = tuple(
+    (reason, ipaddress.ip_network(net))
+    for reason, net in (
+        ("this network", "0.0.0.0/8"),
+        ("IETF protocol assignments", "192.0.0.0/24"),
+        ("documentation", "192.0.2.0/24"),
+        ("benchmarking", "198.18.0.0/15"),
+        ("documentation", "198.51.100.0/24"),
+        ("documentation", "203.0.113.0/24"),
+        ("reserved", "240.0.0.0/4"),
+        ("site-local (deprecated)", "fec0::/10"),
+        ("IPv4-compatible", "::/96"),
+        ("discard-only", "100::/64"),
+        ("local-use NAT64", "64:ff9b:1::/48"),
+        ("documentation", "2001:db8::/32"),
+    )
+)
+"""Ranges refused by name, so the guard does not depend on how a Python version's
+`ipaddress` classifies them (3.11 calls 192.0.0.192 and fec0::1 global)."""
+_LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
+_NUMERIC_LABEL = re.compile(r"(?:0[xX][0-9a-fA-F]*|[0-9]+)")
 
 
 class SsrfBlocked(OSError):
@@ -81,11 +109,16 @@ def blocked_reason(ip: IPAddress) -> str | None:
         ("private", ip.is_private),
         ("reserved", ip.is_reserved),
         ("shared address space (CGNAT)", isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT),
-        ("not globally routable", not ip.is_global),
+        ("site-local (deprecated)", isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local),
     )
     for reason, hit in checks:
         if hit:
             return reason
+    for reason, net in _SPECIAL:
+        if ip.version == net.version and ip in net:
+            return reason
+    if not ip.is_global:
+        return "not globally routable"
     return None
 
 
@@ -94,6 +127,47 @@ def _parse_ip(host: str) -> IPAddress | None:
         return ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
+
+
+def _ipv4_part(part: str) -> int | None:
+    """One dotted part as inet_aton reads it: 0x… hex, 0… octal, else decimal."""
+    if part[:2] in ("0x", "0X"):
+        digits = part[2:]
+        if digits and not all(c in "0123456789abcdefABCDEF" for c in digits):
+            return None
+        return int(digits or "0", 16)
+    if not part.isascii() or not part.isdigit():
+        return None
+    if len(part) > 1 and part[0] == "0":
+        return int(part, 8) if all(c in "01234567" for c in part) else None
+    return int(part)
+
+
+def ends_in_number(host: str) -> bool:
+    """True when the host's last label is numeric: such a host is an IPv4 address (in some
+    spelling) or invalid, never a name (the WHATWG URL rule)."""
+    last = host[:-1] if host.endswith(".") else host
+    return bool(_NUMERIC_LABEL.fullmatch(last.rsplit(".", 1)[-1]))
+
+
+def parse_ipv4_loose(host: str) -> ipaddress.IPv4Address | None:
+    """`host` read the way `inet_aton` reads it (1 to 4 parts, each hex, octal or decimal,
+    the last one filling the remaining bytes; one trailing dot allowed), or None."""
+    text = host[:-1] if host.endswith(".") else host
+    parts = text.split(".")
+    if not 1 <= len(parts) <= 4:
+        return None
+    values = [_ipv4_part(p) for p in parts]
+    if any(v is None for v in values):
+        return None
+    numbers = [v for v in values if v is not None]
+    *head, last = numbers
+    if any(v > 255 for v in head) or last >= 256 ** (4 - len(head)):
+        return None
+    value = 0
+    for v in head:
+        value = value * 256 + v
+    return ipaddress.IPv4Address((value << 8 * (4 - len(head))) | last)
 
 
 class HostPolicy:
@@ -137,11 +211,26 @@ class HostPolicy:
             return "URL has no host"
         if host in self._literal_cache:
             return self._literal_cache[host]
-        ip = _parse_ip(host)
-        reason = None if ip is None or self.name_allowed(host) else self.ip_refusal(ip)
+        reason = self._host_refusal(host)
         if len(self._literal_cache) < 10_000:
             self._literal_cache[host] = reason
         return reason
+
+    def _host_refusal(self, host: str) -> str | None:
+        ip = _parse_ip(host)
+        if ip is not None:
+            return None if self.name_allowed(host) else self.ip_refusal(ip)
+        if ends_in_number(host):
+            loose = parse_ipv4_loose(host)
+            if loose is None:
+                return f"{host!r} is not a valid IPv4 address"
+            why = blocked_reason(loose)
+            kind = f"{loose}, {why}" if why else str(loose)
+            return f"{host!r} is a non-canonical spelling of {kind} (write a.b.c.d)"
+        name = host.lower().rstrip(".")
+        if (name == "localhost" or name.endswith(".localhost")) and not self.name_allowed(name):
+            return self.ip_refusal(_LOOPBACK)
+        return None
 
     def check_resolved(self, host: str, addresses: Iterable[IPAddress]) -> None:
         """Raise SsrfBlocked if any resolved address is refused. One bad record refuses the

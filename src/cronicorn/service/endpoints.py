@@ -9,6 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cronicorn.observability.redaction import join_url_secrets, split_url_secrets
 from cronicorn.service.common import load_endpoint, load_job, merge_secret_map, refuse_archived
 from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.keys import Principal
@@ -40,10 +41,13 @@ class Endpoints:
             if (count or 0) >= MAX_ENDPOINTS_PER_JOB:
                 raise StateConflict(f"job {job_id} already has {MAX_ENDPOINTS_PER_JOB} endpoints")
             now = self._now()
+            url, url_secret = self._url(data.url, None)
             row = Endpoint(
                 id=str(uuid.uuid4()),
                 job_id=job_id,
-                **data.model_dump(exclude={"headers", "bearer_token"}),
+                **data.model_dump(exclude={"headers", "bearer_token", "url"}),
+                url=url,
+                url_secret=url_secret,
                 headers=self._box.encrypt_map(data.headers),
                 bearer_token=self._box.encrypt(data.bearer_token) if data.bearer_token else None,
                 created_at=now,
@@ -74,14 +78,27 @@ class Endpoints:
         async with self._sessions() as session, session.begin():
             row, job = await load_endpoint(session, principal, endpoint_id)
             refuse_archived(job)
-            for name in given - {"headers", "bearer_token"}:
+            for name in given - {"headers", "bearer_token", "url"}:
                 setattr(row, name, getattr(data, name))
+            if data.url is not None:
+                row.url, row.url_secret = self._url(data.url, row.url_secret)
             if data.headers is not None:
                 row.headers = merge_secret_map("headers", data.headers, row.headers, self._box)
             if "bearer_token" in given:
                 row.bearer_token = self._bearer(data.bearer_token, row.bearer_token)
             row.updated_at = self._now()
         return endpoint_out(row)
+
+    def _url(self, given: str, stored: str | None) -> tuple[str, str | None]:
+        """(URL to store, with `***` for its secrets; their ciphertext). A `***` in the given
+        URL keeps the stored secret at that place, as for header values."""
+        full, missing = join_url_secrets(given, self._box.decrypt_json(stored) if stored else None)
+        if missing:
+            raise FieldErrors(
+                [("url", f'"***" given for the {missing[0]}, which has no stored value')]
+            )
+        url, secrets = split_url_secrets(full)
+        return url, self._box.encrypt_json(secrets) if secrets else None
 
     def _bearer(self, given: str | None, stored: str | None) -> str | None:
         """The ciphertext to store for a PATCHed token ("***" keeps, null clears)."""
@@ -106,7 +123,7 @@ def endpoint_out(row: Endpoint) -> EndpointOut:
         job_id=row.job_id,
         name=row.name,
         description=row.description,
-        url=row.url,
+        url=split_url_secrets(row.url)[0],  # rows stored before url_secret existed
         method=row.method,
         headers=masked(row.headers or {}),
         body=row.body,

@@ -14,25 +14,25 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from jsonschema import SchemaError
-from jsonschema.validators import validator_for
 from pydantic import AfterValidator, AwareDatetime, Field, Strict
 
+from cronicorn.domain.json_schema import check_schema
 from cronicorn.store.secrets import MASK
 
 MAX_JSON_DEPTH = 32
 MAX_HEADERS = 50
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}$")
-_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e\x80-\xff]{0,8192}$")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]{0,8192}")
+"""Patterns here are used with `fullmatch` (a `$` would accept a trailing newline)."""
 _FORBIDDEN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
 
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def plausible_id(value: str) -> bool:
     """Ids are uuids; anything else cannot exist (and must not reach the database)."""
-    return bool(_ID.match(value))
+    return bool(_ID.fullmatch(value))
 
 
 def db_safe_text(value: str) -> str:
@@ -112,24 +112,22 @@ def check_headers(value: dict[str, str]) -> dict[str, str]:
         raise ValueError(f"at most {MAX_HEADERS} headers")
     seen: set[str] = set()
     for name, item in value.items():
-        if not _HEADER_NAME.match(name):
+        if not _HEADER_NAME.fullmatch(name):
             raise ValueError(f"header name {name[:50]!r} is not a valid HTTP token")
         if name.lower() in _FORBIDDEN_HEADERS:
             raise ValueError(f"header {name!r} is managed by the HTTP client")
         if name.lower() in seen:
             raise ValueError(f"header {name!r} is given twice (names are case-insensitive)")
         seen.add(name.lower())
-        if not _HEADER_VALUE.match(item):
+        if not _HEADER_VALUE.fullmatch(item):
             raise ValueError(f"value of header {name!r} contains control characters or is too long")
     return value
 
 
 def check_json_schema(value: dict[str, Any]) -> dict[str, Any]:
+    """Safe (local `$ref` only, bounded size and depth) and valid; see domain/json_schema."""
+    check_schema(value)
     db_safe_json(value)
-    try:
-        validator_for(value).check_schema(value)
-    except SchemaError as exc:
-        raise ValueError(f"is not a valid JSON Schema: {exc.message}") from None
     return value
 
 
@@ -153,7 +151,7 @@ JsonBody = Annotated[Any, AfterValidator(db_safe_json)]
 
 
 def check_secret(value: str) -> str:
-    if not _HEADER_VALUE.match(value):
+    if not _HEADER_VALUE.fullmatch(value):
         raise ValueError("contains control characters or is too long")
     return value
 

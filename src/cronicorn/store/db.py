@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -42,10 +45,32 @@ def is_sqlite(url: str) -> bool:
     return make_url(normalize_database_url(url)).get_backend_name() == "sqlite"
 
 
+def private_sqlite_file(url: str) -> None:
+    """Create the SQLite file of `url` with mode 0600 (like `secret.key`) before SQLite
+    does (it would use the umask, typically 0644), and tighten an existing file we own.
+    SQLite gives its -wal/-shm files the database file's mode. No-op for `:memory:`."""
+    database = make_url(normalize_database_url(url)).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        info = path.stat()
+        if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+            os.chmod(path, stat.S_IMODE(info.st_mode) & 0o700)
+        return
+    except FileNotFoundError:
+        return  # missing directory: let SQLite report it
+    os.close(fd)
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, a busy timeout and foreign keys."""
+    """An async engine; SQLite gets WAL, a busy timeout and foreign keys, and a private
+    (0600) database file."""
     url = normalize_database_url(url)
     if is_sqlite(url):
+        private_sqlite_file(url)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")

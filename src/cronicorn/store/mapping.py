@@ -26,6 +26,7 @@ from cronicorn.domain.models import (
     Plan,
     RecommendedAction,
 )
+from cronicorn.observability.redaction import join_url_secrets
 from cronicorn.store.secrets import SecretBox
 
 EXCERPT_CHARS = 500
@@ -130,10 +131,13 @@ def job_snapshot(row: RowMapping, box: SecretBox, today: str) -> JobSnapshot:
 def endpoint_spec(row: RowMapping, box: SecretBox) -> EndpointSpec:
     """An endpoint row with its secrets (header values, bearer token) decrypted."""
     token = row["bearer_token"]
+    url = row["url"]
+    if row.get("url_secret"):
+        url, _missing = join_url_secrets(url, box.decrypt_json(row["url_secret"]))
     return EndpointSpec(
         id=row["id"],
         name=row["name"],
-        url=row["url"],
+        url=url,
         method=row["method"],
         description=row["description"],
         headers=box.decrypt_map(row["headers"] or {}),

@@ -9,9 +9,11 @@ job is claimed) is registered with the log redaction, so no log line can carry i
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -44,6 +46,13 @@ class SecretBox:
         plaintext = self._decrypt(ciphertext)
         register_secret(plaintext)
         return plaintext
+
+    def encrypt_json(self, value: Any) -> str:
+        """A JSON value (e.g. a URL's secrets), encrypted as one ciphertext."""
+        return self._encrypt(json.dumps(value, separators=(",", ":")))
+
+    def decrypt_json(self, ciphertext: str) -> Any:
+        return json.loads(self._decrypt(ciphertext))
 
     def encrypt_map(self, values: Mapping[str, str]) -> dict[str, str]:
         """Header maps: values of descriptive headers (content-type…) stay loggable."""

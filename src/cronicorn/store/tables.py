@@ -134,6 +134,9 @@ class Endpoint(Base):
     max_response_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=1024 * 1024)
     fire_and_forget: Mapped[bool] = mapped_column(default=False)
     bearer_token: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    url_secret: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    """Encrypted JSON of the URL's secrets (userinfo password, secret-named query values);
+    `url` holds `***` in their place (see `observability.redaction.split_url_secrets`)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

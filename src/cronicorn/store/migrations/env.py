@@ -16,7 +16,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from cronicorn.store.db import DEFAULT_DATABASE_URL, normalize_database_url
+from cronicorn.store.db import DEFAULT_DATABASE_URL, normalize_database_url, private_sqlite_file
 from cronicorn.store.tables import Base, UTCDateTime
 
 config = context.config
@@ -58,7 +58,10 @@ def run_sync_migrations(connection: Connection) -> None:
 
 
 async def run_async_migrations() -> None:
-    engine = create_async_engine(database_url(), poolclass=pool.NullPool)
+    url = database_url()
+    if make_url(url).get_backend_name() == "sqlite":
+        private_sqlite_file(url)  # `cronicorn db upgrade` is what usually creates the file
+    engine = create_async_engine(url, poolclass=pool.NullPool)
     try:
         async with engine.connect() as conn:
             await conn.run_sync(run_sync_migrations)
