@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from cronicorn.alerting.config import AlertSettings, alert_settings_from_env
 from cronicorn.errors import ConfigError
 from cronicorn.store.db import DEFAULT_DATABASE_URL, normalize_database_url
 from cronicorn.store.secrets import SecretBox, load_secret_box
@@ -37,6 +38,8 @@ class Settings:
     """Request bodies larger than this are refused with 413."""
     max_claim_wait_ms: int = DEFAULT_MAX_CLAIM_WAIT_MS
     """Upper bound on a scheduler claim's long-poll, whatever the engine asks for."""
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    """Alert delivery: SMTP, public URL, retries, SSRF allow-list (docs/alerts.md)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +60,7 @@ class Settings:
             secret_key=key,
             max_body_bytes=_int_env(env, MAX_BODY_BYTES_ENV, DEFAULT_MAX_BODY_BYTES, 1024),
             max_claim_wait_ms=_int_env(env, CLAIM_WAIT_ENV, DEFAULT_MAX_CLAIM_WAIT_MS, 0),
+            alerts=alert_settings_from_env(env),
         )
 
     @property

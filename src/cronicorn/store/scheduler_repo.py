@@ -29,8 +29,8 @@ from cronicorn.domain.alerts import MAX_ERROR_CHARS, RunFacts, run_facts
 from cronicorn.domain.models import (
     DEFAULT_INTERVAL_MS,
     ClaimedJob,
-    Escalation,
     ErrorPhase,
+    Escalation,
     JobErrorRecord,
     Lease,
     NextRun,

@@ -338,9 +338,7 @@ class AlertDelivery(Base):
     alert_id: Mapped[str | None] = mapped_column(
         sa.ForeignKey("alerts.id", ondelete="CASCADE"), default=None, index=True
     )
-    channel_id: Mapped[str] = mapped_column(
-        sa.ForeignKey("alert_channels.id", ondelete="CASCADE")
-    )
+    channel_id: Mapped[str] = mapped_column(sa.ForeignKey("alert_channels.id", ondelete="CASCADE"))
     event: Mapped[str] = mapped_column(sa.String(16))
     status: Mapped[str] = mapped_column(sa.String(16), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)

@@ -138,9 +138,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_alert_deliveries_alert_id", "alert_deliveries", ["alert_id"])
-    op.create_index(
-        "ix_alert_deliveries_due", "alert_deliveries", ["status", "next_attempt_at"]
-    )
+    op.create_index("ix_alert_deliveries_due", "alert_deliveries", ["status", "next_attempt_at"])
     op.create_index(
         "ix_alert_deliveries_channel_delivered",
         "alert_deliveries",
