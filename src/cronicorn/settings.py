@@ -40,6 +40,8 @@ class Settings:
     """Upper bound on a scheduler claim's long-poll, whatever the engine asks for."""
     alerts: AlertSettings = field(default_factory=AlertSettings)
     """Alert delivery: SMTP, public URL, retries, SSRF allow-list (docs/alerts.md)."""
+    alert_dispatch: bool = True
+    """Run the alert dispatcher in this API process (off: another process sends)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

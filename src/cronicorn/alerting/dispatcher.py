@@ -24,14 +24,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cronicorn.alerting.config import AlertSettings
-from cronicorn.alerting.senders import AlertSender, ChannelTarget, DeliveryFailed
+from cronicorn.alerting.senders import AlertSender, DeliveryFailed, target_from_row
 from cronicorn.domain.alerts import (
     DEFAULT_RULE,
     RECOVERABLE,
     AlertKind,
     AlertMessage,
     AlertRule,
-    ChannelKind,
     DeliveryEvent,
     IncidentView,
     RunFacts,
@@ -60,18 +59,6 @@ def retry_delay_ms(attempts: int, settings: AlertSettings, rng: random.Random) -
     (half to all of the step), so a receiver coming back is not hit by every sender at once."""
     step = min(settings.retry_base_ms * 2 ** max(attempts - 1, 0), settings.retry_max_ms)
     return float(step) * (0.5 + rng.random() / 2)
-
-
-def target_from_row(row: RowMapping, box: SecretBox) -> ChannelTarget:
-    """Decrypts the channel's URL and secret (registered with log redaction on the way)."""
-    return ChannelTarget(
-        id=row["id"],
-        name=row["name"],
-        kind=ChannelKind(row["kind"]),
-        url=box.decrypt(row["url"]) if row["url"] else None,
-        email_to=tuple(row["email_to"] or ()),
-        signing_secret=box.decrypt(row["signing_secret"]) if row["signing_secret"] else None,
-    )
 
 
 class AlertDispatcher:

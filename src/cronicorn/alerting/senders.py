@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import Any
 
 import aiohttp
 import aiosmtplib
@@ -32,6 +33,7 @@ from cronicorn.executor.ssrf import (
     SystemResolver,
     find_ssrf_block,
 )
+from cronicorn.store.secrets import SecretBox
 
 USER_AGENT = "cronicorn-alerts/1"
 MAX_ERROR_BODY_CHARS = 200
@@ -60,6 +62,19 @@ class DeliveryFailed(Exception):
         super().__init__(message)
         self.message = message
         self.retryable = retryable
+
+
+def target_from_row(row: Mapping[Any, Any], box: SecretBox) -> ChannelTarget:
+    """A stored channel with its URL and secret decrypted (and so registered with the log
+    redaction before anything can print them)."""
+    return ChannelTarget(
+        id=row["id"],
+        name=row["name"],
+        kind=ChannelKind(row["kind"]),
+        url=box.decrypt(row["url"]) if row["url"] else None,
+        email_to=tuple(row["email_to"] or ()),
+        signing_secret=box.decrypt(row["signing_secret"]) if row["signing_secret"] else None,
+    )
 
 
 def host_policy(settings: AlertSettings) -> HostPolicy:

@@ -9,6 +9,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cronicorn.alerting.config import AlertSettings
+from cronicorn.service.alerts import Alerts
 from cronicorn.service.endpoints import Endpoints
 from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.history import History
@@ -18,6 +20,7 @@ from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import utcnow
 
 __all__ = [
+    "Alerts",
     "Endpoints",
     "FieldErrors",
     "History",
@@ -37,6 +40,7 @@ class Services:
     jobs: Jobs
     endpoints: Endpoints
     history: History
+    alerts: Alerts
 
     @classmethod
     def build(
@@ -44,10 +48,12 @@ class Services:
         sessions: async_sessionmaker[AsyncSession],
         box: SecretBox,
         clock: Callable[[], datetime] = utcnow,
+        alert_settings: AlertSettings | None = None,
     ) -> Services:
         return cls(
             keys=Keys(sessions),
             jobs=Jobs(sessions, box, clock),
             endpoints=Endpoints(sessions, box, clock),
             history=History(sessions, clock),
+            alerts=Alerts(sessions, box, alert_settings, clock),
         )
