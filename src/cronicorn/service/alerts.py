@@ -431,7 +431,7 @@ class Alerts:
                 )
             stmt = stmt.order_by(Alert.opened_at.desc(), Alert.id.desc())
             rows = await session.execute(stmt.limit(min(max(limit, 1), MAX_PAGE)))
-            return [alert_out(alert, name) for alert, name in rows.tuples()]
+            return [alert_out(alert, name) for alert, name in rows]
 
     async def _load_alert(
         self, session: AsyncSession, principal: Principal, alert_id: str
@@ -487,4 +487,4 @@ class Alerts:
             .limit(min(max(limit, 1), MAX_PAGE))
         )
         rows = await session.execute(stmt)
-        return [delivery_out(d, name) for d, name in rows.tuples()]
+        return [delivery_out(d, name) for d, name in rows]

@@ -73,11 +73,18 @@ def rule_from_row(row: Any) -> AlertRule:
     )
 
 
+LOCK_EVENTS_SQLITE = sa.update(events_t).where(sa.false()).values(job_id=events_t.c.job_id)
+
+
 async def take_events(conn: AsyncConnection, limit: int) -> list[RowMapping]:
     """The oldest queued facts, locked for this transaction (skipped by other dispatchers)."""
     stmt = sa.select(events_t).order_by(events_t.c.id).limit(limit)
     if conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
+    else:
+        # SQLite: take the write lock before reading, so two dispatchers cannot read the
+        # same facts (the driver begins the transaction only at the first write).
+        await conn.execute(LOCK_EVENTS_SQLITE)
     return list((await conn.execute(stmt)).mappings())
 
 
