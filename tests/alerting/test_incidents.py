@@ -113,7 +113,6 @@ async def test_receiver_down_gets_retries_and_runs_are_not_delayed(database_url:
     down = Receiver()
     async with serve_receiver(down) as receiver:
         port = int(receiver.base_url.rsplit(":", 1)[1])
-        target_port_url = receiver.url("/target")
     # The receiver is stopped: its port now refuses connections. The job's endpoint lives
     # on a second server so runs themselves still reach something.
     async with (
@@ -159,7 +158,6 @@ async def test_receiver_down_gets_retries_and_runs_are_not_delayed(database_url:
         async with stack.app.state.db.connect() as conn:
             row = (await conn.execute(sa.select(Job.next_run_at).where(Job.id == job_id))).one()
         assert row.next_run_at is not None
-    del target_port_url
 
 
 async def _at_least(fn: object, n: int) -> bool:
