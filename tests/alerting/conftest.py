@@ -5,13 +5,16 @@ server for webhooks, Slack and the job's endpoint, and `aiosmtpd` for email."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
@@ -143,7 +146,11 @@ def alert_settings(**overrides: Any) -> AlertSettings:
 
 @asynccontextmanager
 async def make_stack(
-    database_url: str, *, dispatch: bool = False, **alert_overrides: Any
+    database_url: str,
+    *,
+    dispatch: bool = False,
+    private_endpoints: bool = True,
+    **alert_overrides: Any,
 ) -> AsyncIterator[Stack]:
     """The API app with `dispatch` (the background dispatcher) on or off — off, tests drive
     `stack.dispatcher.run_once()` themselves — and one engine on the app's backend."""
@@ -159,7 +166,7 @@ async def make_stack(
         config = EngineConfig.model_validate(
             {
                 "execution": {
-                    "allow_private_networks": True,
+                    "allow_private_networks": private_endpoints,
                     "max_endpoint_retries": 0,
                     "circuit_breaker": {"enabled": False},
                 }
@@ -221,3 +228,40 @@ async def _holds(predicate: Callable[[], Any]) -> bool:
 
 
 JOB = {"name": "orders", "definition": "poll the orders API", "interval_ms": 60_000}
+
+
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (and its key), for an SMTP server with STARTTLS."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "smtp.crt", directory / "smtp.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path

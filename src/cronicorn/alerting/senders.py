@@ -146,7 +146,7 @@ class AlertSender:
         where = f"{url.host}:{url.port}"
         refusal = self._policy.check_url(url)
         if refusal is not None:
-            raise DeliveryFailed(f"blocked destination {url.host}: {refusal}", retryable=False)
+            raise DeliveryFailed(f"blocked destination: {refusal}", retryable=False)
         headers = {"Content-Type": "application/json"}
         if target.signing_secret:
             headers.update(signature_headers(target.signing_secret, int(self._time()), body))

@@ -162,7 +162,7 @@ class Alerts:
     def _check_url(self, url: str) -> None:
         refusal = self._policy.check_url(URL(url))
         if refusal is not None:
-            raise FieldErrors([("url", f"blocked destination {URL(url).host}: {refusal}")])
+            raise FieldErrors([("url", f"blocked destination: {refusal}")])
 
     async def _load_channel(
         self, session: AsyncSession, principal: Principal, ref: str, *, by_name: bool = False
