@@ -168,3 +168,44 @@ async def _at_least(fn: object, n: int) -> bool:
 async def _delivered(stack: Stack, alert_id: str) -> bool:
     [delivery] = await stack.ok("GET", f"/api/alerts/{alert_id}/deliveries")
     return bool(delivery["status"] == "delivered" and delivery["attempts"] >= 2)
+
+
+async def test_channel_rate_limit_defers_instead_of_dropping(
+    stack: Stack, receiver: Receiver
+) -> None:
+    await stack.ok(
+        "POST",
+        "/api/alerts/channels",
+        json={
+            "name": "ops",
+            "kind": "webhook",
+            "url": receiver.url("/hook"),
+            "rate_limit_per_minute": 1,
+        },
+    )
+    await stack.ok("PUT", "/api/alerts/rules/default", json={"failure_threshold": 1})
+    job_ids = []
+    for name in ("a", "b"):
+        job = await stack.ok("POST", "/api/jobs", json={**JOB, "name": name})
+        await stack.ok(
+            "POST",
+            f"/api/jobs/{job['id']}/endpoints",
+            json={"name": "target", "url": receiver.url("/target")},
+        )
+        job_ids.append(job["id"])
+    await stack.ok("POST", f"/api/jobs/{job_ids[0]}/run-now")
+    await stack.ok("POST", f"/api/jobs/{job_ids[1]}/run-now")
+    assert (await stack.engine.process_cycle()).jobs_processed == 2
+    await stack.dispatcher.run_once()
+
+    assert len(receiver.at("/hook")) == 1
+    logs = []
+    for alert in await stack.ok("GET", "/api/alerts"):
+        [delivery] = await stack.ok("GET", f"/api/alerts/{alert['id']}/deliveries")
+        logs.append(delivery)
+    waiting = [d for d in logs if d["status"] == "pending"]
+    assert len(waiting) == 1
+    assert waiting[0]["attempts"] == 0
+    assert waiting[0]["last_error"] == "waiting: channel rate limit (1 per minute)"
+    delivered = next(d for d in logs if d["status"] == "delivered")
+    assert waiting[0]["next_attempt_at"] >= delivered["delivered_at"]

@@ -119,6 +119,9 @@ class AlertDispatcher:
     # -- facts → incidents → queued deliveries ---------------------------------------------
 
     async def process_events(self) -> int:
+        async with self._db.connect() as conn:
+            if await conn.scalar(store.HAS_EVENTS) is None:
+                return 0
         try:
             async with self._db.begin() as conn:
                 events = await store.take_events(conn, EVENT_BATCH)
@@ -136,6 +139,9 @@ class AlertDispatcher:
 
     async def send_due(self) -> int:
         now = self._now()
+        async with self._db.connect() as conn:
+            if await conn.scalar(store.HAS_DUE_DELIVERIES, {"now": now}) is None:
+                return 0
         async with self._db.begin() as conn:
             claimed = await store.claim_deliveries(conn, now, DELIVERY_BATCH, CLAIM_LOCK)
             channels = await store.load_channels(conn, {d["channel_id"] for d in claimed})

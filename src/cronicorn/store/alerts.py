@@ -73,6 +73,16 @@ def rule_from_row(row: Any) -> AlertRule:
     )
 
 
+HAS_EVENTS = sa.select(events_t.c.id).limit(1)
+"""Read-only check before taking the write lock: an idle dispatcher never writes."""
+HAS_DUE_DELIVERIES = (
+    sa.select(deliveries_t.c.id)
+    .where(
+        deliveries_t.c.status == "pending",
+        deliveries_t.c.next_attempt_at <= sa.bindparam("now", type_=UTCDateTime()),
+    )
+    .limit(1)
+)
 LOCK_EVENTS_SQLITE = sa.update(events_t).where(sa.false()).values(job_id=events_t.c.job_id)
 
 
