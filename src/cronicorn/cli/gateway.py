@@ -89,10 +89,10 @@ class LocalGateway:
         return await self.services.history.run(self.principal, run_id)
 
     async def list_channels(self) -> list[ChannelOut]:
-        return await self.services.alerts.list_channels(self.principal)
+        return await self.services.alert_channels.list_channels(self.principal)
 
     async def test_channel(self, channel: str) -> DeliveryOut:
-        return await self.services.alerts.test_channel(self.principal, channel)
+        return await self.services.alert_channels.test_channel(self.principal, channel)
 
 
 async def tenant_principal(db: AsyncEngine, name: str = DEFAULT_TENANT) -> Principal:

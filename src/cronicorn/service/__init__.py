@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cronicorn.alerting.config import AlertSettings
+from cronicorn.service.alert_channels import AlertChannels
 from cronicorn.service.alerts import Alerts
 from cronicorn.service.endpoints import Endpoints
 from cronicorn.service.errors import FieldErrors, StateConflict
@@ -20,6 +21,7 @@ from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import utcnow
 
 __all__ = [
+    "AlertChannels",
     "Alerts",
     "Endpoints",
     "FieldErrors",
@@ -40,6 +42,7 @@ class Services:
     jobs: Jobs
     endpoints: Endpoints
     history: History
+    alert_channels: AlertChannels
     alerts: Alerts
 
     @classmethod
@@ -55,5 +58,6 @@ class Services:
             jobs=Jobs(sessions, box, clock),
             endpoints=Endpoints(sessions, box, clock),
             history=History(sessions, clock),
-            alerts=Alerts(sessions, box, alert_settings, clock),
+            alert_channels=AlertChannels(sessions, box, alert_settings, clock),
+            alerts=Alerts(sessions, clock),
         )

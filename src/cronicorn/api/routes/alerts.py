@@ -30,45 +30,45 @@ async def create_channel(body: ChannelCreate, principal: UserKey, svc: Svc) -> C
     """Add a channel. The URL is stored encrypted and shown as `https://host/***`; a webhook
     channel's `signing_secret` appears in this response only. A URL on a private address is
     refused like an endpoint's (unless allow-listed)."""
-    return await svc.alerts.create_channel(principal, body)
+    return await svc.alert_channels.create_channel(principal, body)
 
 
 @router.get("/api/alerts/channels", response_model=list[ChannelOut])
 async def list_channels(
     principal: UserKey, svc: Svc, limit: Limit = 100, before: Before = None
 ) -> list[ChannelOut]:
-    return await svc.alerts.list_channels(principal, limit=limit, before=before)
+    return await svc.alert_channels.list_channels(principal, limit=limit, before=before)
 
 
 @router.get("/api/alerts/channels/{channel_id}", response_model=ChannelOut)
 async def get_channel(channel_id: str, principal: UserKey, svc: Svc) -> ChannelOut:
-    return await svc.alerts.get_channel(principal, channel_id)
+    return await svc.alert_channels.get_channel(principal, channel_id)
 
 
 @router.patch("/api/alerts/channels/{channel_id}", response_model=ChannelOut)
 async def update_channel(
     channel_id: str, body: ChannelUpdate, principal: UserKey, svc: Svc
 ) -> ChannelOut:
-    return await svc.alerts.update_channel(principal, channel_id, body)
+    return await svc.alert_channels.update_channel(principal, channel_id, body)
 
 
 @router.delete("/api/alerts/channels/{channel_id}", status_code=204)
 async def delete_channel(channel_id: str, principal: UserKey, svc: Svc) -> Response:
-    await svc.alerts.delete_channel(principal, channel_id)
+    await svc.alert_channels.delete_channel(principal, channel_id)
     return Response(status_code=204)
 
 
 @router.post("/api/alerts/channels/{channel_id}/rotate-secret", response_model=SigningSecretOut)
 async def rotate_secret(channel_id: str, principal: UserKey, svc: Svc) -> SigningSecretOut:
     """A new signing secret for a webhook channel, shown only in this response."""
-    return await svc.alerts.rotate_secret(principal, channel_id)
+    return await svc.alert_channels.rotate_secret(principal, channel_id)
 
 
 @router.post("/api/alerts/channels/{channel_ref}/test", response_model=DeliveryOut)
 async def test_channel(channel_ref: str, principal: UserKey, svc: Svc) -> DeliveryOut:
     """Send a test message now (one attempt; the result is in the response and the
     channel's delivery log). `channel_ref`: the channel's id or name."""
-    return await svc.alerts.test_channel(principal, channel_ref)
+    return await svc.alert_channels.test_channel(principal, channel_ref)
 
 
 @router.get("/api/alerts/channels/{channel_id}/deliveries", response_model=list[DeliveryOut])
@@ -76,7 +76,7 @@ async def channel_deliveries(
     channel_id: str, principal: UserKey, svc: Svc, limit: Limit = 100
 ) -> list[DeliveryOut]:
     """The channel's deliveries, test messages included, newest first."""
-    return await svc.alerts.channel_deliveries(principal, channel_id, limit)
+    return await svc.alert_channels.channel_deliveries(principal, channel_id, limit)
 
 
 @router.get("/api/alerts/rules/default", response_model=RuleOut)
