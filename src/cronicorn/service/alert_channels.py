@@ -57,8 +57,10 @@ def new_signing_secret() -> str:
 def url_display(url: str) -> str:
     """What the API shows of a channel URL: scheme, host and explicit port."""
     parsed = URL(url)
+    host = parsed.raw_host or ""
+    host = f"[{host}]" if ":" in host else host
     port = f":{parsed.explicit_port}" if parsed.explicit_port else ""
-    return f"{parsed.scheme}://{parsed.raw_host}{port}/{MASK}"
+    return f"{parsed.scheme}://{host}{port}/{MASK}"
 
 
 def channel_out(row: AlertChannel) -> ChannelOut:
