@@ -142,7 +142,7 @@ class AlertSender:
     async def _post(self, target: ChannelTarget, body: bytes) -> None:
         if not target.url:
             raise DeliveryFailed("channel has no URL", retryable=False)
-        url = URL(target.url, encoded=True)
+        url = URL(target.url)
         where = f"{url.host}:{url.port}"
         refusal = self._policy.check_url(url)
         if refusal is not None:
