@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from cronicorn.alerting.config import AlertSettings, alert_settings_from_env
 from cronicorn.errors import ConfigError
 from cronicorn.store.db import DEFAULT_DATABASE_URL, normalize_database_url
 from cronicorn.store.retention import (
@@ -52,6 +53,10 @@ class Settings:
     """What the pruner removes (jobs may override the run limits)."""
     prune_interval_ms: int = DEFAULT_PRUNE_INTERVAL_MS
     """How often the API process prunes history; 0 turns the background pruner off."""
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    """Alert delivery: SMTP, public URL, retries, SSRF allow-list (docs/alerts.md)."""
+    alert_dispatch: bool = True
+    """Run the alert dispatcher in this API process (off: another process sends)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -80,6 +85,7 @@ class Settings:
                 ),
             ),
             prune_interval_ms=_int_env(env, PRUNE_INTERVAL_ENV, DEFAULT_PRUNE_INTERVAL_MS, 0),
+            alerts=alert_settings_from_env(env),
         )
 
     @property

@@ -15,9 +15,10 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cronicorn.alerting.dispatcher import AlertDispatcher
 from cronicorn.api.errors import install_error_handlers
 from cronicorn.api.middleware import BodyLimitMiddleware
-from cronicorn.api.routes import endpoints, health, history, jobs, keys, scheduler
+from cronicorn.api.routes import alerts, endpoints, health, history, jobs, keys, scheduler
 from cronicorn.observability import ApiMetrics, MetricsMiddleware
 from cronicorn.service import Services
 from cronicorn.settings import Settings
@@ -46,10 +47,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db = create_engine(settings.database_url)
         box = settings.secret_box()
         app.state.db = db
-        app.state.services = Services.build(session_factory(db), box)
+        app.state.services = Services.build(
+            session_factory(db), box, alert_settings=settings.alerts
+        )
         app.state.scheduler = LocalSchedulerBackend(db, box)
         app.state.schema_problem = partial(_schema_problem, db)
         pruner = _start_pruner(db, settings)
+        # Alerts queued by run completions are sent from here (docs/alerts.md).
+        app.state.alerts = AlertDispatcher(db, box, settings.alerts)
+        if settings.alert_dispatch:
+            app.state.alerts.start()
         try:
             async with mcp.running(app):
                 yield
@@ -58,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 pruner.cancel()
                 with suppress(asyncio.CancelledError):
                     await pruner
+            await app.state.alerts.stop()
             await app.state.scheduler.close()
             await db.dispose()
 
@@ -73,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics_registries = [registry]
     install_error_handlers(app)
-    for module in (health, jobs, endpoints, history, scheduler, keys):
+    for module in (health, jobs, endpoints, history, scheduler, keys, alerts):
         app.include_router(module.router)
     mcp.mount(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
 from cronicorn.api.wire import ForceUnlockRequest, ForceUnlockResponse, SchedulerStats, WorkerOut
 from cronicorn.cli.common import CliError
 from cronicorn.cli.compose import ApiTarget
+from cronicorn.service.alert_schemas import ChannelOut, DeliveryOut
 from cronicorn.service.schemas import (
     EndpointCreate,
     EndpointOut,
@@ -126,6 +128,17 @@ class ApiClient:
 
     async def run(self, run_id: str) -> RunDetail:
         return RunDetail.model_validate(await self.request("GET", f"/api/runs/{run_id}"))
+
+    # -- alerts ---------------------------------------------------------------------------
+
+    async def list_channels(self) -> list[ChannelOut]:
+        rows = await self.request("GET", "/api/alerts/channels")
+        return [ChannelOut.model_validate(row) for row in rows]
+
+    async def test_channel(self, channel: str) -> DeliveryOut:
+        """Send a test message to the channel (id or name) now; the delivery's outcome."""
+        path = f"/api/alerts/channels/{quote(channel, safe='')}/test"
+        return DeliveryOut.model_validate(await self.request("POST", path))
 
     # -- scheduler admin ------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from cronicorn.cli.compose import api_target
 from cronicorn.domain.models import Scope
 from cronicorn.engine.factory import API_KEY_ENV
 from cronicorn.service import Principal, Services
+from cronicorn.service.alert_schemas import ChannelOut, DeliveryOut
 from cronicorn.service.schemas import (
     EndpointCreate,
     EndpointOut,
@@ -54,6 +55,10 @@ class Gateway(Protocol):
 
     async def run(self, run_id: str) -> RunDetail: ...
 
+    async def list_channels(self) -> list[ChannelOut]: ...
+
+    async def test_channel(self, channel: str) -> DeliveryOut: ...
+
 
 class LocalGateway:
     """The `Gateway` on the service layer, as one principal."""
@@ -82,6 +87,12 @@ class LocalGateway:
 
     async def run(self, run_id: str) -> RunDetail:
         return await self.services.history.run(self.principal, run_id)
+
+    async def list_channels(self) -> list[ChannelOut]:
+        return await self.services.alert_channels.list_channels(self.principal)
+
+    async def test_channel(self, channel: str) -> DeliveryOut:
+        return await self.services.alert_channels.test_channel(self.principal, channel)
 
 
 async def tenant_principal(db: AsyncEngine, name: str = DEFAULT_TENANT) -> Principal:
@@ -116,7 +127,9 @@ async def local_gateway(
     await upgrade_database_async(settings.database_url)
     db = create_engine(settings.database_url)
     try:
-        services = Services.build(session_factory(db), box or settings.secret_box())
+        services = Services.build(
+            session_factory(db), box or settings.secret_box(), alert_settings=settings.alerts
+        )
         yield LocalGateway(services, await local_principal(services, db, key))
     finally:
         await db.dispose()

@@ -377,3 +377,5 @@ class RunCompletion:
     error: str | None = None
     pause: bool = False
     consecutive_failures: int = 0
+    budget_exhausted: bool = False
+    """The AI was skipped because the job's daily token budget is spent (alerts)."""

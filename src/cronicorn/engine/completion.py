@@ -50,6 +50,7 @@ class _Decision:
     confidence: float | None
     actions: tuple[RecommendedAction, ...] = ()
     pause: bool = False
+    budget_exhausted: bool = False
 
 
 def fallback_next_run(
@@ -110,6 +111,7 @@ class CompletionBuilder:
             proposal.confidence if proposal else None,
             actions,
             pause,
+            _budget_reason(decision.fallback_reason) or _budget_reason(schedule.fallback_reason),
         )
         status = RunStatus.FAILED if failed else RunStatus.COMPLETED
         return self._build(state, status, now, chosen, failures)
@@ -192,6 +194,7 @@ class CompletionBuilder:
             error=f"{error.phase.value}: {error.message}" if error else None,
             pause=chosen.pause,
             consecutive_failures=consecutive_failures,
+            budget_exhausted=chosen.budget_exhausted,
         )
 
     def _emit_decision(self, state: RunState, chosen: _Decision, escalation: Escalation) -> None:
@@ -241,6 +244,11 @@ def mask_result(mask: SecretMasker, result: EndpointResult) -> EndpointResult:
 
 def mask_error(mask: SecretMasker, error: JobErrorRecord) -> JobErrorRecord:
     return replace(error, message=mask.text(error.message))
+
+
+def _budget_reason(reason: str | None) -> bool:
+    """The planner's fallback reason names a spent token budget (see `ai.openai_planner`)."""
+    return reason is not None and reason.startswith("budget")
 
 
 def _actions_data(actions: Sequence[RecommendedAction]) -> list[dict[str, str]]:

@@ -9,6 +9,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cronicorn.alerting.config import AlertSettings
+from cronicorn.service.alert_channels import AlertChannels
+from cronicorn.service.alerts import Alerts
 from cronicorn.service.endpoints import Endpoints
 from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.history import History
@@ -18,6 +21,8 @@ from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import utcnow
 
 __all__ = [
+    "AlertChannels",
+    "Alerts",
     "Endpoints",
     "FieldErrors",
     "History",
@@ -37,6 +42,8 @@ class Services:
     jobs: Jobs
     endpoints: Endpoints
     history: History
+    alert_channels: AlertChannels
+    alerts: Alerts
 
     @classmethod
     def build(
@@ -44,10 +51,13 @@ class Services:
         sessions: async_sessionmaker[AsyncSession],
         box: SecretBox,
         clock: Callable[[], datetime] = utcnow,
+        alert_settings: AlertSettings | None = None,
     ) -> Services:
         return cls(
             keys=Keys(sessions),
             jobs=Jobs(sessions, box, clock),
             endpoints=Endpoints(sessions, box, clock),
             history=History(sessions, clock),
+            alert_channels=AlertChannels(sessions, box, alert_settings, clock),
+            alerts=Alerts(sessions, clock),
         )

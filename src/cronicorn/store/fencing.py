@@ -25,10 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cronicorn.domain.models import Lease, RunStatus
 from cronicorn.errors import LeaseLostError
-from cronicorn.store.tables import Job, Run
+from cronicorn.store.tables import Alert, AlertEvent, Job, Run
 
 jobs_t = cast(sa.Table, Job.__table__)
 runs_t = cast(sa.Table, Run.__table__)
+alerts_t = cast(sa.Table, Alert.__table__)
+alert_events_t = cast(sa.Table, AlertEvent.__table__)
 _j = jobs_t.c
 _r = runs_t.c
 
@@ -44,6 +46,13 @@ _FENCE_COLUMNS = (
     _r.lease_token.label("run_token"),
     _r.status.label("run_status"),
     _r.started_at.label("run_started_at"),
+    # Alerts: may this run resolve something (an open incident, or facts still queued)?
+    # Two index probes in the same statement, so a healthy run of a job without
+    # incidents costs no extra statement (see `cronicorn.domain.alerts.worth_queuing`).
+    sa.or_(
+        sa.exists().where(alerts_t.c.job_id == _j.id, alerts_t.c.status == "open"),
+        sa.exists().where(alert_events_t.c.job_id == _j.id),
+    ).label("alert_open"),
 )
 READ_FENCES = (
     sa.select(*_FENCE_COLUMNS)
@@ -105,10 +114,12 @@ async def fenced_update(
 
 @dataclass(frozen=True, slots=True)
 class HeldLease:
-    """A lease that passed its fence; `started_at` is its run's start (for durations)."""
+    """A lease that passed its fence; `started_at` is its run's start (for durations);
+    `alert_open`: the job has an open alert incident or queued alert facts."""
 
     lease: Lease
     started_at: datetime
+    alert_open: bool = False
 
 
 async def lock_leases(
@@ -154,5 +165,5 @@ async def lock_leases(
             out.append(LeaseLostError(lease.job_id, lease.token, detail))
         else:
             taken.add(lease.job_id)
-            out.append(HeldLease(lease, run.run_started_at))
+            out.append(HeldLease(lease, run.run_started_at, bool(job.alert_open)))
     return out

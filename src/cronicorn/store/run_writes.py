@@ -21,6 +21,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cronicorn.domain.alerts import RunFacts, worth_queuing
 from cronicorn.domain.models import (
     EndpointStatus,
     JobErrorRecord,
@@ -33,13 +34,14 @@ from cronicorn.domain.models import (
     TokenUsage,
 )
 from cronicorn.store import mapping
-from cronicorn.store.tables import EndpointResult, Job, JobError, Message, Run
+from cronicorn.store.tables import AlertEvent, EndpointResult, Job, JobError, Message, Run
 
 jobs_t = cast(sa.Table, Job.__table__)
 results_t = cast(sa.Table, EndpointResult.__table__)
 messages_t = cast(sa.Table, Message.__table__)
 errors_t = cast(sa.Table, JobError.__table__)
 runs_t = cast(sa.Table, Run.__table__)
+alert_events_t = cast(sa.Table, AlertEvent.__table__)
 
 Row = dict[str, Any]
 
@@ -154,6 +156,7 @@ RUN_PLAN = (
 INSERT_RESULTS = sa.insert(results_t)
 INSERT_ERRORS = sa.insert(errors_t)
 INSERT_MESSAGES = sa.insert(messages_t)
+INSERT_ALERT_EVENTS = sa.insert(alert_events_t)
 
 
 def ms_between(start: datetime, end: datetime) -> float:
@@ -267,6 +270,7 @@ class Writes:
     results: list[Row] = field(default_factory=list)
     errors: list[Row] = field(default_factory=list)
     messages: list[Row] = field(default_factory=list)
+    alert_events: list[Row] = field(default_factory=list)
 
     def update_run(self, run_id: str, values: Mapping[str, Any]) -> None:
         self.runs.setdefault(tuple(values), []).append(by_id(run_id, values))
@@ -279,6 +283,7 @@ class Writes:
         self.results += other.results
         self.errors += other.errors
         self.messages += other.messages
+        self.alert_events += other.alert_events
 
     async def execute(self, conn: AsyncConnection) -> None:
         """Job rows first (their token increments read the runs' recorded tokens), then
@@ -291,6 +296,7 @@ class Writes:
             (INSERT_RESULTS, self.results),
             (INSERT_ERRORS, self.errors),
             (INSERT_MESSAGES, self.messages),
+            (INSERT_ALERT_EVENTS, self.alert_events),
             (JOB_RELEASE, self.released_jobs),
         ):
             if rows:
@@ -345,6 +351,26 @@ def completion_writes(lease: Lease, completion: RunCompletion, now: datetime) ->
     writes.errors = [error_row(lease, e, now) for e in c.errors]
     if c.summary:
         writes.messages.append(summary_row(lease, c.summary, now))
+    return writes
+
+
+def alert_event_row(lease: Lease, facts: RunFacts, now: datetime) -> Row:
+    """Queued run facts for the alert dispatcher (see `cronicorn.domain.alerts`)."""
+    return {
+        "job_id": lease.job_id,
+        "run_id": lease.run_id,
+        "facts": mapping.scrub(facts.to_json()),
+        "created_at": now,
+    }
+
+
+def with_alert_event(
+    writes: Writes, lease: Lease, facts: RunFacts, alert_open: bool, now: datetime
+) -> Writes:
+    """`writes` plus the run's alert facts when they are worth queuing: one more row in
+    the transaction's batched inserts, and only when an alert condition fires."""
+    if worth_queuing(facts, alert_open):
+        writes.alert_events.append(alert_event_row(lease, facts, now))
     return writes
 
 

@@ -25,10 +25,12 @@ import sqlalchemy as sa
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from cronicorn.domain.alerts import MAX_ERROR_CHARS, RunFacts, run_facts
 from cronicorn.domain.models import (
     DEFAULT_INTERVAL_MS,
     ClaimedJob,
     ErrorPhase,
+    Escalation,
     JobErrorRecord,
     Lease,
     NextRun,
@@ -69,6 +71,7 @@ from cronicorn.store.run_writes import (
     ms_between,
     plan_params,
     run_token_values,
+    with_alert_event,
 )
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import Job, Run
@@ -270,8 +273,11 @@ class SchedulerRepository:
         a constraint) rolls back the whole batch and is raised."""
         now = utc_now(now)
         writes = [completion_writes(lease, completion, now) for lease, completion in items]
+        facts = [run_facts(completion) for _, completion in items]
         return await self._write_fenced(
-            [lease for lease, _ in items], now, lambda index, _held: writes[index]
+            [lease for lease, _ in items],
+            now,
+            lambda i, held: with_alert_event(writes[i], held.lease, facts[i], held.alert_open, now),
         )
 
     async def complete_run(
@@ -302,6 +308,13 @@ class SchedulerRepository:
         schedule = mapping.schedule_to_json(
             next_run, f"fallback after {error.phase.value} error ({error.code})", None
         )
+        facts = RunFacts(
+            status=RunStatus.FAILED,
+            escalation=Escalation.NONE,
+            consecutive_failures=consecutive_failures,
+            finished_at=now,
+            error=f"{error.phase.value}: {error.message}"[:MAX_ERROR_CHARS],
+        )
 
         def build(_: int, held: HeldLease) -> Writes:
             writes = Writes(errors=[error_row(lease, error, now)])
@@ -328,7 +341,7 @@ class SchedulerRepository:
                     **run_token_values(usage, ai_calls),
                 },
             )
-            return writes
+            return with_alert_event(writes, lease, facts, held.alert_open, now)
 
         [lost] = await self._write_fenced([lease], now, build)
         if lost is not None:

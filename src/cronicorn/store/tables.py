@@ -237,3 +237,131 @@ class Worker(Base):
     last_cycle_at: Mapped[datetime | None] = mapped_column(default=None)
     stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
     stopped_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+# -- alerts (see cronicorn.domain.alerts and docs/alerts.md) -------------------------------
+
+
+class AlertChannel(Base):
+    """Where a tenant's alerts go. `url` and `signing_secret` hold ciphertext."""
+
+    __tablename__ = "alert_channels"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    url: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    url_display: Mapped[str | None] = mapped_column(sa.String(300), default=None)
+    email_to: Mapped[list[str] | None] = mapped_column(JSONType, default=None)
+    signing_secret: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    rate_limit_per_minute: Mapped[int] = mapped_column(default=10)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (sa.Index("ix_alert_channels_tenant_created", "tenant_id", "created_at"),)
+
+
+class AlertRule(Base):
+    """A job's alert rule, or (job_id NULL) its tenant's default."""
+
+    __tablename__ = "alert_rules"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"))
+    job_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("jobs.id", ondelete="CASCADE"), default=None
+    )
+    failure_threshold: Mapped[int | None] = mapped_column(default=None)
+    on_critical: Mapped[bool] = mapped_column(default=False)
+    on_recovery: Mapped[bool] = mapped_column(default=True)
+    on_notify_user: Mapped[bool] = mapped_column(default=True)
+    on_ai_pause: Mapped[bool] = mapped_column(default=True)
+    on_budget: Mapped[bool] = mapped_column(default=True)
+    channel_ids: Mapped[list[str] | None] = mapped_column(JSONType, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        sa.Index("uq_alert_rules_job", "job_id", unique=True),
+        sa.Index(
+            "uq_alert_rules_tenant_default",
+            "tenant_id",
+            unique=True,
+            sqlite_where=sa.text("job_id IS NULL"),
+            postgresql_where=sa.text("job_id IS NULL"),
+        ),
+    )
+
+
+class AlertEvent(Base):
+    """Facts of a finished run queued for the alert dispatcher (written by the completion's
+    own transaction, only when a rule could fire; deleted once processed)."""
+
+    __tablename__ = "alert_events"
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    job_id: Mapped[str] = mapped_column(sa.ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[str | None] = mapped_column(sa.String(36), default=None)
+    facts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Alert(Base):
+    """An incident: one open row per job and kind until it resolves."""
+
+    __tablename__ = "alerts"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"))
+    job_id: Mapped[str] = mapped_column(sa.ForeignKey("jobs.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    status: Mapped[str] = mapped_column(sa.String(16), default="open")
+    since: Mapped[datetime] = mapped_column(default=utcnow)
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(default=None)
+    occurrences: Mapped[int] = mapped_column(default=1)
+    last_error: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    details: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    last_run_id: Mapped[str | None] = mapped_column(sa.String(36), default=None)
+
+    __table_args__ = (
+        sa.Index("ix_alerts_job_status", "job_id", "status"),
+        sa.Index("ix_alerts_tenant_opened", "tenant_id", "opened_at"),
+        sa.Index(
+            "uq_alerts_open_job_kind",
+            "job_id",
+            "kind",
+            unique=True,
+            sqlite_where=sa.text("status = 'open'"),
+            postgresql_where=sa.text("status = 'open'"),
+        ),
+    )
+
+
+class AlertDelivery(Base):
+    """One message to one channel, with its attempts: the delivery log."""
+
+    __tablename__ = "alert_deliveries"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"))
+    alert_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("alerts.id", ondelete="CASCADE"), default=None, index=True
+    )
+    channel_id: Mapped[str] = mapped_column(sa.ForeignKey("alert_channels.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+    subject: Mapped[str] = mapped_column(sa.Text, default="")
+    text: Mapped[str] = mapped_column(sa.Text, default="")
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        sa.Index("ix_alert_deliveries_due", "status", "next_attempt_at"),
+        sa.Index("ix_alert_deliveries_channel_delivered", "channel_id", "delivered_at"),
+    )
