@@ -9,7 +9,15 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cronicorn.store.retention import RetentionPolicy, prune
-from cronicorn.store.tables import EndpointResult, JobError, Message, Run
+from cronicorn.store.tables import (
+    Alert,
+    AlertChannel,
+    AlertDelivery,
+    EndpointResult,
+    JobError,
+    Message,
+    Run,
+)
 from tests.store.factory import T0, add_job, add_message, add_result, add_tenant, dump, job
 
 NOW = T0 + timedelta(days=100)
@@ -153,7 +161,14 @@ async def test_dry_run_counts_exactly_and_changes_nothing(engine: AsyncEngine) -
 
     assert await dump(engine) == before
     # Runs matched by both the age and the cap rule are counted once.
-    assert planned.as_dict() == {"runs": 3, "endpoint_results": 3, "messages": 1, "job_errors": 1}
+    assert planned.as_dict() == {
+        "runs": 3,
+        "endpoint_results": 3,
+        "messages": 1,
+        "job_errors": 1,
+        "alerts": 0,
+        "alert_deliveries": 0,
+    }
     done = await prune(engine, policy, now=NOW)
     assert done.as_dict() == planned.as_dict()
     assert await prune(engine, policy, now=NOW, dry_run=True) == type(planned)(dry_run=True)
@@ -173,3 +188,53 @@ async def test_zero_limits_keep_everything(engine: AsyncEngine) -> None:
 
     assert await dump(engine) == before
     assert not any(report.as_dict().values())
+
+
+async def test_resolved_incidents_go_with_their_delivery_log_open_ones_stay(
+    engine: AsyncEngine,
+) -> None:
+    tenant = await add_tenant(engine)
+    job_id = await add_job(engine, tenant)
+    channel = str(uuid.uuid4())
+
+    async def incident(status: str, resolved_days_ago: float | None) -> tuple[str, str]:
+        alert_id, delivery_id = str(uuid.uuid4()), str(uuid.uuid4())
+        resolved = days_ago(resolved_days_ago) if resolved_days_ago is not None else None
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.insert(Alert).values(
+                    id=alert_id,
+                    tenant_id=tenant,
+                    job_id=job_id,
+                    kind=f"k-{alert_id[:8]}",
+                    status=status,
+                    resolved_at=resolved,
+                )
+            )
+            await conn.execute(
+                sa.insert(AlertDelivery).values(
+                    id=delivery_id,
+                    tenant_id=tenant,
+                    alert_id=alert_id,
+                    channel_id=channel,
+                    event="opened",
+                    status="delivered",
+                    created_at=days_ago(60),
+                )
+            )
+        return alert_id, delivery_id
+
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.insert(AlertChannel).values(id=channel, tenant_id=tenant, name="c", kind="webhook")
+        )
+    old_resolved = await incident("resolved", 40)
+    recent_resolved = await incident("resolved", 1)
+    still_open = await incident("open", None)
+
+    report = await prune(engine, RetentionPolicy(error_retention_days=30), now=NOW)
+
+    assert await ids(engine, Alert.id) == {recent_resolved[0], still_open[0]}
+    assert await ids(engine, AlertDelivery.id) == {recent_resolved[1], still_open[1]}
+    assert (report.alerts, report.alert_deliveries) == (1, 1)
+    assert old_resolved[0] not in await ids(engine, Alert.id)

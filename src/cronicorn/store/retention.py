@@ -5,7 +5,8 @@ What goes (see docs/operations.md):
 - runs (with their endpoint results) that finished longer ago than the run retention, or that
   are beyond the newest `max_runs_per_job` of their job; a run still `running` is never removed;
 - messages older than their job's run retention (they describe the runs they came from);
-- job errors older than the error retention.
+- job errors older than the error retention, and alert incidents resolved longer ago than
+  that (with their delivery log), and finished test deliveries of that age.
 
 Per-job `run_retention_days` / `max_runs_per_job` override the global policy. Every batch is
 its own short transaction that touches only history tables, never `jobs` rows, so the claim
@@ -25,7 +26,16 @@ import sqlalchemy as sa
 import sqlalchemy.orm
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cronicorn.store.tables import EndpointResult, Job, JobError, Message, Run, utcnow
+from cronicorn.store.tables import (
+    Alert,
+    AlertDelivery,
+    EndpointResult,
+    Job,
+    JobError,
+    Message,
+    Run,
+    utcnow,
+)
 
 __all__ = ["PruneReport", "RetentionPolicy", "prune", "run_pruner"]
 
@@ -56,6 +66,8 @@ class PruneReport:
     endpoint_results: int = 0
     messages: int = 0
     job_errors: int = 0
+    alerts: int = 0
+    alert_deliveries: int = 0
     dry_run: bool = False
     batches: int = field(default=0)
 
@@ -65,6 +77,8 @@ class PruneReport:
             "endpoint_results": self.endpoint_results,
             "messages": self.messages,
             "job_errors": self.job_errors,
+            "alerts": self.alerts,
+            "alert_deliveries": self.alert_deliveries,
         }
 
 
@@ -126,6 +140,25 @@ async def prune(
             policy.batch_size,
             dry_run,
             pause_s,
+        )
+        resolved = sa.and_(Alert.status == "resolved", Alert.resolved_at < cutoff)
+        report.alert_deliveries += await _remove_rows(
+            engine,
+            AlertDelivery,
+            sa.or_(
+                AlertDelivery.alert_id.in_(sa.select(Alert.id).where(resolved)),
+                sa.and_(
+                    AlertDelivery.alert_id.is_(None),
+                    AlertDelivery.status != "pending",
+                    AlertDelivery.created_at < cutoff,
+                ),
+            ),
+            policy.batch_size,
+            dry_run,
+            pause_s,
+        )
+        report.alerts += await _remove_rows(
+            engine, Alert, resolved, policy.batch_size, dry_run, pause_s
         )
     return report
 
@@ -217,7 +250,7 @@ async def _remove_runs(
 
 async def _remove_rows(
     engine: AsyncEngine,
-    model: type[Message] | type[JobError],
+    model: type[Message] | type[JobError] | type[Alert] | type[AlertDelivery],
     condition: sa.ColumnElement[bool],
     batch_size: int,
     dry_run: bool,
