@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
 from cronicorn.errors import ConfigError
+from cronicorn.service.quotas import Quotas
+from cronicorn.service.throttle import RateLimits
 from cronicorn.store.db import DEFAULT_DATABASE_URL, normalize_database_url
 from cronicorn.store.secrets import SecretBox, load_secret_box
 
@@ -22,6 +24,16 @@ DATABASE_URL_ENV = "CRONICORN_DATABASE_URL"
 SECRET_KEY_ENV = "CRONICORN_SECRET_KEY"
 MAX_BODY_BYTES_ENV = "CRONICORN_MAX_BODY_BYTES"
 CLAIM_WAIT_ENV = "CRONICORN_MAX_CLAIM_WAIT_MS"
+
+RATE_WINDOW_ENV = "CRONICORN_RATE_LIMIT_WINDOW_S"
+AUTH_FAILURES_ENV = "CRONICORN_AUTH_FAILURE_LIMIT"
+RATE_USER_ENV = "CRONICORN_RATE_LIMIT_USER"
+RATE_ADMIN_ENV = "CRONICORN_RATE_LIMIT_ADMIN"
+RATE_ENGINE_ENV = "CRONICORN_RATE_LIMIT_ENGINE"
+QUOTA_JOBS_ENV = "CRONICORN_QUOTA_JOBS_PER_TENANT"
+QUOTA_ENDPOINTS_ENV = "CRONICORN_QUOTA_ENDPOINTS_PER_JOB"
+QUOTA_MESSAGES_ENV = "CRONICORN_QUOTA_MESSAGES_PER_JOB"
+QUOTA_MESSAGE_BYTES_ENV = "CRONICORN_QUOTA_MESSAGE_BYTES"
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_CLAIM_WAIT_MS = 30_000
@@ -37,6 +49,10 @@ class Settings:
     """Request bodies larger than this are refused with 413."""
     max_claim_wait_ms: int = DEFAULT_MAX_CLAIM_WAIT_MS
     """Upper bound on a scheduler claim's long-poll, whatever the engine asks for."""
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    """Failed-authentication and per-key request limits (see service/throttle.py)."""
+    quotas: Quotas = field(default_factory=Quotas)
+    """Per-tenant storage quotas (see service/quotas.py)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +73,8 @@ class Settings:
             secret_key=key,
             max_body_bytes=_int_env(env, MAX_BODY_BYTES_ENV, DEFAULT_MAX_BODY_BYTES, 1024),
             max_claim_wait_ms=_int_env(env, CLAIM_WAIT_ENV, DEFAULT_MAX_CLAIM_WAIT_MS, 0),
+            rate_limits=_rate_limits(env),
+            quotas=_quotas(env),
         )
 
     @property
@@ -82,3 +100,24 @@ def _int_env(env: Mapping[str, str], name: str, default: int, minimum: int) -> i
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def _rate_limits(env: Mapping[str, str]) -> RateLimits:
+    d = RateLimits()
+    return RateLimits(
+        window_s=_int_env(env, RATE_WINDOW_ENV, d.window_s, 1),
+        auth_failures=_int_env(env, AUTH_FAILURES_ENV, d.auth_failures, 0),
+        user=_int_env(env, RATE_USER_ENV, d.user, 0),
+        admin=_int_env(env, RATE_ADMIN_ENV, d.admin, 0),
+        engine=_int_env(env, RATE_ENGINE_ENV, d.engine, 0),
+    )
+
+
+def _quotas(env: Mapping[str, str]) -> Quotas:
+    d = Quotas()
+    return Quotas(
+        jobs_per_tenant=_int_env(env, QUOTA_JOBS_ENV, d.jobs_per_tenant, 1),
+        endpoints_per_job=_int_env(env, QUOTA_ENDPOINTS_ENV, d.endpoints_per_job, 1),
+        messages_per_job=_int_env(env, QUOTA_MESSAGES_ENV, d.messages_per_job, 1),
+        message_bytes=_int_env(env, QUOTA_MESSAGE_BYTES_ENV, d.message_bytes, 1),
+    )

@@ -19,10 +19,12 @@ from cronicorn.api.middleware import BodyLimitMiddleware
 from cronicorn.api.routes import endpoints, health, history, jobs, keys, scheduler
 from cronicorn.observability import ApiMetrics, MetricsMiddleware
 from cronicorn.service import Services
+from cronicorn.service.throttle import Throttle
 from cronicorn.settings import Settings
 from cronicorn.store.db import create_engine, session_factory
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.migrate import check_migrations_current
+from cronicorn.store.rate_limits import RateLimitStore
 
 DESCRIPTION = """AI-driven HTTP job scheduler.
 
@@ -41,7 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db = create_engine(settings.database_url)
         box = settings.secret_box()
         app.state.db = db
-        app.state.services = Services.build(session_factory(db), box)
+        app.state.services = Services.build(session_factory(db), box, quotas=settings.quotas)
+        app.state.throttle = Throttle(RateLimitStore(db), settings.rate_limits)
         app.state.scheduler = LocalSchedulerBackend(db, box)
         app.state.schema_problem = partial(_schema_problem, db)
         try:

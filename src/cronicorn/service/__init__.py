@@ -14,6 +14,7 @@ from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.history import History
 from cronicorn.service.jobs import Jobs
 from cronicorn.service.keys import Keys, Principal
+from cronicorn.service.quotas import Quotas
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import utcnow
 
@@ -24,6 +25,7 @@ __all__ = [
     "Jobs",
     "Keys",
     "Principal",
+    "Quotas",
     "Services",
     "StateConflict",
 ]
@@ -44,10 +46,12 @@ class Services:
         sessions: async_sessionmaker[AsyncSession],
         box: SecretBox,
         clock: Callable[[], datetime] = utcnow,
+        quotas: Quotas | None = None,
     ) -> Services:
+        quotas = quotas or Quotas()
         return cls(
             keys=Keys(sessions),
-            jobs=Jobs(sessions, box, clock),
-            endpoints=Endpoints(sessions, box, clock),
-            history=History(sessions, clock),
+            jobs=Jobs(sessions, box, clock, quotas),
+            endpoints=Endpoints(sessions, box, clock, quotas),
+            history=History(sessions, clock, quotas),
         )

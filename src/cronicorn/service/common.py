@@ -14,6 +14,7 @@ from cronicorn.errors import NotFoundError
 from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.keys import Principal
 from cronicorn.service.validation import keeps_mask, plausible_id
+from cronicorn.store.locks import lock_row
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import Endpoint, Job
 
@@ -34,12 +35,13 @@ async def load_job(
     session: AsyncSession, principal: Principal, job_id: str, *, for_update: bool = False
 ) -> Job:
     """The job if it exists and the principal may see it; NotFoundError otherwise (another
-    tenant's job is indistinguishable from a missing one)."""
+    tenant's job is indistinguishable from a missing one). `for_update` locks the job row
+    until the transaction ends, on SQLite as well as PostgreSQL."""
     if not plausible_id(job_id):
         raise NotFoundError("job", job_id)
+    if for_update:  # before the read: SQLite has no FOR UPDATE (see store/locks.py)
+        await lock_row(session, Job.id, job_id)
     stmt = visible(principal, sa.select(Job).where(Job.id == job_id))
-    if for_update:
-        stmt = stmt.with_for_update()
     job: Job | None = await session.scalar(stmt)
     if job is None:
         raise NotFoundError("job", job_id)

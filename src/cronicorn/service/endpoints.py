@@ -12,12 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cronicorn.service.common import load_endpoint, load_job, merge_secret_map, refuse_archived
 from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.keys import Principal
+from cronicorn.service.quotas import Quotas
 from cronicorn.service.schemas import EndpointCreate, EndpointOut, EndpointUpdate
 from cronicorn.service.validation import keeps_mask
 from cronicorn.store.secrets import MASK, SecretBox, masked
 from cronicorn.store.tables import Endpoint, utcnow
-
-MAX_ENDPOINTS_PER_JOB = 100
 
 
 class Endpoints:
@@ -26,10 +25,12 @@ class Endpoints:
         sessions: async_sessionmaker[AsyncSession],
         box: SecretBox,
         clock: Callable[[], datetime] = utcnow,
+        quotas: Quotas = Quotas(),
     ) -> None:
         self._sessions = sessions
         self._box = box
         self._now = clock
+        self._quotas = quotas
 
     async def create(self, principal: Principal, job_id: str, data: EndpointCreate) -> EndpointOut:
         async with self._sessions() as session, session.begin():
@@ -37,8 +38,11 @@ class Endpoints:
             count = await session.scalar(
                 sa.select(sa.func.count()).select_from(Endpoint).where(Endpoint.job_id == job_id)
             )
-            if (count or 0) >= MAX_ENDPOINTS_PER_JOB:
-                raise StateConflict(f"job {job_id} already has {MAX_ENDPOINTS_PER_JOB} endpoints")
+            limit = self._quotas.endpoints_per_job
+            if (count or 0) >= limit:
+                raise StateConflict(
+                    f"quota exceeded: job {job_id} already has {limit} endpoints (the limit)"
+                )
             now = self._now()
             row = Endpoint(
                 id=str(uuid.uuid4()),

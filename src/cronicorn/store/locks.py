@@ -1,0 +1,30 @@
+"""Row locks that both databases honour, for check-then-insert rules (quotas).
+
+PostgreSQL takes a row lock with `SELECT … FOR UPDATE`; SQLite ignores `FOR UPDATE`, and its
+driver only opens a transaction at the first write, so a count read before an insert is not
+protected at all. There, the lock is a no-op `UPDATE` of the row: it opens the transaction
+and takes SQLite's single write lock before anything is counted, so concurrent creators
+queue behind it (in this process and in any other one sharing the file).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+
+async def lock_row(session: AsyncSession, id_col: InstrumentedAttribute[str], row_id: str) -> bool:
+    """Lock the row whose `id_col` is `row_id` until the session's transaction ends.
+
+    Returns False when no such row exists. Call it first in the transaction, before the
+    counts it protects.
+    """
+    table = id_col.class_.__table__
+    if session.get_bind().dialect.name == "sqlite":
+        result = await session.execute(
+            sa.update(table).where(id_col == row_id).values({id_col.key: id_col})
+        )
+        return bool(getattr(result, "rowcount", 0))
+    found = await session.scalar(sa.select(id_col).where(id_col == row_id).with_for_update())
+    return found is not None
