@@ -82,8 +82,8 @@ async def sqlite_api(sqlite_url: str) -> AsyncIterator[Api]:
 
 
 @asynccontextmanager
-async def make_api(database_url: str) -> AsyncIterator[Api]:
-    app = create_app(settings_for(database_url))
+async def make_api(database_url: str, **settings: Any) -> AsyncIterator[Api]:
+    app = create_app(settings_for(database_url, **settings))
     async with app.router.lifespan_context(app):
         services: Services = app.state.services
         keys = {

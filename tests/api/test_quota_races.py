@@ -9,8 +9,9 @@ import asyncio
 import sqlalchemy as sa
 
 from cronicorn.service.quotas import DEFAULT_ENDPOINTS_PER_JOB as MAX_ENDPOINTS_PER_JOB
-from cronicorn.store.tables import Endpoint
-from tests.api.conftest import ENDPOINT, JOB, Api
+from cronicorn.service.quotas import Quotas
+from cronicorn.store.tables import Endpoint, Job
+from tests.api.conftest import ENDPOINT, JOB, Api, make_api
 
 
 async def test_concurrent_endpoint_posts_never_exceed_the_limit(api: Api) -> None:
@@ -29,3 +30,14 @@ async def test_concurrent_endpoint_posts_never_exceed_the_limit(api: Api) -> Non
         sa.select(sa.func.count()).select_from(Endpoint).where(Endpoint.job_id == job["id"])
     )
     assert stored == MAX_ENDPOINTS_PER_JOB
+
+
+async def test_concurrent_job_creates_never_exceed_the_tenant_quota(database_url: str) -> None:
+    async with make_api(database_url, quotas=Quotas(jobs_per_tenant=5)) as api:
+        assert (await api.call("POST", "/api/jobs", json=JOB)).status_code == 201
+        racing = [api.call("POST", "/api/jobs", json=JOB) for _ in range(20)]
+        answers = await asyncio.gather(*racing)
+        codes = sorted(r.status_code for r in answers)
+        assert codes == [201] * 4 + [409] * 16, codes
+        tenant_jobs = await api.scalar(sa.select(sa.func.count()).select_from(Job))
+        assert tenant_jobs == 5
