@@ -263,6 +263,8 @@ def redact_url(url: str) -> str:
 def collect_secrets(context: JobContext) -> list[str]:
     """Every secret value of the job (longest first, so overlapping ones are fully masked)."""
     values: set[str] = set(context.job.default_headers.values())
+    if context.job.signing_secret:
+        values.add(context.job.signing_secret)
     for e in context.endpoints:
         values.update(e.headers.values())
         if e.bearer_token:

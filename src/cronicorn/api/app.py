@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cronicorn.api.errors import install_error_handlers
 from cronicorn.api.middleware import BodyLimitMiddleware
-from cronicorn.api.routes import endpoints, health, history, jobs, keys, scheduler
+from cronicorn.api.routes import endpoints, health, history, jobs, keys, scheduler, signing
 from cronicorn.observability import ApiMetrics, MetricsMiddleware
 from cronicorn.service import Services
 from cronicorn.service.throttle import Throttle
@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics_registries = [registry]
     install_error_handlers(app)
-    for module in (health, jobs, endpoints, history, scheduler, keys):
+    for module in (health, jobs, endpoints, history, scheduler, keys, signing):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=ApiMetrics(registry))

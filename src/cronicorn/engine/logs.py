@@ -30,6 +30,7 @@ def register_context_secrets(claimed: ClaimedJob) -> None:
     store registers what it decrypts; contexts fetched from the API arrive in clear)."""
     context = claimed.context
     register_header_secrets(context.job.default_headers)
+    register_secret(context.job.signing_secret)
     for endpoint in context.endpoints:
         register_header_secrets(endpoint.headers)
         register_secret(endpoint.bearer_token)

@@ -3,6 +3,9 @@
 Redirects are followed here rather than by aiohttp so each hop's destination goes through the
 SSRF guard, the method/body rewrite follows the usual rules (303 → GET; 301/302 turn POST into
 GET; 307/308 keep both), and credentials are not forwarded to another origin.
+
+Signing: with the tenant's secret, each hop to the endpoint's own origin is signed afresh (its
+own timestamp, over the exact body of that hop); a hop to another origin is not signed.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from yarl import URL
 from cronicorn.domain.models import EndpointResult, EndpointSpec, ErrorCategory
 from cronicorn.engine.config import ExecutionConfig
 from cronicorn.engine.ports import Clock
-from cronicorn.executor.request import PreparedRequest
+from cronicorn.executor.request import PreparedRequest, signed_headers
 from cronicorn.executor.response import decode_body, read_capped
 from cronicorn.executor.retry import SUCCESS, AttemptOutcome, parse_retry_after, status_retryable
 from cronicorn.executor.ssrf import HostPolicy
@@ -50,13 +53,19 @@ class Exchange:
         endpoint: EndpointSpec,
         request: PreparedRequest,
         result: EndpointResult,
+        signing_secret: str | None = None,
     ) -> AttemptOutcome:
         """Send `request`, following up to `max_redirects` redirects; fills `result`."""
+        origin = _origin(request.url)
         for _hop in range(self._config.max_redirects + 1):
+            headers = request.headers
+            if signing_secret is not None and _origin(request.url) == origin:
+                now = int(self._clock.now().timestamp())
+                headers = signed_headers(headers, signing_secret, now, request.body)
             async with session.request(
                 request.method,
                 request.url,
-                headers=request.headers,
+                headers=headers,
                 data=request.body,
                 allow_redirects=False,
             ) as resp:

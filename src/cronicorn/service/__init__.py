@@ -15,6 +15,7 @@ from cronicorn.service.history import History
 from cronicorn.service.jobs import Jobs
 from cronicorn.service.keys import Keys, Principal
 from cronicorn.service.quotas import Quotas
+from cronicorn.service.signing import SigningKeys
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import utcnow
 
@@ -27,6 +28,7 @@ __all__ = [
     "Principal",
     "Quotas",
     "Services",
+    "SigningKeys",
     "StateConflict",
 ]
 
@@ -39,6 +41,7 @@ class Services:
     jobs: Jobs
     endpoints: Endpoints
     history: History
+    signing: SigningKeys
 
     @classmethod
     def build(
@@ -54,4 +57,5 @@ class Services:
             jobs=Jobs(sessions, box, clock, quotas),
             endpoints=Endpoints(sessions, box, clock, quotas),
             history=History(sessions, clock, quotas),
+            signing=SigningKeys(sessions, box, clock),
         )
