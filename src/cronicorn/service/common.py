@@ -99,3 +99,17 @@ def page(
         ts, ident = cursor
         stmt = stmt.where(sa.or_(ts_col < ts, sa.and_(ts_col == ts, id_col < ident)))
     return stmt.order_by(ts_col.desc(), id_col.desc()).limit(min(max(limit, 1), MAX_PAGE))
+
+
+def page_ascending(
+    stmt: _S,
+    ts_col: InstrumentedAttribute[Any],
+    id_col: InstrumentedAttribute[Any],
+    cursor: tuple[Any, str] | None,
+    limit: int,
+) -> _S:
+    """Oldest first (creation order), keyset-paginated: rows strictly after `cursor`."""
+    if cursor is not None:
+        ts, ident = cursor
+        stmt = stmt.where(sa.or_(ts_col > ts, sa.and_(ts_col == ts, id_col > ident)))
+    return stmt.order_by(ts_col, id_col).limit(min(max(limit, 1), MAX_PAGE))

@@ -9,7 +9,13 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cronicorn.service.common import load_endpoint, load_job, merge_secret_map, refuse_archived
+from cronicorn.service.common import (
+    load_endpoint,
+    load_job,
+    merge_secret_map,
+    page_ascending,
+    refuse_archived,
+)
 from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.keys import Principal
 from cronicorn.service.quotas import Quotas
@@ -56,15 +62,23 @@ class Endpoints:
             session.add(row)
         return endpoint_out(row)
 
-    async def list_for_job(self, principal: Principal, job_id: str) -> list[EndpointOut]:
+    async def list_for_job(
+        self, principal: Principal, job_id: str, limit: int = 100, after: str | None = None
+    ) -> list[EndpointOut]:
+        """Creation order; pass the last id you saw as `after` for the next page."""
         async with self._sessions() as session:
             await load_job(session, principal, job_id)
-            rows = await session.scalars(
-                sa.select(Endpoint)
-                .where(Endpoint.job_id == job_id)
-                .order_by(Endpoint.created_at, Endpoint.id)
-            )
-            return [endpoint_out(row) for row in rows]
+            base = sa.select(Endpoint).where(Endpoint.job_id == job_id)
+            cursor = None
+            if after is not None:
+                ref = await session.scalar(base.where(Endpoint.id == after))
+                if ref is None:
+                    raise FieldErrors(
+                        [("after", f"unknown endpoint id for this job: {after}")], "query"
+                    )
+                cursor = (ref.created_at, ref.id)
+            stmt = page_ascending(base, Endpoint.created_at, Endpoint.id, cursor, limit)
+            return [endpoint_out(row) for row in await session.scalars(stmt)]
 
     async def get(self, principal: Principal, endpoint_id: str) -> EndpointOut:
         async with self._sessions() as session:
