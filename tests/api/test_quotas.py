@@ -4,7 +4,7 @@ oldest are pruned), message size. Exceeding one is a 409/422 that changes nothin
 from __future__ import annotations
 
 from cronicorn.service.quotas import Quotas
-from tests.api.conftest import ENDPOINT, JOB, make_api
+from tests.api.conftest import ENDPOINT, JOB, Api, make_api
 
 
 async def test_jobs_per_tenant(database_url: str) -> None:
@@ -53,3 +53,12 @@ async def test_message_size_is_counted_in_bytes(sqlite_url: str) -> None:
         assert r.json()["detail"][0]["loc"] == ["body", "content"]
         assert "10 bytes" in r.json()["detail"][0]["msg"]
         assert await api.snapshot() == before
+
+
+async def test_the_quota_lock_leaves_the_job_unchanged(api: Api) -> None:
+    """The lock taken to count endpoints and messages is not an edit of the job."""
+    job = (await api.call("POST", "/api/jobs", json=JOB)).json()
+    await api.call("POST", f"/api/jobs/{job['id']}/endpoints", json=ENDPOINT)
+    await api.call("POST", f"/api/jobs/{job['id']}/messages", json={"content": "hi"})
+    again = (await api.call("GET", f"/api/jobs/{job['id']}")).json()
+    assert again["updated_at"] == job["updated_at"]

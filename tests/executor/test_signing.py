@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -16,7 +16,9 @@ SECRET = "cksig_test-secret-0123456789"
 Seen = list[tuple[str, str, dict[str, str], bytes]]
 
 
-def recording(seen: Seen, answer: Any) -> web.Application:
+def recording(
+    seen: Seen, answer: Callable[[web.Request, int], web.StreamResponse]
+) -> web.Application:
     async def handle(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         seen.append((request.method, request.path, dict(request.headers), body))

@@ -9,6 +9,8 @@ queue behind it (in this process and in any other one sharing the file).
 
 from __future__ import annotations
 
+from typing import cast
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -20,11 +22,12 @@ async def lock_row(session: AsyncSession, id_col: InstrumentedAttribute[str], ro
     Returns False when no such row exists. Call it first in the transaction, before the
     counts it protects.
     """
-    table = id_col.class_.__table__
+    table = cast(sa.Table, id_col.class_.__table__)
     if session.get_bind().dialect.name == "sqlite":
-        result = await session.execute(
-            sa.update(table).where(id_col == row_id).values({id_col.key: id_col})
-        )
+        # Every column that would otherwise get an `onupdate` value keeps its own.
+        unchanged = {col: col for col in table.c if col.onupdate is not None}
+        unchanged[table.c[id_col.key]] = table.c[id_col.key]
+        result = await session.execute(sa.update(table).where(id_col == row_id).values(unchanged))
         return bool(getattr(result, "rowcount", 0))
     found = await session.scalar(sa.select(id_col).where(id_col == row_id).with_for_update())
     return found is not None
