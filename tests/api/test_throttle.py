@@ -3,14 +3,21 @@ key, both 429 with `Retry-After`, shared by every API process on one database.""
 
 from __future__ import annotations
 
+import math
 from contextlib import AsyncExitStack
 
 import httpx2 as httpx
 import pytest
+import sqlalchemy as sa
 
+from cronicorn.domain.models import Scope
 from cronicorn.errors import ConfigError
-from cronicorn.service.throttle import RateLimits
+from cronicorn.service.keys import Principal
+from cronicorn.service.throttle import RateLimits, Throttle, Throttled
 from cronicorn.settings import Settings
+from cronicorn.store.db import create_engine
+from cronicorn.store.rate_limits import RateLimitStore
+from cronicorn.store.tables import RateLimit
 from tests.api.conftest import JOB, live_server, make_api
 
 # An hour-long window: a test never straddles two windows in practice.
@@ -117,3 +124,35 @@ def test_bad_limit_values_name_the_variable(name: str, value: str) -> None:
         Settings.from_env({name: value})
     assert name in str(info.value)
     assert "\n" not in str(info.value)
+
+
+async def test_windows_reset_and_finished_ones_are_pruned(database_url: str) -> None:
+    """The limiter on its own (as the dashboard's sign-in uses it), with a settable clock."""
+    now = [1_000_000.0]
+    db = create_engine(database_url)
+    try:
+        throttle = Throttle(
+            RateLimitStore(db), RateLimits(window_s=60, auth_failures=2, user=1), lambda: now[0]
+        )
+        alice = Principal(tenant_id="t", scope=Scope.USER, key_id="k1")
+        await throttle.spend(alice)
+        now[0] += 15
+        with pytest.raises(Throttled) as info:
+            await throttle.spend(alice)
+        window_end = (1_000_000 // 60 + 1) * 60
+        assert info.value.retry_after_s == math.ceil(window_end - now[0])
+        for _ in range(2):
+            await throttle.check_failed_auth("10.0.0.9")
+            await throttle.record_failed_auth("10.0.0.9")
+        with pytest.raises(Throttled):
+            await throttle.check_failed_auth("10.0.0.9")
+        await throttle.check_failed_auth("10.0.0.10")  # another address is not affected
+
+        now[0] = window_end + 1.0  # the next window: everything is allowed again
+        await throttle.check_failed_auth("10.0.0.9")
+        await throttle.spend(alice)
+        async with db.connect() as conn:
+            starts = (await conn.execute(sa.select(RateLimit.window_start))).scalars().all()
+        assert {s.timestamp() for s in starts} == {window_end}
+    finally:
+        await db.dispose()
