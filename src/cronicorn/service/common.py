@@ -14,7 +14,7 @@ from cronicorn.errors import NotFoundError
 from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.keys import Principal
 from cronicorn.service.validation import keeps_mask, plausible_id
-from cronicorn.store.locks import lock_row
+from cronicorn.store.locks import sqlite_write_lock
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import Endpoint, Job
 
@@ -39,9 +39,10 @@ async def load_job(
     until the transaction ends, on SQLite as well as PostgreSQL."""
     if not plausible_id(job_id):
         raise NotFoundError("job", job_id)
-    if for_update:  # before the read: SQLite has no FOR UPDATE (see store/locks.py)
-        await lock_row(session, Job.id, job_id)
     stmt = visible(principal, sa.select(Job).where(Job.id == job_id))
+    if for_update:  # SQLite ignores FOR UPDATE: take its write lock first (store/locks.py)
+        await sqlite_write_lock(session, Job.id, job_id)
+        stmt = stmt.with_for_update()
     job: Job | None = await session.scalar(stmt)
     if job is None:
         raise NotFoundError("job", job_id)

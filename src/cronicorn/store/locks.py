@@ -22,12 +22,23 @@ async def lock_row(session: AsyncSession, id_col: InstrumentedAttribute[str], ro
     Returns False when no such row exists. Call it first in the transaction, before the
     counts it protects.
     """
-    table = cast(sa.Table, id_col.class_.__table__)
     if session.get_bind().dialect.name == "sqlite":
-        # Every column that would otherwise get an `onupdate` value keeps its own.
-        unchanged = {col: col for col in table.c if col.onupdate is not None}
-        unchanged[table.c[id_col.key]] = table.c[id_col.key]
-        result = await session.execute(sa.update(table).where(id_col == row_id).values(unchanged))
-        return bool(getattr(result, "rowcount", 0))
+        return await sqlite_write_lock(session, id_col, row_id)
     found = await session.scalar(sa.select(id_col).where(id_col == row_id).with_for_update())
     return found is not None
+
+
+async def sqlite_write_lock(
+    session: AsyncSession, id_col: InstrumentedAttribute[str], row_id: str
+) -> bool:
+    """On SQLite, take the write lock now with a no-op `UPDATE` of the row (True if it
+    exists); elsewhere do nothing (False). For callers whose own `SELECT … FOR UPDATE`
+    already locks the row on PostgreSQL."""
+    if session.get_bind().dialect.name != "sqlite":
+        return False
+    table = cast(sa.Table, id_col.class_.__table__)
+    # Every column that would otherwise get an `onupdate` value keeps its own.
+    unchanged = {col: col for col in table.c if col.onupdate is not None}
+    unchanged[table.c[id_col.key]] = table.c[id_col.key]
+    result = await session.execute(sa.update(table).where(id_col == row_id).values(unchanged))
+    return bool(getattr(result, "rowcount", 0))
