@@ -16,6 +16,8 @@ from sqlalchemy.engine import make_url
 
 from cronicorn.alerting.config import AlertSettings, alert_settings_from_env
 from cronicorn.errors import ConfigError
+from cronicorn.service.quotas import Quotas
+from cronicorn.service.throttle import RateLimits
 from cronicorn.store.db import DEFAULT_DATABASE_URL, normalize_database_url
 from cronicorn.store.retention import (
     DEFAULT_ERROR_RETENTION_DAYS,
@@ -34,6 +36,16 @@ RUN_RETENTION_ENV = "CRONICORN_RUN_RETENTION_DAYS"
 MAX_RUNS_ENV = "CRONICORN_MAX_RUNS_PER_JOB"
 ERROR_RETENTION_ENV = "CRONICORN_ERROR_RETENTION_DAYS"
 PRUNE_INTERVAL_ENV = "CRONICORN_PRUNE_INTERVAL_MS"
+
+RATE_WINDOW_ENV = "CRONICORN_RATE_LIMIT_WINDOW_S"
+AUTH_FAILURES_ENV = "CRONICORN_AUTH_FAILURE_LIMIT"
+RATE_USER_ENV = "CRONICORN_RATE_LIMIT_USER"
+RATE_ADMIN_ENV = "CRONICORN_RATE_LIMIT_ADMIN"
+RATE_ENGINE_ENV = "CRONICORN_RATE_LIMIT_ENGINE"
+QUOTA_JOBS_ENV = "CRONICORN_QUOTA_JOBS_PER_TENANT"
+QUOTA_ENDPOINTS_ENV = "CRONICORN_QUOTA_ENDPOINTS_PER_JOB"
+QUOTA_MESSAGES_ENV = "CRONICORN_QUOTA_MESSAGES_PER_JOB"
+QUOTA_MESSAGE_BYTES_ENV = "CRONICORN_QUOTA_MESSAGE_BYTES"
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_CLAIM_WAIT_MS = 30_000
@@ -57,6 +69,10 @@ class Settings:
     """Alert delivery: SMTP, public URL, retries, SSRF allow-list (docs/alerts.md)."""
     alert_dispatch: bool = True
     """Run the alert dispatcher in this API process (off: another process sends)."""
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    """Failed-authentication and per-key request limits (see service/throttle.py)."""
+    quotas: Quotas = field(default_factory=Quotas)
+    """Per-tenant storage quotas (see service/quotas.py)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +102,8 @@ class Settings:
             ),
             prune_interval_ms=_int_env(env, PRUNE_INTERVAL_ENV, DEFAULT_PRUNE_INTERVAL_MS, 0),
             alerts=alert_settings_from_env(env),
+            rate_limits=_rate_limits(env),
+            quotas=_quotas(env),
         )
 
     @property
@@ -111,3 +129,24 @@ def _int_env(env: Mapping[str, str], name: str, default: int, minimum: int) -> i
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def _rate_limits(env: Mapping[str, str]) -> RateLimits:
+    d = RateLimits()
+    return RateLimits(
+        window_s=_int_env(env, RATE_WINDOW_ENV, d.window_s, 1),
+        auth_failures=_int_env(env, AUTH_FAILURES_ENV, d.auth_failures, 0),
+        user=_int_env(env, RATE_USER_ENV, d.user, 0),
+        admin=_int_env(env, RATE_ADMIN_ENV, d.admin, 0),
+        engine=_int_env(env, RATE_ENGINE_ENV, d.engine, 0),
+    )
+
+
+def _quotas(env: Mapping[str, str]) -> Quotas:
+    d = Quotas()
+    return Quotas(
+        jobs_per_tenant=_int_env(env, QUOTA_JOBS_ENV, d.jobs_per_tenant, 1),
+        endpoints_per_job=_int_env(env, QUOTA_ENDPOINTS_ENV, d.endpoints_per_job, 1),
+        messages_per_job=_int_env(env, QUOTA_MESSAGES_ENV, d.messages_per_job, 1),
+        message_bytes=_int_env(env, QUOTA_MESSAGE_BYTES_ENV, d.message_bytes, 1),
+    )

@@ -80,7 +80,14 @@ class Stack:
         return client
 
     def _db_env(self) -> dict[str, str]:
-        return clean_env(CRONICORN_DATABASE_URL=self.db_url, CRONICORN_SECRET_KEY=self.secret_key)
+        # The suites here set up hundreds of jobs at full speed with one user key: no
+        # request budget (throttling has its own tests in tests/api/test_throttle.py).
+        return clean_env(
+            CRONICORN_DATABASE_URL=self.db_url,
+            CRONICORN_SECRET_KEY=self.secret_key,
+            CRONICORN_RATE_LIMIT_USER="0",
+            CRONICORN_RATE_LIMIT_ADMIN="0",
+        )
 
     async def start_api(self) -> Proc:
         argv = [str(BIN / "cronicorn"), "serve", "--port", str(self.port), "--log-level", "warning"]

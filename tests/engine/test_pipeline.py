@@ -287,6 +287,7 @@ class BrokenExecutor:
         default_headers: Mapping[str, str] | None = None,
         abort: asyncio.Event | None = None,
         events: ExecutorEvents | None = None,
+        signing_secret: str | None = None,
     ) -> list[EndpointResult]:
         raise OSError("executor broke")
 

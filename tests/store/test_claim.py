@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cronicorn.domain.models import MessageRole, RunStatus
 from cronicorn.store.scheduler_repo import SchedulerRepository
 from cronicorn.store.secrets import SecretBox
-from cronicorn.store.tables import Run
+from cronicorn.store.signing_keys import new_key_row
+from cronicorn.store.tables import Run, SigningKey
 from tests.store.factory import (
     T0,
     add_endpoint,
@@ -205,6 +206,8 @@ async def test_context_loading_is_batched(
 ) -> None:
     """A batch of 30 jobs costs the same few queries as one job (no N+1)."""
     tenant = await add_tenant(engine)
+    async with engine.begin() as conn:  # its signing key exists (the first claim creates it)
+        await conn.execute(sa.insert(SigningKey), [new_key_row(tenant, box, T0)])
     for i in range(30):
         job_id = await add_job(engine, tenant, next_run_at=at(-i))
         await add_endpoint(engine, job_id, box)
@@ -223,4 +226,5 @@ async def test_context_loading_is_batched(
     assert len(claimed) == 30
     assert all(len(c.context.endpoints) == 1 for c in claimed)
     assert all(len(c.context.messages) == 1 for c in claimed)
-    assert len(statements) <= 6
+    assert all(c.context.job.signing_secret for c in claimed)
+    assert len(statements) <= 7

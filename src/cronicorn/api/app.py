@@ -18,13 +18,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cronicorn.alerting.dispatcher import AlertDispatcher
 from cronicorn.api.errors import install_error_handlers
 from cronicorn.api.middleware import BodyLimitMiddleware
-from cronicorn.api.routes import alerts, endpoints, health, history, jobs, keys, scheduler
+from cronicorn.api.routes import (
+    alerts,
+    endpoints,
+    health,
+    history,
+    jobs,
+    keys,
+    scheduler,
+    signing,
+)
 from cronicorn.observability import ApiMetrics, MetricsMiddleware
 from cronicorn.service import Services
+from cronicorn.service.throttle import Throttle
 from cronicorn.settings import Settings
 from cronicorn.store.db import create_engine, session_factory
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.migrate import check_migrations_current
+from cronicorn.store.rate_limits import RateLimitStore
 from cronicorn.store.retention import run_pruner
 
 DESCRIPTION = """AI-driven HTTP job scheduler.
@@ -48,8 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         box = settings.secret_box()
         app.state.db = db
         app.state.services = Services.build(
-            session_factory(db), box, alert_settings=settings.alerts
+            session_factory(db), box, alert_settings=settings.alerts, quotas=settings.quotas
         )
+        app.state.throttle = Throttle(RateLimitStore(db), settings.rate_limits)
         app.state.scheduler = LocalSchedulerBackend(db, box)
         app.state.schema_problem = partial(_schema_problem, db)
         pruner = _start_pruner(db, settings)
@@ -81,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics_registries = [registry]
     install_error_handlers(app)
-    for module in (health, jobs, endpoints, history, scheduler, keys, alerts):
+    for module in (health, jobs, endpoints, history, scheduler, keys, signing, alerts):
         app.include_router(module.router)
     mcp.mount(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

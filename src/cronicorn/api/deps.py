@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from cronicorn.domain.models import Scope
 from cronicorn.service import Principal, Services
 from cronicorn.service.keys import hash_key
+from cronicorn.service.throttle import Throttle
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
 
@@ -70,22 +71,40 @@ def key_cache(request: Request) -> KeyCache:
     return cache
 
 
+def get_throttle(request: Request) -> Throttle:
+    throttle: Throttle = request.app.state.throttle
+    return throttle
+
+
+def client_address(request: Request) -> str:
+    """The peer address (uvicorn applies trusted `X-Forwarded-For` to it)."""
+    return request.client.host if request.client else "unknown"
+
+
 async def authenticate(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
+    """The key's principal. A key not seen recently is looked up only while its client
+    address is under the failed-authentication limit (429 otherwise); every request then
+    spends one unit of the key's budget (429 once spent)."""
     if credentials is None:
         raise HTTPException(401, "missing API key", headers={"WWW-Authenticate": "Bearer"})
+    throttle = get_throttle(request)
     cache = key_cache(request)
     if request.method != "GET" and request.url.path.startswith("/api/admin/keys"):
         cache.clear()  # a key may be revoked by this request: nothing stale afterwards
     key_hash = hash_key(credentials.credentials)
     principal = cache.get(key_hash)
     if principal is None:
+        client = client_address(request)
+        await throttle.check_failed_auth(client)
         principal = await get_services(request).keys.authenticate(credentials.credentials)
         if principal is None:
+            await throttle.record_failed_auth(client)
             raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
         cache.put(key_hash, principal)
+    await throttle.spend(principal)
     return principal
 
 

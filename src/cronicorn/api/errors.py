@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cronicorn.errors import BackendUnavailableError, ConflictError, NotFoundError
 from cronicorn.service.errors import FieldErrors
+from cronicorn.service.throttle import Throttled
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,15 @@ async def _conflict(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=409)
 
 
+async def _throttled(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Throttled)
+    return JSONResponse(
+        {"detail": str(exc)},
+        status_code=429,
+        headers={"Retry-After": str(exc.retry_after_s)},
+    )
+
+
 async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
     log.warning("backend unavailable: %s", exc)
     return JSONResponse({"detail": "service unavailable"}, status_code=503)
@@ -101,6 +111,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFoundError, _not_found)
     app.add_exception_handler(ConflictError, _conflict)  # LeaseLostError too (a subclass)
     app.add_exception_handler(BackendUnavailableError, _unavailable)
+    app.add_exception_handler(Throttled, _throttled)
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -112,9 +123,12 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         409: "Conflict with the current state (lease lost, archived job)",
         413: "Request body over the size limit",
         422: "Validation failed; each detail names its field",
+        429: "Throttled (failed authentications or the key's request budget); see Retry-After",
         503: "Database unavailable",
     }
     out: dict[int | str, dict[str, Any]] = {}
+    if 401 in codes:  # every authenticated route may be throttled
+        codes = (*codes, 429)
     for code in codes:
         model = ValidationErrorOut if code == 422 else ErrorOut
         out[code] = {"model": model, "description": descriptions[code]}

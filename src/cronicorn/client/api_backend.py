@@ -1,8 +1,9 @@
 """`ApiSchedulerBackend`: the engine's `SchedulerBackend` over the REST API (aiohttp).
 
 Transient failures (connection errors, timeouts, 502/503/504) are retried with capped
-exponential backoff and full jitter; then `BackendUnavailableError`. A 409 is a fenced-out
-write: `LeaseLostError`, never retried.
+exponential backoff and full jitter; then `BackendUnavailableError`. A 429 (the engine key's
+request budget, if the server sets one) is retried after its `Retry-After` (at most 60 s).
+A 409 is a fenced-out write: `LeaseLostError`, never retried.
 
 A retried write whose first attempt did reach the server (response lost) comes back as 409:
 the write happened, but the engine is told the lease is gone, which is the safe reading.
@@ -57,6 +58,7 @@ from cronicorn.errors import (
 )
 
 RETRY_STATUSES = frozenset({502, 503, 504})
+MAX_THROTTLE_WAIT_S = 60.0
 _lease_adapter = TypeAdapter(Lease)
 _workers_adapter = TypeAdapter(list[WorkerOut])
 
@@ -195,9 +197,11 @@ class ApiSchedulerBackend:
         data = body.model_dump_json().encode() if body is not None else None
         timeout = aiohttp.ClientTimeout(total=self._timeout_s + extra_timeout_s)
         last: str = ""
+        wait_s = 0.0
         for attempt in range(self._max_retries + 1):
             if attempt:
-                await asyncio.sleep(self._delay(attempt))
+                await asyncio.sleep(max(wait_s, self._delay(attempt)))
+                wait_s = 0.0
             try:
                 async with self._client().request(
                     method,
@@ -210,6 +214,10 @@ class ApiSchedulerBackend:
                     if resp.status in RETRY_STATUSES:
                         last = f"HTTP {resp.status}"
                         continue
+                    if resp.status == 429:
+                        last = "HTTP 429 (throttled)"
+                        wait_s = _retry_after_s(resp.headers.get("Retry-After"))
+                        continue
                     _raise_for_status(resp.status, text, body)
                     return text
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
@@ -220,6 +228,13 @@ class ApiSchedulerBackend:
 
     def _delay(self, attempt: int) -> float:
         return random.uniform(0, min(self._max_delay, self._base_delay * 2 ** (attempt - 1)))
+
+
+def _retry_after_s(value: str | None) -> float:
+    try:
+        return min(MAX_THROTTLE_WAIT_S, max(0.0, float(value or 1)))
+    except ValueError:
+        return 1.0
 
 
 def _raise_for_status(status: int, text: str, body: BaseModel | None) -> None:

@@ -264,6 +264,9 @@ class JobSnapshot:
     default_headers: Mapping[str, str] = field(default_factory=dict)
     daily_token_budget: int | None = None
     tokens_used_today: int = 0
+    signing_secret: str | None = None
+    """The tenant's outbound signing secret (None: calls go out unsigned). A secret: never
+    in a prompt, a log line or a stored body."""
 
 
 @dataclass(frozen=True, slots=True)

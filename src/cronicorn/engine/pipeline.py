@@ -187,6 +187,7 @@ class JobPipeline:
             events=JobExecutorEvents(
                 self._events, state.job_id, state.run_id, self._stats.record_circuit
             ),
+            signing_secret=context.job.signing_secret,
         )
 
     @staticmethod

@@ -66,9 +66,11 @@ class Executor(Protocol):
         default_headers: Mapping[str, str] | None = None,
         abort: asyncio.Event | None = None,
         events: ExecutorEvents | None = None,
+        signing_secret: str | None = None,
     ) -> list[EndpointResult]:
         """Run the plan. Returns one result per planned call, never raises for endpoint
-        failures (blocked, timed out, refused and aborted calls are results)."""
+        failures (blocked, timed out, refused and aborted calls are results). With
+        `signing_secret`, every request carries the signature headers."""
         ...
 
     async def close(self) -> None: ...

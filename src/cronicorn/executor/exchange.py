@@ -7,6 +7,9 @@ scheme, host or port differs carries none of the job's `default_headers`, the en
 `headers` and bearer token, or the plan's headers (only `Content-Type` when the body is
 re-sent, and the client's own User-Agent). Once dropped they stay dropped, even if a later hop
 comes back to the first origin.
+
+Signing: with the tenant's secret, each hop to the endpoint's own origin is signed afresh (its
+own timestamp, over the exact body of that hop); a hop to another origin is not signed.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from yarl import URL
 from cronicorn.domain.models import EndpointResult, EndpointSpec, ErrorCategory
 from cronicorn.engine.config import ExecutionConfig
 from cronicorn.engine.ports import Clock
-from cronicorn.executor.request import PreparedRequest
+from cronicorn.executor.request import PreparedRequest, signed_headers
 from cronicorn.executor.response import decode_body, read_capped
 from cronicorn.executor.retry import SUCCESS, AttemptOutcome, parse_retry_after, status_retryable
 from cronicorn.executor.ssrf import HostPolicy
@@ -55,13 +58,19 @@ class Exchange:
         endpoint: EndpointSpec,
         request: PreparedRequest,
         result: EndpointResult,
+        signing_secret: str | None = None,
     ) -> AttemptOutcome:
         """Send `request`, following up to `max_redirects` redirects; fills `result`."""
+        origin = _origin(request.url)
         for _hop in range(self._config.max_redirects + 1):
+            headers = request.headers
+            if signing_secret is not None and _origin(request.url) == origin:
+                now = int(self._clock.now().timestamp())
+                headers = signed_headers(headers, signing_secret, now, request.body)
             async with session.request(
                 request.method,
                 request.url,
-                headers=request.headers,
+                headers=headers,
                 data=request.body,
                 allow_redirects=False,
             ) as resp:

@@ -64,6 +64,7 @@ class _Run:
     default_headers: Mapping[str, str] | None
     events: SafeEvents
     abort: asyncio.Event | None
+    signing_secret: str | None = None
     in_flight: set[asyncio.Task[object]] = field(default_factory=set)
 
     def aborted(self) -> bool:
@@ -142,13 +143,17 @@ class HttpExecutor:
         default_headers: Mapping[str, str] | None = None,
         abort: asyncio.Event | None = None,
         events: ExecutorEvents | None = None,
+        signing_secret: str | None = None,
     ) -> list[EndpointResult]:
         """One result per planned call, in plan order. Raises ValidationFailed (before any
         call) for unknown/duplicate ids, unknown dependencies and cycles; never raises for
         endpoint failures. Cancelling the task running `execute` propagates; use `abort` to
-        stop a run and still get its results."""
+        stop a run and still get its results. With `signing_secret`, every attempt is
+        signed (see `cronicorn.domain.signing`)."""
         order = validate_calls(plan.calls, endpoints)
-        run = _Run(plan.calls, endpoints, default_headers, SafeEvents(events), abort)
+        run = _Run(
+            plan.calls, endpoints, default_headers, SafeEvents(events), abort, signing_secret
+        )
         limit = self._config.max_concurrency
         if plan.concurrency_limit:
             limit = max(1, min(plan.concurrency_limit, limit))
@@ -251,7 +256,9 @@ class HttpExecutor:
             result.attempts = attempt
             if attempt > 1:
                 _clear_response(result)
-            outcome = await self._attempt(endpoint, request, result, ticket, on_change)
+            outcome = await self._attempt(
+                endpoint, request, result, ticket, on_change, run.signing_secret
+            )
             if log.isEnabledFor(logging.DEBUG):
                 _log_attempt(endpoint.id, attempt, result)
             if outcome.category is None:
@@ -277,6 +284,7 @@ class HttpExecutor:
         result: EndpointResult,
         ticket: Ticket,
         on_change: Callable[[str, str, str], None],
+        signing_secret: str | None = None,
     ) -> AttemptOutcome:
         """One attempt under a global slot and a deadline covering redirects and the body
         read; fills `result` and settles the circuit ticket. The deadline is a bare timer
@@ -294,7 +302,9 @@ class HttpExecutor:
         handle = asyncio.get_running_loop().call_later(timeout_s, deadline.fire)
         outcome: AttemptOutcome | None
         try:
-            outcome = await self._exchange.run(self._get_session(), endpoint, request, result)
+            outcome = await self._exchange.run(
+                self._get_session(), endpoint, request, result, signing_secret
+            )
         except asyncio.CancelledError:
             if not deadline.expired:
                 self._breakers.release(ticket)

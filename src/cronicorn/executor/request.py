@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from yarl import URL
 
 from cronicorn.domain.models import HTTP_METHODS, EndpointSpec, JsonValue, PlannedCall
+from cronicorn.domain.signing import signature_headers
 
 QUERY_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 _JSON = "application/json"
@@ -52,6 +53,14 @@ def merge_headers(*layers: Mapping[str, str]) -> dict[str, str]:
         for name, value in layer.items():
             merged[name.lower()] = (name, value)
     return dict(merged.values())
+
+
+def signed_headers(
+    headers: Mapping[str, str] | None, secret: str, timestamp: int, body: bytes | None
+) -> dict[str, str]:
+    """`headers` plus the signature of `body` (empty for none) at `timestamp`; the signature
+    headers replace any configured header of the same name."""
+    return merge_headers(headers or {}, signature_headers(secret, timestamp, body or b""))
 
 
 def json_body(endpoint: EndpointSpec, parameters: Mapping[str, JsonValue]) -> JsonValue:

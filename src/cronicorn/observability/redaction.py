@@ -230,6 +230,8 @@ def join_url_secrets(masked: str, secrets: Mapping[str, Any] | None) -> tuple[st
 def job_secrets(context: JobContext, plan: Plan | None = None) -> list[str]:
     """Every secret value of a job (see the module docstring), `plan` headers included."""
     values = header_secrets(context.job.default_headers)
+    if context.job.signing_secret:
+        values.append(context.job.signing_secret)
     for endpoint in context.endpoints:
         values += header_secrets(endpoint.headers)
         values += url_secrets(endpoint.url)

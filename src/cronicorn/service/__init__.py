@@ -17,6 +17,8 @@ from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.history import History
 from cronicorn.service.jobs import Jobs
 from cronicorn.service.keys import Keys, Principal
+from cronicorn.service.quotas import Quotas
+from cronicorn.service.signing import SigningKeys
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import utcnow
 
@@ -29,7 +31,9 @@ __all__ = [
     "Jobs",
     "Keys",
     "Principal",
+    "Quotas",
     "Services",
+    "SigningKeys",
     "StateConflict",
 ]
 
@@ -44,6 +48,7 @@ class Services:
     history: History
     alert_channels: AlertChannels
     alerts: Alerts
+    signing: SigningKeys
 
     @classmethod
     def build(
@@ -52,12 +57,15 @@ class Services:
         box: SecretBox,
         clock: Callable[[], datetime] = utcnow,
         alert_settings: AlertSettings | None = None,
+        quotas: Quotas | None = None,
     ) -> Services:
+        quotas = quotas or Quotas()
         return cls(
             keys=Keys(sessions),
-            jobs=Jobs(sessions, box, clock),
-            endpoints=Endpoints(sessions, box, clock),
-            history=History(sessions, clock),
+            jobs=Jobs(sessions, box, clock, quotas),
+            endpoints=Endpoints(sessions, box, clock, quotas),
+            history=History(sessions, clock, quotas),
+            signing=SigningKeys(sessions, box, clock),
             alert_channels=AlertChannels(sessions, box, alert_settings, clock),
             alerts=Alerts(sessions, clock),
         )

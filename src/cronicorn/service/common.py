@@ -14,6 +14,7 @@ from cronicorn.errors import NotFoundError
 from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.keys import Principal
 from cronicorn.service.validation import keeps_mask, plausible_id
+from cronicorn.store.locks import sqlite_write_lock
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import Endpoint, Job
 
@@ -34,11 +35,13 @@ async def load_job(
     session: AsyncSession, principal: Principal, job_id: str, *, for_update: bool = False
 ) -> Job:
     """The job if it exists and the principal may see it; NotFoundError otherwise (another
-    tenant's job is indistinguishable from a missing one)."""
+    tenant's job is indistinguishable from a missing one). `for_update` locks the job row
+    until the transaction ends, on SQLite as well as PostgreSQL."""
     if not plausible_id(job_id):
         raise NotFoundError("job", job_id)
     stmt = visible(principal, sa.select(Job).where(Job.id == job_id))
-    if for_update:
+    if for_update:  # SQLite ignores FOR UPDATE: take its write lock first (store/locks.py)
+        await sqlite_write_lock(session, Job.id, job_id)
         stmt = stmt.with_for_update()
     job: Job | None = await session.scalar(stmt)
     if job is None:
@@ -97,3 +100,17 @@ def page(
         ts, ident = cursor
         stmt = stmt.where(sa.or_(ts_col < ts, sa.and_(ts_col == ts, id_col < ident)))
     return stmt.order_by(ts_col.desc(), id_col.desc()).limit(min(max(limit, 1), MAX_PAGE))
+
+
+def page_ascending(
+    stmt: _S,
+    ts_col: InstrumentedAttribute[Any],
+    id_col: InstrumentedAttribute[Any],
+    cursor: tuple[Any, str] | None,
+    limit: int,
+) -> _S:
+    """Oldest first (creation order), keyset-paginated: rows strictly after `cursor`."""
+    if cursor is not None:
+        ts, ident = cursor
+        stmt = stmt.where(sa.or_(ts_col > ts, sa.and_(ts_col == ts, id_col > ident)))
+    return stmt.order_by(ts_col, id_col).limit(min(max(limit, 1), MAX_PAGE))

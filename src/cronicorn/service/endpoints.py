@@ -10,15 +10,20 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cronicorn.observability.redaction import join_url_secrets, split_url_secrets
-from cronicorn.service.common import load_endpoint, load_job, merge_secret_map, refuse_archived
+from cronicorn.service.common import (
+    load_endpoint,
+    load_job,
+    merge_secret_map,
+    page_ascending,
+    refuse_archived,
+)
 from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.keys import Principal
+from cronicorn.service.quotas import Quotas
 from cronicorn.service.schemas import EndpointCreate, EndpointOut, EndpointUpdate
 from cronicorn.service.validation import keeps_mask
 from cronicorn.store.secrets import MASK, SecretBox, masked
 from cronicorn.store.tables import Endpoint, utcnow
-
-MAX_ENDPOINTS_PER_JOB = 100
 
 
 class Endpoints:
@@ -27,10 +32,12 @@ class Endpoints:
         sessions: async_sessionmaker[AsyncSession],
         box: SecretBox,
         clock: Callable[[], datetime] = utcnow,
+        quotas: Quotas = Quotas(),
     ) -> None:
         self._sessions = sessions
         self._box = box
         self._now = clock
+        self._quotas = quotas
 
     async def create(self, principal: Principal, job_id: str, data: EndpointCreate) -> EndpointOut:
         async with self._sessions() as session, session.begin():
@@ -38,8 +45,11 @@ class Endpoints:
             count = await session.scalar(
                 sa.select(sa.func.count()).select_from(Endpoint).where(Endpoint.job_id == job_id)
             )
-            if (count or 0) >= MAX_ENDPOINTS_PER_JOB:
-                raise StateConflict(f"job {job_id} already has {MAX_ENDPOINTS_PER_JOB} endpoints")
+            limit = self._quotas.endpoints_per_job
+            if (count or 0) >= limit:
+                raise StateConflict(
+                    f"quota exceeded: job {job_id} already has {limit} endpoints (the limit)"
+                )
             now = self._now()
             url, url_secret = self._url(data.url, None)
             row = Endpoint(
@@ -56,15 +66,23 @@ class Endpoints:
             session.add(row)
         return endpoint_out(row)
 
-    async def list_for_job(self, principal: Principal, job_id: str) -> list[EndpointOut]:
+    async def list_for_job(
+        self, principal: Principal, job_id: str, limit: int = 100, after: str | None = None
+    ) -> list[EndpointOut]:
+        """Creation order; pass the last id you saw as `after` for the next page."""
         async with self._sessions() as session:
             await load_job(session, principal, job_id)
-            rows = await session.scalars(
-                sa.select(Endpoint)
-                .where(Endpoint.job_id == job_id)
-                .order_by(Endpoint.created_at, Endpoint.id)
-            )
-            return [endpoint_out(row) for row in rows]
+            base = sa.select(Endpoint).where(Endpoint.job_id == job_id)
+            cursor = None
+            if after is not None:
+                ref = await session.scalar(base.where(Endpoint.id == after))
+                if ref is None:
+                    raise FieldErrors(
+                        [("after", f"unknown endpoint id for this job: {after}")], "query"
+                    )
+                cursor = (ref.created_at, ref.id)
+            stmt = page_ascending(base, Endpoint.created_at, Endpoint.id, cursor, limit)
+            return [endpoint_out(row) for row in await session.scalars(stmt)]
 
     async def get(self, principal: Principal, endpoint_id: str) -> EndpointOut:
         async with self._sessions() as session:

@@ -18,6 +18,7 @@ from cronicorn.errors import NotFoundError
 from cronicorn.service.common import load_job, page, refuse_archived, visible
 from cronicorn.service.errors import FieldErrors
 from cronicorn.service.keys import Principal
+from cronicorn.service.quotas import Quotas
 from cronicorn.service.schemas import (
     EndpointResultOut,
     JobErrorOut,
@@ -39,15 +40,23 @@ class History:
         self,
         sessions: async_sessionmaker[AsyncSession],
         clock: Callable[[], datetime] = utcnow,
+        quotas: Quotas = Quotas(),
     ) -> None:
         self._sessions = sessions
         self._now = clock
+        self._quotas = quotas
 
     async def post_message(
         self, principal: Principal, job_id: str, data: MessageCreate
     ) -> MessageOut:
+        size = len(data.content.encode())
+        if size > self._quotas.message_bytes:
+            raise FieldErrors(
+                [("content", f"is {size} bytes; the limit is {self._quotas.message_bytes}")]
+            )
         async with self._sessions() as session, session.begin():
-            refuse_archived(await load_job(session, principal, job_id))
+            refuse_archived(await load_job(session, principal, job_id, for_update=True))
+            await self._make_room(session, job_id)
             row = Message(
                 id=str(uuid.uuid4()),
                 job_id=job_id,
@@ -58,6 +67,24 @@ class History:
             )
             session.add(row)
         return message_out(row)
+
+    async def _make_room(self, session: AsyncSession, job_id: str) -> None:
+        """Delete the oldest messages so one more fits within `messages_per_job` (the caller
+        holds the job's row lock)."""
+        keep = self._quotas.messages_per_job - 1
+        count = await session.scalar(
+            sa.select(sa.func.count()).select_from(Message).where(Message.job_id == job_id)
+        )
+        excess = (count or 0) - keep
+        if excess <= 0:
+            return
+        oldest = (
+            sa.select(Message.id)
+            .where(Message.job_id == job_id)
+            .order_by(Message.created_at, Message.id)
+            .limit(excess)
+        )
+        await session.execute(sa.delete(Message).where(Message.id.in_(oldest.scalar_subquery())))
 
     async def messages(
         self, principal: Principal, job_id: str, limit: int = 100, before: str | None = None

@@ -14,10 +14,12 @@ from cronicorn.errors import NotFoundError
 from cronicorn.service.common import load_job, merge_secret_map, page, refuse_archived, visible
 from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.keys import Principal
+from cronicorn.service.quotas import Quotas
 from cronicorn.service.schemas import JobCreate, JobOut, JobUpdate, LastSchedule
+from cronicorn.store.locks import lock_row
 from cronicorn.store.notify import notify_jobs_changed
 from cronicorn.store.secrets import SecretBox, masked
-from cronicorn.store.tables import Job, utcnow
+from cronicorn.store.tables import Job, Tenant, utcnow
 
 
 class Jobs:
@@ -26,10 +28,12 @@ class Jobs:
         sessions: async_sessionmaker[AsyncSession],
         box: SecretBox,
         clock: Callable[[], datetime] = utcnow,
+        quotas: Quotas = Quotas(),
     ) -> None:
         self._sessions = sessions
         self._box = box
         self._now = clock
+        self._quotas = quotas
 
     async def create(self, principal: Principal, data: JobCreate) -> JobOut:
         """A new job in the caller's tenant; due at once unless `next_run_at` is given."""
@@ -44,9 +48,25 @@ class Jobs:
             updated_at=now,
         )
         async with self._sessions() as session, session.begin():
+            await self._check_job_quota(session, principal.tenant_id)
             session.add(job)
             await notify_jobs_changed(session)
         return job_out(job, now)
+
+    async def _check_job_quota(self, session: AsyncSession, tenant_id: str) -> None:
+        """Under the tenant's row lock, so concurrent creates cannot overshoot."""
+        await lock_row(session, Tenant.id, tenant_id)
+        count = await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Job)
+            .where(Job.tenant_id == tenant_id, Job.status != JobStatus.ARCHIVED.value)
+        )
+        limit = self._quotas.jobs_per_tenant
+        if (count or 0) >= limit:
+            raise StateConflict(
+                f"quota exceeded: the tenant already has {limit} jobs (the limit); "
+                "archive one first"
+            )
 
     async def list(
         self,

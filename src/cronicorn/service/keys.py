@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cronicorn.domain.models import Scope
 from cronicorn.errors import NotFoundError
+from cronicorn.service.errors import FieldErrors
 from cronicorn.service.schemas import KeyCreated, KeyOut
 from cronicorn.service.validation import plausible_id
 from cronicorn.store.tables import ApiKey, Tenant, utcnow
@@ -75,14 +76,22 @@ class Keys:
             return None
         return Principal(tenant_id=row.tenant_id, scope=Scope(row.scope), key_id=row.id)
 
-    async def list(self) -> list[KeyOut]:
+    async def list(self, limit: int = 100, after: str | None = None) -> list[KeyOut]:
+        """Creation order; pass the last id you saw as `after` for the next page."""
         async with self._sessions() as session:
-            rows = await session.execute(
-                sa.select(ApiKey, Tenant.name)
-                .join(Tenant, Tenant.id == ApiKey.tenant_id)
-                .order_by(ApiKey.created_at, ApiKey.id)
-            )
-            return [_key_out(key, name) for key, name in rows]
+            stmt = sa.select(ApiKey, Tenant.name).join(Tenant, Tenant.id == ApiKey.tenant_id)
+            if after is not None:
+                ref = await session.get(ApiKey, after) if plausible_id(after) else None
+                if ref is None:
+                    raise FieldErrors([("after", f"unknown key id: {after}")], "query")
+                stmt = stmt.where(
+                    sa.or_(
+                        ApiKey.created_at > ref.created_at,
+                        sa.and_(ApiKey.created_at == ref.created_at, ApiKey.id > ref.id),
+                    )
+                )
+            stmt = stmt.order_by(ApiKey.created_at, ApiKey.id).limit(max(1, limit))
+            return [_key_out(key, name) for key, name in await session.execute(stmt)]
 
     async def revoke(self, key_id: str) -> KeyOut:
         if not plausible_id(key_id):

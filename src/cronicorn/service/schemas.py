@@ -327,3 +327,24 @@ class KeyOut(BaseModel):
 
 class KeyCreated(KeyOut):
     key: str = Field(description="The API key. Shown once; only its hash is stored.")
+
+
+# --------------------------------------------------------------------------- signing
+
+
+class SigningKeyOut(BaseModel):
+    """The tenant's outbound signing key. Every endpoint call carries
+    `X-Cronicorn-Timestamp` and `X-Cronicorn-Signature: sha256=<hex>` (HMAC-SHA256 with this
+    secret over `"{timestamp}.{body}"`)."""
+
+    key_id: str = Field(description="Changes on every rotation.")
+    status: Literal["active", "revoked"] = Field(
+        description="`revoked`: calls go out unsigned until a new key is created."
+    )
+    created_at: datetime
+    revoked_at: datetime | None = None
+    secret: str | None = Field(
+        default=None,
+        description="The secret, shown once: in the response that creates or rotates the "
+        "key, or in the first GET of a key created automatically. Null otherwise.",
+    )

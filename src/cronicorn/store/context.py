@@ -1,9 +1,9 @@
-"""Batched loading of job contexts for a claim: three queries for the whole batch.
+"""Batched loading of job contexts for a claim: four queries for the whole batch.
 
-Endpoints are read with `job_id IN (…)`; the last N messages of each job and the last K
-results of each endpoint with one `UNION ALL` of per-key `ORDER BY … DESC LIMIT n` branches
-(each served by an index), so a batch costs the same round trips as one job and a long
-history costs nothing extra.
+Endpoints and the tenants' signing keys are read with `… IN (…)`; the last N messages of
+each job and the last K results of each endpoint with one `UNION ALL` of per-key
+`ORDER BY … DESC LIMIT n` branches (each served by an index), so a batch costs the same
+round trips as one job and a long history costs nothing extra.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from cronicorn.domain.models import EndpointSpec, JobContext, Message, PastResul
 from cronicorn.errors import ConfigError
 from cronicorn.store import mapping
 from cronicorn.store.secrets import SecretBox
+from cronicorn.store.signing_keys import decrypt_signing_secret, signing_ciphertexts
 from cronicorn.store.tables import Endpoint, EndpointResult
 from cronicorn.store.tables import Message as MessageRow
 
@@ -141,13 +142,14 @@ def build_context(
     results: Sequence[PastResult],
     box: SecretBox,
     today: str,
+    signing_secret: str | None = None,
 ) -> JobContext:
     """Decrypts the job's secrets; raises ConfigError if they cannot be decrypted."""
     endpoints: tuple[EndpointSpec, ...] = tuple(
         mapping.endpoint_spec(row, box) for row in endpoint_rows
     )
     return JobContext(
-        job=mapping.job_snapshot(job_row, box, today),
+        job=mapping.job_snapshot(job_row, box, today, signing_secret),
         endpoints=endpoints,
         messages=tuple(messages),
         recent_results=tuple(results),
@@ -179,6 +181,7 @@ async def load_contexts(
     messages = await load_messages(conn, ids, history_limit)
     endpoint_ids = [row["id"] for rows in endpoints.values() for row in rows]
     results = await load_recent_results(conn, endpoint_ids, results_per_endpoint, excerpt_chars)
+    signing = await signing_ciphertexts(conn, [row["tenant_id"] for row in job_rows], box)
     for row in job_rows:
         job_id = row["id"]
         try:
@@ -189,6 +192,7 @@ async def load_contexts(
                 results.get(job_id, []),
                 box,
                 today,
+                decrypt_signing_secret(box, signing.get(row["tenant_id"])),
             )
         except ConfigError as exc:
             failures[job_id] = str(exc)

@@ -228,8 +228,8 @@ class LocalSchedulerBackend:
     async def mark_worker_stopped(self, worker_id: str) -> None:
         await self.repository.mark_worker_stopped(worker_id, now=self._now())
 
-    async def list_workers(self) -> list[WorkerInfo]:
-        return await self.repository.list_workers()
+    async def list_workers(self, limit: int | None = None) -> list[WorkerInfo]:
+        return await self.repository.list_workers(limit)
 
     async def force_unlock(
         self, job_ids: Sequence[str] | None = None, stale_only: bool = True

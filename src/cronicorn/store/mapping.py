@@ -104,7 +104,9 @@ def last_schedule_json(schedule: Mapping[str, Any]) -> dict[str, Any]:
     return {k: schedule.get(k) for k in ("next_run_at", "source", "reasoning", "confidence")}
 
 
-def job_snapshot(row: RowMapping, box: SecretBox, today: str) -> JobSnapshot:
+def job_snapshot(
+    row: RowMapping, box: SecretBox, today: str, signing_secret: str | None = None
+) -> JobSnapshot:
     """A claimed job row as the planner sees it; `default_headers` decrypted."""
     used_today = row["tokens_today"] if row["tokens_day"] == today else 0
     return JobSnapshot(
@@ -125,6 +127,7 @@ def job_snapshot(row: RowMapping, box: SecretBox, today: str) -> JobSnapshot:
         default_headers=box.decrypt_map(row["default_headers"] or {}),
         daily_token_budget=row["daily_token_budget"],
         tokens_used_today=used_today,
+        signing_secret=signing_secret,
     )
 
 

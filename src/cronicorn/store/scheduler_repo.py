@@ -397,8 +397,8 @@ class SchedulerRepository:
     ) -> None:
         await workers.record_heartbeat(self.engine, worker_id, info, utc_now(now))
 
-    async def list_workers(self) -> list[workers.WorkerInfo]:
-        return await workers.list_workers(self.engine)
+    async def list_workers(self, limit: int | None = None) -> list[workers.WorkerInfo]:
+        return await workers.list_workers(self.engine, limit)
 
     async def mark_worker_stopped(self, worker_id: str, now: datetime | None = None) -> None:
         await workers.mark_worker_stopped(self.engine, worker_id, utc_now(now))

@@ -365,3 +365,34 @@ class AlertDelivery(Base):
         sa.Index("ix_alert_deliveries_due", "status", "next_attempt_at"),
         sa.Index("ix_alert_deliveries_channel_delivered", "channel_id", "delivered_at"),
     )
+
+
+class RateLimit(Base):
+    """Fixed-window request counters shared by every API replica (see store/rate_limits.py).
+
+    `bucket` names what is counted (`key:<key id>`, `auth:<client address>`); one row per
+    bucket and window, pruned once the window has passed."""
+
+    __tablename__ = "rate_limits"
+    bucket: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(primary_key=True)
+    count: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = (sa.Index("ix_rate_limits_window_start", "window_start"),)
+
+
+class SigningKey(Base):
+    """A tenant's outbound signing secret (encrypted), see service/signing.py.
+
+    `secret` is NULL once revoked; `revealed_at` records that the secret was shown (it is
+    shown once)."""
+
+    __tablename__ = "signing_keys"
+    tenant_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    key_id: Mapped[str] = mapped_column(sa.String(36))
+    secret: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revealed_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -77,12 +77,11 @@ async def mark_worker_stopped(engine: AsyncEngine, worker_id: str, now: datetime
         )
 
 
-async def list_workers(engine: AsyncEngine) -> list[WorkerInfo]:
-    """Every known worker, most recent heartbeat first."""
+async def list_workers(engine: AsyncEngine, limit: int | None = None) -> list[WorkerInfo]:
+    """Known workers (at most `limit`), most recent heartbeat first."""
+    stmt = sa.select(workers_t).order_by(workers_t.c.last_heartbeat_at.desc(), workers_t.c.id)
     async with engine.connect() as conn:
-        rows = await conn.execute(
-            sa.select(workers_t).order_by(workers_t.c.last_heartbeat_at.desc(), workers_t.c.id)
-        )
+        rows = await conn.execute(stmt.limit(limit) if limit is not None else stmt)
         return [
             WorkerInfo(
                 id=r["id"],

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 
 from cronicorn.api.deps import Svc, UserKey
 from cronicorn.api.errors import error_responses
+from cronicorn.api.routes.params import After, AscendingLimit
 from cronicorn.service.schemas import EndpointCreate, EndpointOut, EndpointUpdate
 
 router = APIRouter(tags=["endpoints"], responses=error_responses(401, 403, 404, 413, 422))
@@ -23,8 +24,11 @@ async def create_endpoint(
 
 
 @router.get("/api/jobs/{job_id}/endpoints", response_model=list[EndpointOut])
-async def list_endpoints(job_id: str, principal: UserKey, svc: Svc) -> list[EndpointOut]:
-    return await svc.endpoints.list_for_job(principal, job_id)
+async def list_endpoints(
+    job_id: str, principal: UserKey, svc: Svc, limit: AscendingLimit = 100, after: After = None
+) -> list[EndpointOut]:
+    """Creation order; pass the last endpoint's id as `after` for the next page."""
+    return await svc.endpoints.list_for_job(principal, job_id, limit, after)
 
 
 @router.get("/api/endpoints/{endpoint_id}", response_model=EndpointOut)

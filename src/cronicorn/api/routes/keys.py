@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from cronicorn.api.deps import AdminKey, Svc
 from cronicorn.api.errors import error_responses
+from cronicorn.api.routes.params import After, AscendingLimit
 from cronicorn.service.schemas import KeyCreate, KeyCreated, KeyOut
 
 router = APIRouter(
@@ -20,8 +21,11 @@ async def create_key(body: KeyCreate, _: AdminKey, svc: Svc) -> KeyCreated:
 
 
 @router.get("", response_model=list[KeyOut])
-async def list_keys(_: AdminKey, svc: Svc) -> list[KeyOut]:
-    return await svc.keys.list()
+async def list_keys(
+    _: AdminKey, svc: Svc, limit: AscendingLimit = 100, after: After = None
+) -> list[KeyOut]:
+    """Creation order; pass the last key's id as `after` for the next page."""
+    return await svc.keys.list(limit, after)
 
 
 @router.delete("/{key_id}", response_model=KeyOut, responses=error_responses(404))

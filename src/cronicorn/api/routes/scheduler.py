@@ -12,7 +12,7 @@ import contextlib
 import logging
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from cronicorn.api.deps import AdminKey, EngineKey
 from cronicorn.api.errors import error_responses
@@ -202,9 +202,13 @@ async def worker_stopped(worker_id: PathWorkerId, request: Request, _: EngineKey
 
 
 @router.get("/workers", response_model=list[WorkerOut])
-async def workers(request: Request, _: EngineKey) -> list[WorkerOut]:
-    """Every known worker, most recent heartbeat first."""
-    rows = await backend(request).list_workers()
+async def workers(
+    request: Request,
+    _: EngineKey,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 1000,
+) -> list[WorkerOut]:
+    """Known workers, most recent heartbeat first."""
+    rows = await backend(request).list_workers(limit)
     return [WorkerOut.model_validate(row, from_attributes=True) for row in rows]
 
 

@@ -1,0 +1,79 @@
+"""Every list route is paginated with a bounded `limit` (issue 10)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.conftest import ENDPOINT, JOB, Api
+
+LISTS = [
+    ("alice", "/api/jobs"),
+    ("alice", "/api/jobs/{job}/endpoints"),
+    ("alice", "/api/jobs/{job}/messages"),
+    ("alice", "/api/jobs/{job}/runs"),
+    ("alice", "/api/jobs/{job}/errors"),
+    ("admin", "/api/admin/keys"),
+    ("engine", "/api/scheduler/workers"),
+]
+
+
+def test_every_get_list_route_takes_a_bounded_limit(sqlite_api: Api) -> None:
+    """Routes answering a JSON array: all of them are in LISTS (a new one must be too)."""
+    schema = sqlite_api.app.openapi()
+    arrays = set()
+    for path, ops in schema["paths"].items():
+        get = ops.get("get")
+        if not get:
+            continue
+        content = get["responses"]["200"].get("content", {}).get("application/json", {})
+        if content.get("schema", {}).get("type") == "array":
+            arrays.add(path)
+            limit = next(p for p in get.get("parameters", []) if p["name"] == "limit")
+            assert limit["schema"]["maximum"] == 1000, path
+    assert arrays == {path.replace("{job}", "{job_id}") for _, path in LISTS}
+
+
+@pytest.mark.parametrize(("who", "path"), LISTS)
+@pytest.mark.parametrize("limit", ["0", "1001", "lots"])
+async def test_limit_out_of_bounds_is_a_422(
+    sqlite_api: Api, who: str, path: str, limit: str
+) -> None:
+    job = (await sqlite_api.call("POST", "/api/jobs", json=JOB)).json()
+    r = await sqlite_api.call("GET", path.format(job=job["id"]), who=who, params={"limit": limit})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"] == ["query", "limit"]
+
+
+async def test_endpoints_page_in_creation_order(api: Api) -> None:
+    job = (await api.call("POST", "/api/jobs", json=JOB)).json()
+    path = f"/api/jobs/{job['id']}/endpoints"
+    for i in range(5):
+        await api.call("POST", path, json={**ENDPOINT, "name": f"e{i}"})
+    seen: list[str] = []
+    after = None
+    while True:
+        params = {"limit": 2} | ({"after": after} if after else {})
+        page = (await api.call("GET", path, params=params)).json()
+        if not page:
+            break
+        assert len(page) <= 2
+        seen += [e["name"] for e in page]
+        after = page[-1]["id"]
+    assert seen == [f"e{i}" for i in range(5)]
+    r = await api.call("GET", path, params={"after": job["id"]})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["query", "after"]
+
+
+async def test_admin_key_list_pages(api: Api) -> None:
+    everything = (await api.call("GET", "/api/admin/keys", who="admin")).json()
+    assert len(everything) == 5
+    first = (await api.call("GET", "/api/admin/keys", who="admin", params={"limit": 3})).json()
+    rest = (
+        await api.call(
+            "GET", "/api/admin/keys", who="admin", params={"after": first[-1]["id"], "limit": 3}
+        )
+    ).json()
+    assert [k["id"] for k in first + rest] == [k["id"] for k in everything]
+    r = await api.call("GET", "/api/admin/keys", who="admin", params={"after": "nope"})
+    assert r.status_code == 422
