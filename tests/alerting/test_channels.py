@@ -4,8 +4,10 @@ creation and at delivery, and secrets that never leave encrypted storage."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -193,20 +195,43 @@ async def test_private_address_is_refused_at_creation_like_an_endpoint(
         assert again["url"] == "https://hooks.example.com/***"
 
 
-async def test_host_name_resolving_to_a_private_address_is_refused_at_delivery(
-    sqlite_url: str,
-) -> None:
+async def test_localhost_is_refused_at_creation_like_an_endpoint(sqlite_url: str) -> None:
     async with make_stack(sqlite_url, allowed_hosts=()) as stack:
-        created = await stack.ok(
+        resp = await stack.call(
             "POST",
             "/api/alerts/channels",
             json={"name": "lo", "kind": "webhook", "url": "http://localhost:9/hook"},
         )
+    assert resp.status_code == 422
+    assert "blocked destination: loopback" in resp.text
+
+
+def _name_resolving_inward() -> str:
+    """This machine's host name, which /etc/hosts maps to a loopback or private address."""
+    host = socket.gethostname()
+    try:
+        infos = socket.getaddrinfo(host, 9, proto=socket.IPPROTO_TCP)
+    except OSError:
+        pytest.skip(f"host name {host!r} does not resolve here")
+    if not all(ipaddress.ip_address(info[4][0]).is_private for info in infos):
+        pytest.skip(f"host name {host!r} resolves to a public address here")
+    return host
+
+
+async def test_host_name_resolving_to_a_private_address_is_refused_at_delivery(
+    sqlite_url: str,
+) -> None:
+    host = _name_resolving_inward()
+    async with make_stack(sqlite_url, allowed_hosts=()) as stack:
+        created = await stack.ok(
+            "POST",
+            "/api/alerts/channels",
+            json={"name": "lo", "kind": "webhook", "url": f"http://{host}:9/hook"},
+        )
         delivery = await stack.ok("POST", f"/api/alerts/channels/{created['id']}/test")
     assert delivery["status"] == "failed"
     assert delivery["attempts"] == 1
-    assert "blocked destination localhost" in delivery["last_error"]
-    assert "(loopback)" in delivery["last_error"]
+    assert f"blocked destination {host}" in delivery["last_error"]
 
 
 async def test_channel_secrets_never_appear_in_output_logs_or_the_delivery_log(
