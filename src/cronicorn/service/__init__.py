@@ -9,15 +9,18 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cronicorn.service.dashboard import Dashboard
 from cronicorn.service.endpoints import Endpoints
 from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.history import History
 from cronicorn.service.jobs import Jobs
 from cronicorn.service.keys import Keys, Principal
+from cronicorn.service.web_sessions import WebSessions
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import utcnow
 
 __all__ = [
+    "Dashboard",
     "Endpoints",
     "FieldErrors",
     "History",
@@ -26,6 +29,7 @@ __all__ = [
     "Principal",
     "Services",
     "StateConflict",
+    "WebSessions",
 ]
 
 
@@ -37,6 +41,8 @@ class Services:
     jobs: Jobs
     endpoints: Endpoints
     history: History
+    dashboard: Dashboard
+    web_sessions: WebSessions
 
     @classmethod
     def build(
@@ -45,9 +51,12 @@ class Services:
         box: SecretBox,
         clock: Callable[[], datetime] = utcnow,
     ) -> Services:
+        keys = Keys(sessions)
         return cls(
-            keys=Keys(sessions),
+            keys=keys,
             jobs=Jobs(sessions, box, clock),
             endpoints=Endpoints(sessions, box, clock),
             history=History(sessions, clock),
+            dashboard=Dashboard(sessions, clock),
+            web_sessions=WebSessions(sessions, keys, clock),
         )
