@@ -23,6 +23,7 @@ from cronicorn.settings import Settings
 from cronicorn.store.db import create_engine, session_factory
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.migrate import check_migrations_current
+from cronicorn.web.app import install_dashboard
 
 DESCRIPTION = """AI-driven HTTP job scheduler.
 
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (health, jobs, endpoints, history, scheduler, keys):
         app.include_router(module.router)
+    install_dashboard(app)  # the web dashboard at / (after the API: /api routes win)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=ApiMetrics(registry))
     return app

@@ -16,8 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cronicorn.domain.models import JobStatus
-from cronicorn.observability.status import FailingJob, JobSummary, StatusReport
-from cronicorn.observability.status import build_status_report
+from cronicorn.observability.status import FailingJob, JobSummary, StatusReport, build_status_report
 from cronicorn.service.common import load_job, visible
 from cronicorn.service.jobs import job_out
 from cronicorn.service.keys import Principal
@@ -152,9 +151,7 @@ class Dashboard:
             sa.select(
                 sa.func.count().filter(due_condition(now)),
                 sa.func.count().filter(Job.lease_owner.is_not(None), Job.lease_expires_at > now),
-                sa.func.count().filter(
-                    Job.lease_owner.is_not(None), Job.lease_expires_at <= now
-                ),
+                sa.func.count().filter(Job.lease_owner.is_not(None), Job.lease_expires_at <= now),
                 sa.func.count().filter(
                     Job.status == JobStatus.ACTIVE.value, Job.consecutive_failures > 0
                 ),

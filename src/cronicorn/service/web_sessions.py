@@ -163,7 +163,9 @@ class WebSessions:
                 return None
             if now - web.last_seen_at >= TOUCH_EVERY:
                 web.last_seen_at = now
-            principal = Principal(tenant_id=web.tenant_id, scope=Scope(web.scope), key_id=web.key_id)
+            principal = Principal(
+                tenant_id=web.tenant_id, scope=Scope(web.scope), key_id=web.key_id
+            )
             return OpenSession(principal=principal, csrf_token=web.csrf_token)
 
     async def sign_out(self, token: str) -> None:

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+NONE = "\u2013"
+"""Shown for a missing value (an en dash)."""
 BODY_CAP = 4000
 """Characters of a stored response body shown on the run page."""
 
@@ -14,7 +16,7 @@ BODY_CAP = 4000
 def duration(ms: float | int | None) -> str:
     """A short human duration: 850 ms, 12.5 s, 4 min, 2 h 5 min, 3 d."""
     if ms is None:
-        return "–"
+        return NONE
     ms = float(ms)
     if ms < 1000:
         return f"{ms:.0f} ms"
@@ -34,7 +36,7 @@ def duration(ms: float | int | None) -> str:
 def relative(when: datetime | None, now: datetime | None = None) -> str:
     """`in 3 min`, `12 s ago`, `now`."""
     if when is None:
-        return "–"
+        return NONE
     now = now or datetime.now(UTC)
     delta_ms = (when - now).total_seconds() * 1000
     if abs(delta_ms) < 1000:
@@ -49,11 +51,11 @@ def iso(when: datetime | None) -> str:
 
 def clock(when: datetime | None) -> str:
     """`2026-11-30 14:05:09 UTC`."""
-    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if when else "–"
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if when else NONE
 
 
 def percent(rate: float | None) -> str:
-    return "–" if rate is None else f"{rate * 100:.0f}%"
+    return NONE if rate is None else f"{rate * 100:.0f}%"
 
 
 def pretty_json(value: Any, cap: int = BODY_CAP) -> str:

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from cronicorn.web.format import FILTERS
+from cronicorn.web.timeline import group_of
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -36,6 +37,7 @@ _env = Environment(
     lstrip_blocks=True,
 )
 _env.filters.update(FILTERS)
+_env.filters["source_group"] = group_of
 
 
 def secure(response: Response) -> Response:
@@ -47,9 +49,7 @@ def page(
     request: Request, template: str, context: dict[str, Any], status_code: int = 200
 ) -> HTMLResponse:
     """Render `template` with `context` plus `request` and `now`."""
-    html = _env.get_template(template).render(
-        request=request, now=datetime.now(UTC), **context
-    )
+    html = _env.get_template(template).render(request=request, now=datetime.now(UTC), **context)
     response = HTMLResponse(html, status_code=status_code)
     secure(response)
     return response

@@ -1,7 +1,7 @@
 """The job page's timeline chart: geometry for a server-rendered SVG.
 
 Each run is a point at its start time; its height is the interval the scheduler chose after
-it (next run − end of run, log scale) and its colour the source of that choice. A strip
+it (next run - end of run, log scale) and its colour the source of that choice. A strip
 under the chart shows each run's outcome. The template draws what this module computes.
 """
 
@@ -116,13 +116,13 @@ def build_timeline(runs: Sequence[TimelineRun]) -> Timeline | None:
         chosen = f", next in {duration(interval * 1000)}" if interval is not None else ""
         label = f"{clock(run.started_at)}: {run.status}{chosen} ({run.source or 'no schedule'})"
         points.append(
-            Point(run.id, round(x_of(run.started_at), 1), y, group_of(run.source), run.status, label)
+            Point(
+                run.id, round(x_of(run.started_at), 1), y, group_of(run.source), run.status, label
+            )
         )
     line = " ".join(f"{p.x},{p.y:.1f}" for p in points if p.y is not None)
     y_ticks = [
-        Tick(round(y_of(s), 1), duration(s * 1000))
-        for s in TICKS_S
-        if low <= math.log10(s) <= high
+        Tick(round(y_of(s), 1), duration(s * 1000)) for s in TICKS_S if low <= math.log10(s) <= high
     ]
     x_ticks = [Tick(LEFT, clock(t0))]
     if len(runs) > 1:
