@@ -24,17 +24,24 @@ pytestmark = pytest.mark.slow
 WAIT_S = 30.0
 
 
-def wait_for(driver: WebDriver, condition: Callable[[WebDriver], Any], timeout: float = WAIT_S) -> Any:
+def wait_for(
+    driver: WebDriver, condition: Callable[[WebDriver], Any], timeout: float = WAIT_S
+) -> Any:
     return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition)
 
 
 def shoot(driver: WebDriver, name: str) -> None:
-    """Full-page screenshots at desktop and phone width."""
-    for width, label in ((1280, "desktop"), (390, "phone")):
-        driver.set_window_size(width, 900)
-        height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(width, min(int(height) + 140, 6000))
-        driver.save_screenshot(str(SCREENSHOTS / f"{name}-{label}.png"))
+    """A full-page screenshot at 1280 px, and the page screen by screen at phone width."""
+    driver.set_window_size(1280, 900)
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1280, min(int(height) + 140, 6000))
+    driver.save_screenshot(str(SCREENSHOTS / f"{name}-desktop.png"))
+    driver.set_window_size(390, 844)
+    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
+    for part, top in enumerate(range(0, min(height, 6000), 700), start=1):
+        driver.execute_script("window.scrollTo(0, arguments[0])", top)
+        driver.save_screenshot(str(SCREENSHOTS / f"{name}-phone-{part}.png"))
+    driver.execute_script("window.scrollTo(0, 0)")
     driver.set_window_size(1280, 900)
 
 

@@ -64,6 +64,14 @@ def pretty_json(value: Any, cap: int = BODY_CAP) -> str:
     return text if len(text) <= cap else text[:cap] + f"\n… ({len(text) - cap} more characters)"
 
 
+def per_minute(count: int, since: datetime | None, now: datetime) -> str:
+    """Throughput since `since`: `count` per minute, one decimal."""
+    if since is None or not isinstance(count, int):
+        return NONE
+    minutes = (now - since).total_seconds() / 60
+    return f"{count / minutes:.1f}" if minutes > 0 else NONE
+
+
 FILTERS: dict[str, Callable[..., str]] = {
     "duration": duration,
     "relative": relative,
@@ -71,4 +79,5 @@ FILTERS: dict[str, Callable[..., str]] = {
     "clock": clock,
     "percent": percent,
     "pretty_json": pretty_json,
+    "per_minute": per_minute,
 }
