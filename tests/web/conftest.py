@@ -45,7 +45,8 @@ class LiveDashboard:
     services: Services | None = None
 
     def call(self, fn: Callable[[Services], Awaitable[T]]) -> T:
-        assert self.loop is not None and self.services is not None
+        assert self.loop is not None
+        assert self.services is not None
         services = self.services
         future: Future[T] = asyncio.run_coroutine_threadsafe(_wrap(fn(services)), self.loop)
         return future.result(timeout=30)

@@ -12,7 +12,8 @@ def serve(
     port: int = typer.Option(9999, min=0, max=65535, help="TCP port."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
-    """Run the REST API (OpenAPI docs at /docs). The schema is created/upgraded first."""
+    """Run the REST API (at /api, OpenAPI docs at /docs) and the dashboard (at /). The schema
+    is created/upgraded first."""
     import uvicorn
 
     from cronicorn.api import create_app
