@@ -35,6 +35,7 @@ _env = Environment(
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
+    auto_reload=False,  # templates ship in the package: no stat() per render
 )
 _env.filters.update(FILTERS)
 _env.filters["source_group"] = group_of

@@ -6,7 +6,7 @@ new fields when their services exist; templates render a section only when its f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cronicorn.service import Principal, Services
 from cronicorn.service.dashboard import RunCounts
@@ -22,7 +22,7 @@ from cronicorn.web.timeline import Timeline, build_timeline, group_of
 RUNS_PER_PAGE = 25
 TIMELINE_RUNS = 200
 MESSAGES_SHOWN = 20
-DECISIONS_SHOWN = 10
+DECISIONS_SHOWN = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,8 @@ class Decision:
     next_run_at: str
     reasoning: str
     confidence: float | None
+    repeats: int = 1
+    """Consecutive runs that made this same decision (shown once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +63,16 @@ class RunPage:
 
 
 def decisions_of(runs: list[RunOut]) -> list[Decision]:
-    out = []
+    """Newest first; a run repeating the previous decision (same source and reasoning)
+    only counts towards that one."""
+    out: list[Decision] = []
     for run in runs:
         schedule = run.schedule
         if schedule is None or not schedule.source:
+            continue
+        reasoning = schedule.reasoning or ""
+        if out and (out[-1].source, out[-1].reasoning) == (schedule.source, reasoning):
+            out[-1] = replace(out[-1], repeats=out[-1].repeats + 1)
             continue
         out.append(
             Decision(
@@ -72,7 +80,7 @@ def decisions_of(runs: list[RunOut]) -> list[Decision]:
                 source=schedule.source,
                 group=group_of(schedule.source),
                 next_run_at=schedule.next_run_at.isoformat() if schedule.next_run_at else "",
-                reasoning=schedule.reasoning or "",
+                reasoning=reasoning,
                 confidence=schedule.confidence,
             )
         )
