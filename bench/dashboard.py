@@ -156,9 +156,10 @@ async def query_plans(db: Any, job_id: str) -> dict[str, list[str]]:
         .where(Run.job_id == job_id)
         .order_by(Run.started_at.desc(), Run.id.desc())
         .limit(26),
-        "day_counts": sa.select(sa.func.count())
-        .select_from(Run)
-        .where(Run.job_id == job_id, Run.started_at >= day_ago),
+        "day_counts": sa.select(
+            sa.func.count().filter(Run.status != "running"),
+            sa.func.count().filter(Run.status == "completed"),
+        ).where(Run.job_id == job_id, Run.started_at >= day_ago),
     }
     plans = {}
     async with db.connect() as conn:

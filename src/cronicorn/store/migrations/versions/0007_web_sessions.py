@@ -1,4 +1,4 @@
-"""dashboard sessions and failed sign-in counters
+"""dashboard sessions, failed sign-in counters, a covering index for run counts
 
 Revision ID: 0007
 Revises: 0002
@@ -41,9 +41,13 @@ def upgrade() -> None:
         sa.Column("failures", sa.Integer(), nullable=False),
         sa.Column("window_started_at", sa.DateTime(timezone=True), nullable=False),
     )
+    op.create_index(
+        "ix_runs_job_started_status", "runs", ["job_id", "started_at", "status"], unique=False
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_runs_job_started_status", table_name="runs")
     op.drop_table("web_signin_failures")
     op.drop_index("ix_web_sessions_key_id", table_name="web_sessions")
     op.drop_table("web_sessions")
