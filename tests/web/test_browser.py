@@ -11,7 +11,11 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import (
+    NoAlertPresentException,
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -27,7 +31,11 @@ WAIT_S = 30.0
 def wait_for(
     driver: WebDriver, condition: Callable[[WebDriver], Any], timeout: float = WAIT_S
 ) -> Any:
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition)
+    """Poll until `condition` is truthy; elements replaced by a navigation or a live refresh
+    in the meantime are looked up again."""
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    wait = WebDriverWait(driver, timeout, poll_frequency=0.2, ignored_exceptions=ignored)
+    return wait.until(condition)
 
 
 def shoot(driver: WebDriver, name: str) -> None:
