@@ -272,3 +272,15 @@ async def test_search_and_status_filter(web: Api) -> None:
     assert "beta%" not in page
     async with web.app.state.db.connect() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(Job)) == 3
+
+
+async def test_static_assets_are_served_from_the_package(sqlite_api: Api) -> None:
+    for path, kind in (("/static/app.css", "text/css"), ("/static/app.js", "javascript")):
+        r = await sqlite_api.client.get(path)
+        assert r.status_code == 200
+        assert kind in r.headers["content-type"]
+    page = (await sqlite_api.client.get("/")).text
+    assert '<script src="/static/app.js"' in page
+    assert "<style" not in page
+    assert " style=" not in page
+    assert "onclick" not in page

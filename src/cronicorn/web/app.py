@@ -7,12 +7,14 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from cronicorn.web import admin_routes, auth_routes, job_routes
-
 STATIC_DIR = Path(__file__).parent / "static"
 
 
 def install_dashboard(app: FastAPI) -> None:
+    # Imported here: the routes import the API's error formatting, and `cronicorn.api`
+    # imports this module while it loads.
+    from cronicorn.web import admin_routes, auth_routes, job_routes
+
     for module in (auth_routes, job_routes, admin_routes):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
