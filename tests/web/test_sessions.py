@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from cronicorn.service.web_sessions import WebSessions
 from cronicorn.store.db import session_factory
-from cronicorn.store.tables import Endpoint, EndpointResult, Job, Run
+from cronicorn.store.tables import Endpoint, EndpointResult, Job, Message, Run, WebSession
 from tests.api.conftest import Api, make_api
 
 JOB = {"name": "orders", "definition": "poll", "interval_ms": 60_000}
@@ -127,6 +127,8 @@ async def test_sessions_end_after_idle_time_and_lifetime(web: Api) -> None:
     clock[0] = now + timedelta(minutes=89)
     assert await sessions.resolve(token) is None  # 31 idle minutes
     token = await sessions.sign_in(web.keys["alice"], "10.0.0.1")
+    async with web.app.state.db.connect() as conn:  # the expired one was swept
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(WebSession)) == 1
     for minutes in range(20, 121, 20):
         clock[0] = now + timedelta(minutes=89 + minutes)
         alive = await sessions.resolve(token)
@@ -284,3 +286,44 @@ async def test_static_assets_are_served_from_the_package(sqlite_api: Api) -> Non
     assert "<style" not in page
     assert " style=" not in page
     assert "onclick" not in page
+
+
+async def test_endpoints_and_notes_through_the_forms(web: Api) -> None:
+    job_id = await create_job(web)
+    await sign_in(web.client, web.keys["alice"])
+    token = csrf_of((await web.client.get(f"/jobs/{job_id}")).text)
+    form = {
+        "csrf_token": token,
+        "name": "backlog",
+        "url": "https://api.example.com/backlog",
+        "method": "POST",
+        "headers": "X-Api-Key: k1",
+        "body": '{"limit": 5}',
+        "timeout_ms": "5000",
+    }
+    r = await web.client.post(f"/jobs/{job_id}/endpoints", data=form)
+    assert r.status_code == 303, r.text
+    assert r.headers["location"] == f"/jobs/{job_id}?done=endpoint-added"
+    (endpoint,) = (await web.call("GET", f"/api/jobs/{job_id}/endpoints")).json()
+    assert (endpoint["method"], endpoint["body"], endpoint["timeout_ms"]) == (
+        "POST",
+        {"limit": 5},
+        5000,
+    )
+    assert endpoint["headers"] == {"X-Api-Key": "***"}
+    bad = await web.client.post(f"/jobs/{job_id}/endpoints", data={**form, "url": "ftp://x"})
+    assert bad.status_code == 422
+    api = await web.call(
+        "POST", f"/api/jobs/{job_id}/endpoints", json={"name": "b", "url": "ftp://x"}
+    )
+    assert api.json()["detail"][0]["msg"].replace("'", "&#39;") in bad.text
+    r = await web.client.post(
+        f"/jobs/{job_id}/messages", data={"csrf_token": token, "content": "busy week"}
+    )
+    assert r.status_code == 303
+    async with web.app.state.db.connect() as conn:
+        notes = (await conn.execute(sa.select(Message.content, Message.source))).all()
+    assert [tuple(n) for n in notes] == [("busy week", "user")]
+    r = await web.client.post(f"/endpoints/{endpoint['id']}/delete", data={"csrf_token": token})
+    assert r.status_code == 303
+    assert (await web.call("GET", f"/api/jobs/{job_id}/endpoints")).json() == []

@@ -90,9 +90,15 @@ class SignInThrottle:
                 row.failures += 1
 
     async def clear(self, address: str) -> None:
+        """Forget `address`'s failures (it signed in), and every window that has ended."""
         async with self._sessions() as session, session.begin():
             await session.execute(
-                sa.delete(SignInFailure).where(SignInFailure.address == address[:64])
+                sa.delete(SignInFailure).where(
+                    sa.or_(
+                        SignInFailure.address == address[:64],
+                        SignInFailure.window_started_at <= self._now() - self.window,
+                    )
+                )
             )
 
 
@@ -125,6 +131,15 @@ class WebSessions:
         token = secrets.token_urlsafe(32)
         now = self._now()
         async with self._sessions() as session, session.begin():
+            # Sessions nobody came back to would otherwise stay forever: sweep on sign-in.
+            await session.execute(
+                sa.delete(WebSession).where(
+                    sa.or_(
+                        WebSession.last_seen_at <= now - self.idle,
+                        WebSession.created_at <= now - self.lifetime,
+                    )
+                )
+            )
             session.add(
                 WebSession(
                     id=_hash(token),
