@@ -21,7 +21,7 @@ from cronicorn.web.forms import FormInvalid
 from cronicorn.web.render import page
 from cronicorn.web.routing import WebRoute, notice, see_other
 from cronicorn.web.session import Action, Page, Viewer, services_of
-from cronicorn.web.views import job_page, run_page
+from cronicorn.web.views import JOBS_SHOWN, job_page, run_page
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 STATUSES = ("active", "paused", "archived")
@@ -36,12 +36,13 @@ def _filters(request: Request) -> tuple[str, JobStatus | None]:
 async def _jobs(request: Request, user: Viewer, status_code: int = 200, **extra: Any) -> Response:
     search, status = _filters(request)
     rows = await services_of(request).dashboard.overview(
-        user.principal, search=search, status=status
+        user.principal, search=search, status=status, limit=JOBS_SHOWN
     )
     query = urlencode({"q": search, "status": status.value if status else ""})
     context = {
         "user": user,
         "rows": rows,
+        "jobs_shown": JOBS_SHOWN,
         "search": search,
         "status": status.value if status else "",
         "statuses": STATUSES,
@@ -63,9 +64,10 @@ async def jobs(request: Request, user: Page) -> Response:
 async def jobs_table(request: Request, user: Page) -> Response:
     search, status = _filters(request)
     rows = await services_of(request).dashboard.overview(
-        user.principal, search=search, status=status
+        user.principal, search=search, status=status, limit=JOBS_SHOWN
     )
-    return page(request, "_jobs_table.html", {"rows": rows, "user": user})
+    context = {"rows": rows, "user": user, "jobs_shown": JOBS_SHOWN}
+    return page(request, "_jobs_table.html", context)
 
 
 @router.post("/jobs")

@@ -19,6 +19,8 @@ from cronicorn.service.schemas import (
 )
 from cronicorn.web.timeline import Timeline, build_timeline, group_of
 
+JOBS_SHOWN = 200
+"""Rows of the job list; search and the status filter reach the others."""
 RUNS_PER_PAGE = 25
 TIMELINE_RUNS = 200
 MESSAGES_SHOWN = 20
