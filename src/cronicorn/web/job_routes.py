@@ -6,6 +6,7 @@ re-render the page with the service's own validation messages.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -110,7 +111,12 @@ async def job_live(request: Request, job_id: str, user: Page) -> Response:
 
 
 async def _form_action(
-    request: Request, user: Viewer, job_id: str, section: str, action: Any, done: str
+    request: Request,
+    user: Viewer,
+    job_id: str,
+    section: str,
+    action: Callable[[], Awaitable[None]],
+    done: str,
 ) -> Response:
     """Run `action()`; on bad input re-render the job page with the form `section` open."""
     try:
