@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -65,6 +66,7 @@ def test_demo_runs_and_prints_the_runs_table(tmp_path: Path) -> None:
     assert "completed" in out
     assert "baseline_interval" in out
     assert "orders-backlog" in out
+    assert re.search(r"Dashboard http://127\.0\.0\.1:\d+/ : sign in with the key ck_\S+", out)
     assert not list(tmp_path.glob("*.db")), "the demo must not write to the working directory"
 
 

@@ -37,6 +37,7 @@ from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.migrate import check_migrations_current
 from cronicorn.store.rate_limits import RateLimitStore
 from cronicorn.store.retention import run_pruner
+from cronicorn.web.app import install_dashboard
 
 DESCRIPTION = """AI-driven HTTP job scheduler.
 
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, jobs, endpoints, history, scheduler, keys, signing, alerts):
         app.include_router(module.router)
     mcp.mount(app)
+    install_dashboard(app)  # the web dashboard at / (after the API: /api routes win)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=ApiMetrics(registry))
     return app

@@ -36,7 +36,7 @@ class ValidationErrorOut(BaseModel):
     detail: list[FieldErrorOut]
 
 
-def _field_error(err: Any) -> dict[str, Any]:
+def field_error(err: Any) -> dict[str, Any]:
     loc = [part if isinstance(part, int) else str(part) for part in err.get("loc", ())]
     msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
     if err.get("type") == "json_invalid":
@@ -54,7 +54,7 @@ def _field_error(err: Any) -> dict[str, Any]:
 
 async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return JSONResponse({"detail": [_field_error(e) for e in exc.errors()]}, status_code=422)
+    return JSONResponse({"detail": [field_error(e) for e in exc.errors()]}, status_code=422)
 
 
 async def _field_errors(_: Request, exc: Exception) -> JSONResponse:

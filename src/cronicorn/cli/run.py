@@ -32,9 +32,10 @@ async def _serve(
 
     async with AllInOne(settings, config, host=host, port=port) as aio:
         console.print(
-            f"Cronicorn running: API [bold]{aio.api_url}[/] (docs at {aio.api_url}/docs), "
+            f"Cronicorn running: dashboard [bold]{aio.api_url}/[/], API {aio.api_url}/api "
+            f"(docs at {aio.api_url}/docs), "
             f"engine worker {aio.engine.worker_id}, database {settings.database_url}.\n"
-            "Create a key with `cronicorn keys create --tenant NAME --scope user`. "
+            "Create a key to sign in with: `cronicorn keys create --tenant NAME --scope user`. "
             "Ctrl-C stops.",
             highlight=False,
         )

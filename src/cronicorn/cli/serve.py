@@ -15,7 +15,8 @@ def serve(
         1, min=1, max=64, help="API processes sharing the port (each opens its own pool)."
     ),
 ) -> None:
-    """Run the REST API (OpenAPI docs at /docs). The schema is created/upgraded first."""
+    """Run the REST API (at /api, OpenAPI docs at /docs) and the dashboard (at /). The schema
+    is created/upgraded first."""
     import uvicorn
 
     from cronicorn.api import create_app

@@ -75,6 +75,11 @@ def planner_banner(config: EngineConfig) -> str:
     )
 
 
+def dashboard_line(api_url: str, key: str) -> str:
+    """Where to watch the demo in a browser, and the key to sign in with."""
+    return f"Dashboard {api_url}/ : sign in with the key {key}"
+
+
 @dataclass
 class DemoOptions:
     duration_s: float = 30.0
@@ -179,6 +184,7 @@ async def _run_demo(options: DemoOptions, console: Console, stop: asyncio.Event)
                     + f". Running for {options.duration_s:g}s …",
                     highlight=False,
                 )
+                console.print(dashboard_line(aio.api_url, key), highlight=False, markup=False)
                 session = DemoSession(console, api, tracks)
                 await session.run(options.duration_s, stop)
                 console.print("Stopping the engine (running jobs finish first) …")

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cronicorn.alerting.config import AlertSettings
 from cronicorn.service.alert_channels import AlertChannels
 from cronicorn.service.alerts import Alerts
+from cronicorn.service.dashboard import Dashboard
 from cronicorn.service.endpoints import Endpoints
 from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.history import History
@@ -19,12 +20,14 @@ from cronicorn.service.jobs import Jobs
 from cronicorn.service.keys import Keys, Principal
 from cronicorn.service.quotas import Quotas
 from cronicorn.service.signing import SigningKeys
+from cronicorn.service.web_sessions import WebSessions
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import utcnow
 
 __all__ = [
     "AlertChannels",
     "Alerts",
+    "Dashboard",
     "Endpoints",
     "FieldErrors",
     "History",
@@ -35,6 +38,7 @@ __all__ = [
     "Services",
     "SigningKeys",
     "StateConflict",
+    "WebSessions",
 ]
 
 
@@ -49,6 +53,8 @@ class Services:
     alert_channels: AlertChannels
     alerts: Alerts
     signing: SigningKeys
+    dashboard: Dashboard
+    web_sessions: WebSessions
 
     @classmethod
     def build(
@@ -60,12 +66,15 @@ class Services:
         quotas: Quotas | None = None,
     ) -> Services:
         quotas = quotas or Quotas()
+        keys = Keys(sessions)
         return cls(
-            keys=Keys(sessions),
+            keys=keys,
             jobs=Jobs(sessions, box, clock, quotas),
             endpoints=Endpoints(sessions, box, clock, quotas),
             history=History(sessions, clock, quotas),
             signing=SigningKeys(sessions, box, clock),
             alert_channels=AlertChannels(sessions, box, alert_settings, clock),
             alerts=Alerts(sessions, clock),
+            dashboard=Dashboard(sessions, clock),
+            web_sessions=WebSessions(sessions, keys, clock),
         )

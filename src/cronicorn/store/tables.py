@@ -184,6 +184,8 @@ class Run(Base):
         sa.Index("ix_runs_job_started", "job_id", "started_at"),
         # Retention finds old runs across all jobs by age.
         sa.Index("ix_runs_started", "started_at"),
+        # The dashboard's 24 h success rate counts runs by status from the index alone.
+        sa.Index("ix_runs_job_started_status", "job_id", "started_at", "status"),
     )
 
 
@@ -396,3 +398,29 @@ class SigningKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revealed_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class WebSession(Base):
+    """A dashboard sign-in: the cookie holds a random token, only its hash is stored. Tied
+    to the key it was opened with (revoking the key ends it) and to that key's tenant and
+    scope; `csrf_token` is the synchronizer token every state-changing form must carry."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("api_keys.id", ondelete="CASCADE"), index=True
+    )
+    tenant_id: Mapped[str] = mapped_column(sa.String(36))
+    scope: Mapped[str] = mapped_column(sa.String(16))
+    csrf_token: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SignInFailure(Base):
+    """Failed dashboard sign-ins per client address in the current window (throttling)."""
+
+    __tablename__ = "web_signin_failures"
+    address: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    window_started_at: Mapped[datetime] = mapped_column(default=utcnow)
