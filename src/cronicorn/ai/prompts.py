@@ -5,7 +5,12 @@ Layout of every request (static text first so providers can cache the prefix):
   2. user    — the job: current time, definition, bounds, endpoints, recent results
   3. history — the job's messages in chronological order (system messages always kept)
   4. user    — the task: allowed ids and interval window; phase 2 adds the plan and the fresh
-               results with bodies truncated to `max_result_chars`
+               results with bodies compacted to `max_result_chars` (structure-aware: every key
+               and number kept, array lengths stated, long arrays summarised and sampled; see
+               `domain.compaction`) and each endpoint's `ai_view` values
+
+History stays bounded: runs that reused the AI decision write no summary, and consecutive
+summaries with the same outcome are folded into one line ("unchanged for 37 runs since …").
 
 Secrets never enter a prompt: header values, bearer tokens and `default_headers` values are
 not rendered, URLs lose userinfo, query values and fragments, and as a last line of defence
@@ -17,12 +22,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from cronicorn.ai.budget import ChatMessage, estimate_prompt_tokens, fit_history
 from cronicorn.ai.instructions import PLAN_INSTRUCTIONS, SCHEDULE_INSTRUCTIONS
+from cronicorn.domain.compaction import compact_json, cut
+from cronicorn.domain.jmes import evaluate_view
 from cronicorn.domain.models import (
     EndpointResult,
     EndpointSpec,
@@ -30,11 +38,13 @@ from cronicorn.domain.models import (
     JsonValue,
     Message,
     MessageRole,
+    MessageSource,
     PlanDecision,
 )
 from cronicorn.engine.config import PromptOptimizationConfig
 
 log = logging.getLogger("cronicorn.ai")
+_DIGITS = re.compile(r"\d+")
 
 CURRENT_TIME_MARKER = "Current time (UTC): "
 ALLOWED_IDS_MARKER = "Allowed endpoint_id values: "
@@ -118,11 +128,41 @@ def _history(messages: Iterable[Message], opt: PromptOptimizationConfig) -> list
             allowed = set()
         ordered = [m for m in ordered if m.role is MessageRole.SYSTEM or id(m) in allowed]
     return [
-        ChatMessage(
-            role=m.role.value, content=f"[{_iso(m.created_at)} {m.source.value}] {m.content}"
-        )
-        for m in ordered
+        ChatMessage(role=m.role.value, content=f"[{stamp} {m.source.value}] {m.content}")
+        for m, stamp in _fold_repeats(ordered)
     ]
+
+
+def _fold_repeats(messages: list[Message]) -> list[tuple[Message, str]]:
+    """Consecutive engine summaries that differ only in numbers (times, durations) are
+    folded into the newest, stamped "unchanged for N runs since <first>"."""
+    out: list[tuple[Message, str]] = []
+    run: list[Message] = []
+
+    def flush() -> None:
+        if not run:
+            return
+        last = run[-1]
+        stamp = _iso(last.created_at)
+        if len(run) > 1:
+            stamp = f"{stamp}, unchanged for {len(run)} runs since {_iso(run[0].created_at)}"
+        out.append((last, stamp))
+        run.clear()
+
+    for m in messages:
+        if m.source is MessageSource.ENGINE and m.role is MessageRole.ASSISTANT:
+            if run and _outcome_key(run[-1].content) != _outcome_key(m.content):
+                flush()
+            run.append(m)
+            continue
+        flush()
+        out.append((m, _iso(m.created_at)))
+    flush()
+    return out
+
+
+def _outcome_key(summary: str) -> str:
+    return _DIGITS.sub("#", summary)
 
 
 def render_job(context: JobContext, now: datetime, result_chars: int) -> str:
@@ -161,6 +201,10 @@ def _endpoint_view(endpoint: EndpointSpec) -> dict[str, JsonValue]:
         view["request_schema"] = endpoint.request_schema
     if endpoint.fire_and_forget:
         view["fire_and_forget"] = True
+    if endpoint.condition:
+        view["condition"] = endpoint.condition
+    if endpoint.ai_view:
+        view["ai_view"] = endpoint.ai_view
     return view
 
 
@@ -181,6 +225,8 @@ def _recent_results(context: JobContext, result_chars: int) -> list[str]:
                 text += f"; error: {truncate(r.error, result_chars)}"
             if r.response_excerpt:
                 text += f"; body: {truncate(r.response_excerpt, result_chars)}"
+            if r.view:
+                text += f"; view: {_json(r.view, result_chars)}"
             lines.append(text)
     return lines
 
@@ -213,6 +259,7 @@ def _schedule_task(
         "Fresh results of this run:",
     ]
     names = {e.id: e.name for e in context.endpoints}
+    views = {e.id: e.ai_view for e in context.endpoints if e.ai_view}
     for r in results:
         code = f" HTTP {r.status_code}" if r.status_code is not None else ""
         category = f" [{r.error_category.value}]" if r.error_category else ""
@@ -223,7 +270,10 @@ def _schedule_task(
         if r.error:
             lines.append(f"  error: {truncate(r.error, result_chars)}")
         if r.response_body is not None:
-            lines.append(f"  body: {truncate(_body_text(r.response_body), result_chars)}")
+            lines.append(f"  body: {compact_json(r.response_body, result_chars)}")
+        if r.endpoint_id in views and r.response_body is not None:
+            view = evaluate_view(views[r.endpoint_id], r.response_body)
+            lines.append(f"  view: {_json(view, result_chars)}")
     if not results:
         lines.append("(no endpoint was called)")
     lines += [_window(context, now), "Reply with the JSON object only."]
@@ -284,15 +334,11 @@ def _scrub(messages: list[ChatMessage], secrets: Sequence[str]) -> list[ChatMess
 
 def truncate(text: str, limit: int) -> str:
     """`text` cut to `limit` characters, saying how much was cut."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… [truncated, {len(text)} chars in total]"
+    return cut(text, limit)
 
 
-def _body_text(body: JsonValue) -> str:
-    if isinstance(body, str):
-        return body
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
+def _json(value: JsonValue, limit: int) -> str:
+    return compact_json(value, limit)
 
 
 def _iso(value: datetime | None) -> str:
