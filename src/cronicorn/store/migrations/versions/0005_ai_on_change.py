@@ -9,6 +9,7 @@ Create Date: 2026-11-30
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -20,7 +21,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _json() -> sa.types.TypeEngine[object]:
+def _json() -> sa.types.TypeEngine[Any]:
     return sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 
@@ -28,7 +29,9 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("ai_mode", sa.String(length=16), nullable=True))
         batch.add_column(sa.Column("ai_decision", _json(), nullable=True))
-        batch.add_column(sa.Column("replan_requested_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(
+            sa.Column("replan_requested_at", sa.DateTime(timezone=True), nullable=True)
+        )
     with op.batch_alter_table("endpoints") as batch:
         batch.add_column(sa.Column("ai_view", _json(), nullable=True))
         batch.add_column(sa.Column("condition", sa.Text(), nullable=True))
