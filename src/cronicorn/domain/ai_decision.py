@@ -4,7 +4,8 @@ In `on_change` mode a run asks the model only when a trigger fires; otherwise it
 job's last AI decision: the same plan, and the AI's cadence (still clamped by the governor).
 Triggers, checked in this order before planning:
 
-- `replan_requested`: `POST /api/jobs/{id}/run-now` with `{"replan": true}` after the decision;
+- `replan_requested`: `POST /api/jobs/{id}/run-now` with `{"replan": true}` since the
+  decision;
 - a `pending_trigger` left by the previous run (a change it saw after executing);
 - `no_decision`: none stored yet (or the last AI call fell back to the rules);
 - `job_edited`: the job or one of its endpoints changed (see `context_fingerprint`);
@@ -98,21 +99,26 @@ def trigger_before_plan(context: JobContext, now: datetime) -> Trigger | None:
     if decision is None:
         return AITrigger.NO_DECISION, "no AI decision yet"
     requested = job.replan_requested_at
-    if requested is not None and requested > decision.made_at:
+    if requested is not None and requested != decision.replan_seen:
         return AITrigger.REPLAN_REQUESTED, f"re-plan requested at {requested.isoformat()}"
     if decision.pending_trigger is not None:
         return decision.pending_trigger, decision.pending_detail or "change seen in the last run"
     if decision.fingerprint != context_fingerprint(job, context.endpoints):
         return AITrigger.JOB_EDITED, "the job or its endpoints changed"
-    for message in context.messages:
-        if message.source is MessageSource.USER and message.created_at > decision.made_at:
-            return AITrigger.NEW_MESSAGE, "a new user message"
+    newest = newest_user_message(context)
+    if newest is not None and (decision.message_seen is None or newest > decision.message_seen):
+        return AITrigger.NEW_MESSAGE, "a new user message"
     failing = job.consecutive_failures > 0
     if failing != decision.failing:
         return _streak(failing)
     if now >= decision.valid_until:
         return AITrigger.EXPIRED, f"the decision expired at {decision.valid_until.isoformat()}"
     return None
+
+
+def newest_user_message(context: JobContext) -> datetime | None:
+    times = [m.created_at for m in context.messages if m.source is MessageSource.USER]
+    return max(times) if times else None
 
 
 def trigger_after_run(
@@ -200,6 +206,8 @@ def new_decision(
         interval_ms=interval_ms,
         reasoning=reasoning,
         confidence=confidence,
+        replan_seen=context.job.replan_requested_at,
+        message_seen=newest_user_message(context),
     )
 
 

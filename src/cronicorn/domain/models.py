@@ -363,6 +363,11 @@ class AIDecision:
     pending_detail: str | None = None
     reused_runs: int = 0
     last_reused_at: datetime | None = None
+    replan_seen: datetime | None = None
+    """The job's `replan_requested_at` when the decision was made (a newer one re-asks)."""
+    message_seen: datetime | None = None
+    """The newest user message the decision was made with (a newer one re-asks). Both are
+    compared with values written by the API, never with the engine's clock."""
 
 
 @dataclass(frozen=True, slots=True)
