@@ -39,12 +39,19 @@ from cronicorn.domain.models import (
     Message,
     MessageRole,
     MessageSource,
+    PastResult,
     PlanDecision,
 )
 from cronicorn.engine.config import PromptOptimizationConfig
 
 log = logging.getLogger("cronicorn.ai")
 _DIGITS = re.compile(r"\d+")
+_NOISE = re.compile(
+    r"\d{4}-\d{2}-\d{2}([T ][\d:.]*)?(Z|[+-]\d{2}:?\d{2})?|[0-9a-fA-F]{8}(-[0-9a-fA-F]{1,4})+"
+    r"[0-9a-fA-F]*|\b[0-9a-fA-F]{16,}\b|\b\d{10,13}\b"
+)
+"""Timestamps, UUIDs, long hex ids and epoch times (also when cut short): noise when
+comparing past results."""
 
 CURRENT_TIME_MARKER = "Current time (UTC): "
 ALLOWED_IDS_MARKER = "Allowed endpoint_id values: "
@@ -209,6 +216,8 @@ def _endpoint_view(endpoint: EndpointSpec) -> dict[str, JsonValue]:
 
 
 def _recent_results(context: JobContext, result_chars: int) -> list[str]:
+    """Past results per endpoint, oldest first; consecutive results that differ only in
+    noise (timestamps, ids, durations) are shown once, as "same for N results since …"."""
     lines: list[str] = []
     for endpoint in context.endpoints:
         past = sorted(
@@ -218,9 +227,18 @@ def _recent_results(context: JobContext, result_chars: int) -> list[str]:
         if not past:
             continue
         lines.append(f"{endpoint.id} ({endpoint.name}):")
+        groups: list[list[PastResult]] = []
         for r in past:
+            if groups and _same_outcome(groups[-1][-1], r):
+                groups[-1].append(r)
+            else:
+                groups.append([r])
+        for group in groups:
+            r = group[-1]
             code = f" HTTP {r.status_code}" if r.status_code is not None else ""
             text = f"- {_iso(r.started_at)} {r.status.value}{code} in {r.duration_ms:.0f} ms"
+            if len(group) > 1:
+                text += f" (same for {len(group)} results since {_iso(group[0].started_at)})"
             if r.error:
                 text += f"; error: {truncate(r.error, result_chars)}"
             if r.response_excerpt:
@@ -229,6 +247,20 @@ def _recent_results(context: JobContext, result_chars: int) -> list[str]:
                 text += f"; view: {_json(r.view, result_chars)}"
             lines.append(text)
     return lines
+
+
+def _same_outcome(a: PastResult, b: PastResult) -> bool:
+    def key(r: PastResult) -> tuple[object, ...]:
+        view = json.dumps(r.view, sort_keys=True, default=str) if r.view else ""
+        return (
+            r.status,
+            r.status_code,
+            _NOISE.sub("#", r.error or ""),
+            _NOISE.sub("#", r.response_excerpt or ""),
+            _NOISE.sub("#", view),
+        )
+
+    return key(a) == key(b)
 
 
 def _plan_task(context: JobContext, now: datetime) -> str:

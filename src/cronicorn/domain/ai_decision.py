@@ -100,7 +100,7 @@ def trigger_before_plan(context: JobContext, now: datetime) -> Trigger | None:
         return AITrigger.NO_DECISION, "no AI decision yet"
     requested = job.replan_requested_at
     if requested is not None and requested != decision.replan_seen:
-        return AITrigger.REPLAN_REQUESTED, f"re-plan requested at {requested.isoformat()}"
+        return AITrigger.REPLAN_REQUESTED, "a re-plan was requested"
     if decision.pending_trigger is not None:
         return decision.pending_trigger, decision.pending_detail or "change seen in the last run"
     if decision.fingerprint != context_fingerprint(job, context.endpoints):
@@ -112,7 +112,7 @@ def trigger_before_plan(context: JobContext, now: datetime) -> Trigger | None:
     if failing != decision.failing:
         return _streak(failing)
     if now >= decision.valid_until:
-        return AITrigger.EXPIRED, f"the decision expired at {decision.valid_until.isoformat()}"
+        return AITrigger.EXPIRED, "the decision's lifetime is over"
     return None
 
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cronicorn.domain.models import JsonValue
+from cronicorn.domain.signature import is_noise
 
 LEVELS: tuple[tuple[int | None, int | None], ...] = (
     (None, None),
@@ -30,7 +31,7 @@ LEVELS: tuple[tuple[int | None, int | None], ...] = (
 )
 """(items shown per long array, characters per string), loosest first."""
 MAX_LABEL_CHARS = 40
-MAX_DISTINCT_LABELS = 12
+MAX_DISTINCT_LABELS = 6
 
 
 def compact_json(value: JsonValue, max_chars: int) -> str:
@@ -88,7 +89,7 @@ def array_summary(items: list[Any], shown: int) -> str:
                     labels.setdefault(str(key), Counter())[str(v).lower()] += 1
                 elif isinstance(v, int | float):
                     numbers.setdefault(str(key), []).append(float(v))
-                elif isinstance(v, str) and len(v) <= MAX_LABEL_CHARS:
+                elif isinstance(v, str) and len(v) <= MAX_LABEL_CHARS and not is_noise(str(key), v):
                     labels.setdefault(str(key), Counter())[v] += 1
         elif isinstance(item, int | float) and not isinstance(item, bool):
             numbers.setdefault("", []).append(float(item))

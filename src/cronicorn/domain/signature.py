@@ -21,7 +21,7 @@ Pure and JSON-serialisable (signatures are stored with the decision).
 
 from __future__ import annotations
 
-__all__ = ["ResponseSignature", "response_signature", "signature_change"]
+__all__ = ["ResponseSignature", "is_noise", "response_signature", "signature_change"]
 
 import hashlib
 import re
@@ -170,11 +170,13 @@ class _Walker:
 
 
 def _is_label(key: str, value: str) -> bool:
-    return (
-        len(value) <= MAX_LABEL_CHARS
-        and not _NOISE_KEY.search(key)
-        and not _NOISE_TEXT.match(value.strip())
-    )
+    return len(value) <= MAX_LABEL_CHARS and not is_noise(key, value)
+
+
+def is_noise(key: str, value: str) -> bool:
+    """A key that names a time, id, version… or a value that looks like a timestamp, a
+    UUID or a hex digest: it changes on every call without meaning anything."""
+    return bool(_NOISE_KEY.search(key) or _NOISE_TEXT.match(value.strip()))
 
 
 def _digest(text: str) -> str:

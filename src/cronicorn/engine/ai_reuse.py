@@ -162,12 +162,11 @@ def asked_context(context: JobContext, trigger: Trigger, now: datetime) -> JobCo
     decision = context.ai_decision
     if trigger[0] is AITrigger.EVERY_RUN:
         return context
-    text = f"The model is asked now because: {trigger[0].value} ({trigger[1]})."
+    text = f"Asked now: {trigger[0].value} ({trigger[1]})."
     if decision is not None:
-        since = _iso(decision.last_reused_at or decision.made_at)
         text = (
-            f"The last AI decision ({_iso(decision.made_at)}) was reused for "
-            f"{decision.reused_runs} run(s) with unchanged outcomes, the last at {since}. {text}"
+            f"The last AI decision ({_iso(decision.made_at)}) was reused in "
+            f"{decision.reused_runs} run(s), outcomes unchanged. {text}"
         )
     note = Message(MessageRole.USER, text, MessageSource.ENGINE, now)
     return replace(context, messages=(*context.messages, note))
