@@ -157,7 +157,8 @@ class Harness:
         result = await self.engine.process_cycle()
         assert result.jobs_processed == 1, result
         runs = await self.get(f"/api/jobs/{job_id}/runs?limit=1")
-        return await self.get(f"/api/runs/{runs[0]['id']}")
+        run: dict[str, Any] = await self.get(f"/api/runs/{runs[0]['id']}")
+        return run
 
     async def get(self, path: str) -> Any:
         r = await self.api.call("GET", path)
