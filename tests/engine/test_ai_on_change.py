@@ -9,6 +9,7 @@ Numbers printed with `-s` (calls per run, request sizes) are the ones reported i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections import Counter
@@ -17,16 +18,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from cronicorn.ai.openai_planner import OpenAIPlanner
 from cronicorn.ai.rules_planner import RulesPlanner
+from cronicorn.client.api_backend import ApiSchedulerBackend
+from cronicorn.demo import demo_job_spec, split_spec, start_target
+from cronicorn.engine.clock import SystemClock
 from cronicorn.engine.engine import SchedulingEngine
 from cronicorn.executor import HttpExecutor
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.secrets import SecretBox
-from tests.api.conftest import SECRET_KEY, Api, make_api
+from tests.api.conftest import SECRET_KEY, Api, live_server, make_api
 from tests.engine.conftest import engine_config
 from tests.fakes.clock import FakeClock
 from tests.fakes.fake_openai import FakeOpenAI, Reply, auto_reply
@@ -488,3 +493,76 @@ async def test_conditions_and_views_are_validated(api: Api) -> None:
     bad_mode = await api.call("PATCH", f"/api/jobs/{job['id']}", json={"ai_mode": "hourly"})
     assert bad_mode.status_code == 422
     assert "ai_mode" in bad_mode.text
+
+
+# -- across processes: the decision travels through the API backend ---------------------------
+
+
+async def test_the_decision_is_kept_through_the_api_backend(
+    database_url: str, fake_ai: FakeOpenAI, shop: Shop
+) -> None:
+    """The engine ↔ API wire (claim context in, completion out) carries the decision: a
+    second run reuses it, a `replan` run-now asks again."""
+    config = engine_config(ai_agent={"api_key": "sk-test", "base_url": fake_ai.base_url})
+    async with live_server(database_url) as server, aiohttp.ClientSession() as http:
+        auth = {"Authorization": f"Bearer {server.keys['alice']}"}
+
+        async def call(method: str, path: str, body: Any = None) -> Any:
+            async with http.request(method, server.url + path, json=body, headers=auth) as r:
+                assert r.status < 300, await r.text()
+                return await r.json()
+
+        job = await call("POST", "/api/jobs", {"name": "j", "definition": "watch orders"})
+        for endpoint in three_endpoints(shop):
+            await call("POST", f"/api/jobs/{job['id']}/endpoints", endpoint)
+        backend = ApiSchedulerBackend(server.url, server.keys["engine"])
+        planner = OpenAIPlanner(config.ai_agent)
+        executor = HttpExecutor(config.execution)
+        engine = SchedulingEngine(
+            config, backend=backend, planner=planner, executor=executor, clock=SystemClock()
+        )
+        runs = []
+        try:
+            for replan in (None, False, True):
+                if replan is not None:
+                    await call("POST", f"/api/jobs/{job['id']}/run-now", {"replan": replan})
+                assert (await engine.process_cycle()).jobs_processed == 1
+                latest = await call("GET", f"/api/jobs/{job['id']}/runs?limit=1")
+                runs.append(latest[0])
+        finally:
+            await planner.close()
+            await executor.close()
+            await backend.close()
+    assert [(r["ai_trigger"], r["ai_calls"]) for r in runs] == [
+        ("no_decision", 2),
+        (None, 0),
+        ("replan_requested", 2),
+    ]
+    assert runs[1]["schedule"]["source"] == "ai_reused"
+    assert len(fake_ai.requests) == 4
+
+
+async def test_demo_without_a_key_calls_its_hook_only_when_the_backlog_is_high(
+    api: Api,
+) -> None:
+    target = await start_target()
+    h = Harness(api, None)
+    try:
+        job_body, endpoints = split_spec(demo_job_spec(target.base_url))
+        created = await h.send("POST", "/api/jobs", job_body)
+        for endpoint in endpoints:
+            await h.send("POST", f"/api/jobs/{created['id']}/endpoints", endpoint)
+        statuses = []
+        for _ in range(8):
+            run = await h.run(created["id"])
+            statuses.append(
+                (run["results"][0]["response_body"]["status"], run["results"][1]["status"])
+            )
+            await asyncio.sleep(1.3)  # the target's backlog moves with real time
+    finally:
+        await h.close()
+        await target.stop()
+    assert target.calls["orders"] == 8
+    assert target.calls["scale_up"] == sum(1 for _, hook in statuses if hook == "success")
+    assert target.calls["scale_up"] < 8, statuses
+    assert all((status == "high") == (hook == "success") for status, hook in statuses), statuses
