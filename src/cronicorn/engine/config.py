@@ -22,7 +22,8 @@ class PromptOptimizationConfig(_Section):
     """Budget per prompt; the oldest history is dropped first, system messages kept."""
     max_history_messages: int = Field(100, ge=0, le=10_000)
     max_result_chars: int = Field(2_000, ge=0, le=1_000_000)
-    """Response bodies are truncated to this many characters inside prompts."""
+    """Fresh response bodies are compacted (structure-aware) to about this many characters
+    inside prompts; errors are cut to it."""
 
 
 class AIAgentConfig(_Section):
