@@ -566,3 +566,24 @@ async def test_demo_without_a_key_calls_its_hook_only_when_the_backlog_is_high(
     assert target.calls["scale_up"] == sum(1 for _, hook in statuses if hook == "success")
     assert target.calls["scale_up"] < 8, statuses
     assert all((status == "high") == (hook == "success") for status, hook in statuses), statuses
+
+
+async def test_a_rules_fallback_is_not_remembered_as_an_ai_decision(
+    api: Api, fake_ai: FakeOpenAI, shop: Shop
+) -> None:
+    h = Harness(api, fake_ai, max_retries=0)
+    try:
+        job_id = await make_job(h, shop, three_endpoints(shop))
+        fake_ai.enqueue(Reply.server_error(500))
+        down = await h.run(job_id)
+        first_ai = await h.run(job_id)
+        reused = await h.run(job_id)
+    finally:
+        await h.close()
+    assert (down["ai_trigger"], down["plan_source"], down["ai_calls"]) == (
+        "no_decision",
+        "rules",
+        1,
+    )
+    assert (first_ai["ai_trigger"], first_ai["ai_calls"]) == ("no_decision", 2)
+    assert (reused["ai_trigger"], reused["ai_calls"]) == (None, 0)
