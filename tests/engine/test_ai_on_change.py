@@ -258,14 +258,6 @@ async def test_steady_job_reuses_the_decision_and_keeps_prompts_bounded(
     messages = await h.get(f"/api/jobs/{job_id}/messages?limit=100")
     assert sum(1 for msg in messages if msg["source"] == "engine") == 3
     ratios = {phase: m.ratio(phase) for phase in ("plan", "schedule")}
-    import os
-
-    if os.environ.get("DUMP"):
-        for req in fake_ai.requests:
-            print("=" * 30)
-            for msg in req.messages:
-                print("--", msg["role"])
-                print(msg["content"])
     print(
         f"\non_change steady: {m.calls} model calls in 30 runs = {m.calls_per_run:.3f}/run; "
         f"request chars plan {m.sizes['plan']} schedule {m.sizes['schedule']}; "
