@@ -86,6 +86,7 @@ def test_plan_field_names_follow_the_spec() -> None:
         "reasoning",
         "confidence",
         "recommended_actions",
+        "valid_for_ms",
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -14,6 +15,8 @@ from aiohttp import web
 
 from cronicorn.client import ApiSchedulerBackend
 from cronicorn.domain.models import (
+    AIDecision,
+    AITrigger,
     EndpointResult,
     EndpointStatus,
     ErrorPhase,
@@ -30,6 +33,7 @@ from cronicorn.domain.models import (
     ScheduleSource,
     TokenUsage,
 )
+from cronicorn.domain.signature import response_signature
 from cronicorn.errors import BackendUnavailableError, ConfigError, LeaseLostError
 from cronicorn.store.tables import Job
 from tests.api.conftest import ENDPOINT, JOB, LiveServer, live_server
@@ -245,3 +249,39 @@ async def test_connection_refused_gives_up_with_backend_unavailable(database_url
             await client.next_due_at()
     finally:
         await client.close()
+
+
+async def test_large_integers_inside_json_and_the_ai_decision_travel(
+    server: LiveServer, backend: ApiSchedulerBackend
+) -> None:
+    """Integers in JSON columns (a response's epoch-ms timestamp, a 30-day AI cadence) are
+    not limited to 32 bits; the stored decision comes back with the next claim."""
+    job_id = await make_job(server)
+    [claimed] = await backend.claim("w1", 10, 60_000)
+    assert claimed.context.ai_decision is None
+    [spec] = claimed.context.endpoints
+    now = datetime.now(UTC)
+    base = completion(spec.id, now)
+    result = replace(base.results[0], response_body={"ts": 1_796_004_034_025})
+    decision = AIDecision(
+        plan=base.plan,  # type: ignore[arg-type]
+        plan_source=PlanSource.AI,
+        made_at=now,
+        valid_until=now + timedelta(hours=1),
+        fingerprint="f" * 32,
+        signatures={spec.id: response_signature(result)},
+        interval_ms=30 * 86_400_000,
+        reasoning="monthly",
+    )
+    done = replace(
+        base,
+        results=(result,),
+        ai_decision=decision,
+        ai_trigger=AITrigger.NO_DECISION,
+        next_run=NextRun(now - timedelta(seconds=1), ScheduleSource.AI),
+    )
+    await backend.complete(claimed.lease, done)
+    [run] = await user_call(server, "GET", f"/api/jobs/{job_id}/runs")  # type: ignore[misc]
+    assert run["ai_trigger"] == "no_decision"
+    [again] = await backend.claim("w1", 10, 60_000)
+    assert again.context.ai_decision == decision

@@ -65,6 +65,7 @@ def decisions(draw: st.DrawFn) -> tuple[JobSnapshot, datetime, dict[str, object]
     kwargs: dict[str, object] = {
         "consecutive_failures": draw(st.integers(0, 50)),
         "ai_next_run_at": draw(maybe_time),
+        "reused_next_run_at": draw(maybe_time),
         "preliminary_next_run_at": draw(maybe_time),
         "retry_soon": draw(st.booleans()),
     }
@@ -408,3 +409,36 @@ def test_cron_never_skips_a_fire(expr: str, zone: str, after: datetime, frac: fl
     between = after + (fire - after) * frac
     if between < fire:
         assert next_cron_fire(expr, zone, between) == fire
+
+
+@given(decisions())
+def test_proposals_follow_the_precedence_ai_then_reused_then_preliminary(
+    case: tuple[JobSnapshot, datetime, dict[str, object]],
+) -> None:
+    the_job, now, kwargs = case
+    the_job = replace(the_job, min_interval_ms=0, max_interval_ms=366 * 86_400_000)
+    kwargs["retry_soon"] = False
+    decision = next_run_decision(the_job, now, **kwargs)  # type: ignore[arg-type]
+    future = {
+        source: kwargs[name]
+        for source, name in (
+            (ScheduleSource.AI, "ai_next_run_at"),
+            (ScheduleSource.AI_REUSED, "reused_next_run_at"),
+            (ScheduleSource.AI_PRELIMINARY, "preliminary_next_run_at"),
+        )
+        if isinstance(kwargs[name], datetime) and kwargs[name] > now  # type: ignore[operator]
+    }
+    if future:
+        first = next(iter(future))
+        assert (decision.source, decision.at) == (first, future[first])
+
+
+def test_reused_cadence_is_clamped_like_any_proposal() -> None:
+    early = NOW + timedelta(seconds=5)
+    decision = next_run_decision(
+        job(min_interval_ms=30_000), NOW, consecutive_failures=0, reused_next_run_at=early
+    )
+    assert (decision.source, decision.proposed_at) == (ScheduleSource.CLAMPED_MIN, early)
+    later = NOW + timedelta(minutes=2)
+    decision = next_run_decision(job(), NOW, consecutive_failures=0, reused_next_run_at=later)
+    assert (decision.source, decision.at) == (ScheduleSource.AI_REUSED, later)

@@ -141,6 +141,9 @@ class Stack:
             CRONICORN_ALLOWED_HOSTS="127.0.0.1",
             CRONICORN_LOG_LEVEL="INFO",
             CRONICORN_MAX_ENDPOINT_RETRIES="0",
+            # These tests check the seed's two model calls per run (issue 11 keeps that
+            # behaviour as `every_run`; `on_change` has its own tests).
+            CRONICORN_AI_MODE="every_run",
         )
         env.update(overrides)
         return env

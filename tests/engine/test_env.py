@@ -15,6 +15,7 @@ FULL_ENV = {
     "CRONICORN_AI_TEMPERATURE": "0.7",
     "CRONICORN_AI_MAX_RETRIES": "4",
     "CRONICORN_AI_TIMEOUT_MS": "1500",
+    "CRONICORN_AI_MODE": "every_run",
     "CRONICORN_MAX_CONCURRENCY": "50",
     "CRONICORN_DEFAULT_TIMEOUT_MS": "2000",
     "CRONICORN_MAX_ENDPOINT_RETRIES": "0",
@@ -40,7 +41,7 @@ def test_every_variable_overrides_its_field() -> None:
     assert ai.api_key is not None
     assert ai.api_key.get_secret_value() == "sk-test"
     assert (ai.base_url, ai.model, ai.temperature) == ("http://127.0.0.1:9999/v1", "llama3", 0.7)
-    assert (ai.max_retries, ai.timeout_ms) == (4, 1500)
+    assert (ai.max_retries, ai.timeout_ms, ai.mode) == (4, 1500, "every_run")
     assert (ex.max_concurrency, ex.default_timeout_ms, ex.max_endpoint_retries) == (50, 2000, 0)
     assert ex.allow_private_networks is True
     assert ex.allowed_hosts == ["api.internal", "10.0.0.0/8", "localhost"]
@@ -140,3 +141,9 @@ def test_result_is_a_valid_config() -> None:
     config = engine_config_from_env(FULL_ENV)
     assert EngineConfig.model_validate(config.model_dump()) == config
     assert isinstance(config.scheduler, SchedulerConfig)
+
+
+def test_ai_mode_is_checked() -> None:
+    assert engine_config_from_env({"CRONICORN_AI_MODE": "ON_CHANGE"}).ai_agent.mode == "on_change"
+    with pytest.raises(ConfigError, match="CRONICORN_AI_MODE"):
+        engine_config_from_env({"CRONICORN_AI_MODE": "sometimes"})

@@ -81,19 +81,23 @@ def make_engine(
     )
 
 
+@pytest.mark.parametrize("mode", ["every_run", "on_change"])
 async def test_success_persists_run_results_summary_next_run_and_tokens(
     db: AsyncEngine,
     box: SecretBox,
     target: Target,
     executor: HttpExecutor,
     make_backend: BackendFactory,
+    mode: str,
 ) -> None:
     clock = FakeClock()
     job_id = await setup_job(db, box, clock, [target.url("/ok"), target.url("/ok")])
     proposal = clock.now() + timedelta(minutes=5)
     planner = ScriptedPlanner(next_run_at=proposal)
     rec = Recorder()
-    engine = make_engine(make_backend(clock=clock), planner, executor, clock, rec)
+    engine = make_engine(
+        make_backend(clock=clock), planner, executor, clock, rec, ai_agent={"mode": mode}
+    )
 
     result = await engine.process_cycle()
 
@@ -112,6 +116,7 @@ async def test_success_persists_run_results_summary_next_run_and_tokens(
     assert run["strategy"] == "parallel"
     assert run["schedule"]["source"] == "ai"
     assert run["ai_calls"] == 2
+    assert run["ai_trigger"] == ("every_run" if mode == "every_run" else "no_decision")
     assert [r["status_code"] for r in await f.results(db, run["id"])] == [200, 200]
     [summary] = [m for m in await f.messages(db, job_id) if m["source"] == "engine"]
     assert "Run completed" in summary["content"]

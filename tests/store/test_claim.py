@@ -150,7 +150,7 @@ async def test_context_has_decrypted_secrets_history_and_results(
     )
     assert [m.content for m in ctx.messages] == ["m2", "m3", "m4"]
     assert all(m.role == MessageRole.USER for m in ctx.messages)
-    assert [r.response_excerpt for r in ctx.recent_results] == ['{"n": 5}', '{"n": 6}']
+    assert [r.response_excerpt for r in ctx.recent_results] == ['{"n":5}', '{"n":6}']
     assert claimed[other_job].context.endpoints == ()
     assert [m.content for m in claimed[other_job].context.messages] == ["other"]
 

@@ -28,7 +28,10 @@ GET sends them as the query string, other methods as the JSON body.
 - preliminary_next_run_at: your first guess of the next run (ISO 8601 UTC), or null.
 - reasoning: one or two sentences on why.
 - confidence: 0 to 1.
-Call nothing (an empty list) only when the definition clearly says nothing is due.\
+Call nothing (an empty list) only when the definition clearly says nothing is due.
+An endpoint may show a "condition" (JMESPath over the results of endpoints called earlier in \
+the run, by endpoint name): call it only when you expect the condition to hold, and after the \
+endpoints it reads. "view" lines are values computed from an endpoint's latest response.\
 """
 
 SCHEDULE_INSTRUCTIONS = """\
@@ -47,5 +50,7 @@ allowed window.
   - notify_user: a human should look at something (say what in details),
   - adjust_timeout: an endpoint's timeout looks wrong (say which and to what),
   each with details and priority "low", "medium" or "high".
+- valid_for_ms: how long this decision holds while the responses stay the same (the same \
+plan and cadence are reused until then, or until something changes), or null.
 Follow the job definition; react to the fresh results (errors, backlogs, thresholds).\
 """

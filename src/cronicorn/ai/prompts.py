@@ -5,7 +5,12 @@ Layout of every request (static text first so providers can cache the prefix):
   2. user    — the job: current time, definition, bounds, endpoints, recent results
   3. history — the job's messages in chronological order (system messages always kept)
   4. user    — the task: allowed ids and interval window; phase 2 adds the plan and the fresh
-               results with bodies truncated to `max_result_chars`
+               results with bodies compacted to `max_result_chars` (structure-aware: every key
+               and number kept, array lengths stated, long arrays summarised and sampled; see
+               `domain.compaction`) and each endpoint's `ai_view` values
+
+History stays bounded: runs that reused the AI decision write no summary, and consecutive
+summaries with the same outcome are folded into one line ("unchanged for 37 runs since …").
 
 Secrets never enter a prompt: header values, bearer tokens and `default_headers` values are
 not rendered, URLs lose userinfo, query values and fragments, and every secret of the job
@@ -21,12 +26,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from cronicorn.ai.budget import ChatMessage, estimate_prompt_tokens, fit_history
 from cronicorn.ai.instructions import PLAN_INSTRUCTIONS, SCHEDULE_INSTRUCTIONS
+from cronicorn.domain.compaction import compact_json, cut
+from cronicorn.domain.jmes import evaluate_view
 from cronicorn.domain.models import (
     EndpointResult,
     EndpointSpec,
@@ -34,12 +42,21 @@ from cronicorn.domain.models import (
     JsonValue,
     Message,
     MessageRole,
+    MessageSource,
+    PastResult,
     PlanDecision,
 )
 from cronicorn.engine.config import PromptOptimizationConfig
 from cronicorn.observability.redaction import SecretMasker, job_secrets, masker_for
 
 log = logging.getLogger("cronicorn.ai")
+_DIGITS = re.compile(r"\d+")
+_NOISE = re.compile(
+    r"\d{4}-\d{2}-\d{2}([T ][\d:.]*)?(Z|[+-]\d{2}:?\d{2})?|[0-9a-fA-F]{8}(-[0-9a-fA-F]{1,4})+"
+    r"[0-9a-fA-F]*|\b[0-9a-fA-F]{16,}\b|\b\d{10,13}\b"
+)
+"""Timestamps, UUIDs, long hex ids and epoch times (also when cut short): noise when
+comparing past results."""
 
 CURRENT_TIME_MARKER = "Current time (UTC): "
 ALLOWED_IDS_MARKER = "Allowed endpoint_id values: "
@@ -129,10 +146,42 @@ def _history(
     return [
         ChatMessage(
             role=m.role.value,
-            content=f"[{_iso(m.created_at)} {m.source.value}] {mask.text(m.content)}",
+            content=f"[{stamp} {m.source.value}] {mask.text(m.content)}",
         )
-        for m in ordered
+        for m, stamp in _fold_repeats(ordered)
     ]
+
+
+def _fold_repeats(messages: list[Message]) -> list[tuple[Message, str]]:
+    """Consecutive engine summaries that differ only in numbers (times, durations) are
+    folded into the newest, stamped "unchanged for N runs since <first>"."""
+    out: list[tuple[Message, str]] = []
+    run: list[Message] = []
+
+    def flush() -> None:
+        if not run:
+            return
+        last = run[-1]
+        stamp = _iso(last.created_at)
+        if len(run) > 1:
+            stamp = f"{stamp}, unchanged for {len(run)} runs since {_iso(run[0].created_at)}"
+        out.append((last, stamp))
+        run.clear()
+
+    for m in messages:
+        if m.source is MessageSource.ENGINE and m.role is MessageRole.ASSISTANT:
+            if run and _outcome_key(run[-1].content) != _outcome_key(m.content):
+                flush()
+            run.append(m)
+            continue
+        flush()
+        out.append((m, _iso(m.created_at)))
+    flush()
+    return out
+
+
+def _outcome_key(summary: str) -> str:
+    return _DIGITS.sub("#", summary)
 
 
 def render_job(
@@ -176,10 +225,16 @@ def _endpoint_view(endpoint: EndpointSpec) -> dict[str, JsonValue]:
         view["request_schema"] = endpoint.request_schema
     if endpoint.fire_and_forget:
         view["fire_and_forget"] = True
+    if endpoint.condition:
+        view["condition"] = endpoint.condition
+    if endpoint.ai_view:
+        view["ai_view"] = endpoint.ai_view
     return view
 
 
 def _recent_results(context: JobContext, result_chars: int, mask: SecretMasker) -> list[str]:
+    """Past results per endpoint, oldest first; consecutive results that differ only in
+    noise (timestamps, ids, durations) are shown once, as "same for N results since …"."""
     lines: list[str] = []
     for endpoint in context.endpoints:
         past = sorted(
@@ -189,15 +244,40 @@ def _recent_results(context: JobContext, result_chars: int, mask: SecretMasker) 
         if not past:
             continue
         lines.append(f"{endpoint.id} ({mask.text(endpoint.name)}):")
+        groups: list[list[PastResult]] = []
         for r in past:
+            if groups and _same_outcome(groups[-1][-1], r):
+                groups[-1].append(r)
+            else:
+                groups.append([r])
+        for group in groups:
+            r = group[-1]
             code = f" HTTP {r.status_code}" if r.status_code is not None else ""
             text = f"- {_iso(r.started_at)} {r.status.value}{code} in {r.duration_ms:.0f} ms"
+            if len(group) > 1:
+                text += f" (same for {len(group)} results since {_iso(group[0].started_at)})"
             if r.error:
                 text += f"; error: {truncate(mask.text(r.error), result_chars)}"
             if r.response_excerpt:
                 text += f"; body: {truncate(mask.text(r.response_excerpt), result_chars)}"
+            if r.view:
+                text += f"; view: {_json(mask.json(r.view), result_chars)}"
             lines.append(text)
     return lines
+
+
+def _same_outcome(a: PastResult, b: PastResult) -> bool:
+    def key(r: PastResult) -> tuple[object, ...]:
+        view = json.dumps(r.view, sort_keys=True, default=str) if r.view else ""
+        return (
+            r.status,
+            r.status_code,
+            _NOISE.sub("#", r.error or ""),
+            _NOISE.sub("#", r.response_excerpt or ""),
+            _NOISE.sub("#", view),
+        )
+
+    return key(a) == key(b)
 
 
 def _plan_task(context: JobContext, now: datetime) -> str:
@@ -229,6 +309,7 @@ def _schedule_task(
         "Fresh results of this run:",
     ]
     names = {e.id: mask.text(e.name) for e in context.endpoints}
+    views = {e.id: e.ai_view for e in context.endpoints if e.ai_view}
     for r in results:
         code = f" HTTP {r.status_code}" if r.status_code is not None else ""
         category = f" [{r.error_category.value}]" if r.error_category else ""
@@ -239,8 +320,11 @@ def _schedule_task(
         if r.error:
             lines.append(f"  error: {truncate(mask.text(r.error), result_chars)}")
         if r.response_body is not None:
-            body = _body_text(mask.json(r.response_body))
-            lines.append(f"  body: {truncate(body, result_chars)}")
+            body = mask.json(r.response_body)
+            lines.append(f"  body: {compact_json(body, result_chars)}")
+        if r.endpoint_id in views and r.response_body is not None:
+            view = evaluate_view(views[r.endpoint_id], mask.json(r.response_body))
+            lines.append(f"  view: {_json(mask.json(view), result_chars)}")
     if not results:
         lines.append("(no endpoint was called)")
     lines += [_window(context, now), "Reply with the JSON object only."]
@@ -284,15 +368,11 @@ def _scrub(messages: list[ChatMessage], mask: SecretMasker) -> list[ChatMessage]
 
 def truncate(text: str, limit: int) -> str:
     """`text` cut to `limit` characters, saying how much was cut."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… [truncated, {len(text)} chars in total]"
+    return cut(text, limit)
 
 
-def _body_text(body: JsonValue) -> str:
-    if isinstance(body, str):
-        return body
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
+def _json(value: JsonValue, limit: int) -> str:
+    return compact_json(value, limit)
 
 
 def _iso(value: datetime | None) -> str:

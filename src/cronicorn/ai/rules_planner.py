@@ -4,6 +4,11 @@ Used without an API key, when the AI fails after repairs and transport retries, 
 job's daily token budget is spent. It calls every endpoint of the job in endpoint order
 (sequentially, or in parallel when `scheduler.rules_strategy` says so) and leaves the next run
 to the governor's baseline/backoff policy (`proposal=None`).
+
+An endpoint with a `condition` is called only when the condition holds over the results of
+the endpoints before it (the executor checks it; otherwise the call is `skipped` with
+`condition_not_met`). Such a call depends on every endpoint before it, so a parallel plan
+becomes `mixed`: the others still run at once, the conditional ones after what they read.
 """
 
 from __future__ import annotations
@@ -28,14 +33,25 @@ class RulesPlanner:
         self.strategy = ExecutionStrategy((scheduler or SchedulerConfig()).rules_strategy)
 
     async def plan(self, context: JobContext) -> PlanDecision:
-        """Every endpoint, equal priority, endpoint order; no dependencies, none critical."""
-        calls = tuple(PlannedCall(endpoint_id=e.id) for e in context.endpoints)
-        plan = Plan(
-            calls=calls,
-            strategy=self.strategy,
-            reasoning=f"rules planner: all {len(calls)} endpoint(s), {self.strategy.value}",
-            confidence=1.0,
-        )
+        """Every endpoint, equal priority, endpoint order, none critical; conditional ones
+        after the endpoints before them."""
+        calls: list[PlannedCall] = []
+        for i, e in enumerate(context.endpoints):
+            if e.condition:
+                before = tuple(p.id for p in context.endpoints[:i])
+                calls.append(
+                    PlannedCall(endpoint_id=e.id, depends_on=before, condition=e.condition)
+                )
+            else:
+                calls.append(PlannedCall(endpoint_id=e.id))
+        strategy = self.strategy
+        conditional = sum(1 for c in calls if c.condition)
+        if conditional and strategy is ExecutionStrategy.PARALLEL:
+            strategy = ExecutionStrategy.MIXED
+        reasoning = f"rules planner: all {len(calls)} endpoint(s), {strategy.value}"
+        if conditional:
+            reasoning += f"; {conditional} only when their condition holds"
+        plan = Plan(calls=tuple(calls), strategy=strategy, reasoning=reasoning, confidence=1.0)
         return PlanDecision(plan=plan, source=PlanSource.RULES)
 
     async def schedule(

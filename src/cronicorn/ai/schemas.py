@@ -84,6 +84,11 @@ class AISchedule(_Closed):
     reasoning: str
     confidence: float = Field(description="0 to 1")
     recommended_actions: list[AIAction]
+    valid_for_ms: int | None = Field(
+        None,
+        description="How long this decision holds if nothing changes, in ms (null: the "
+        "engine's limit); it is reused until then unless the responses change",
+    )
 
 
 def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -190,6 +195,7 @@ def parse_schedule(content: str) -> ScheduleProposal:
             )
             for a in ai.recommended_actions
         ),
+        valid_for_ms=ai.valid_for_ms if ai.valid_for_ms is None or ai.valid_for_ms > 0 else None,
     )
 
 

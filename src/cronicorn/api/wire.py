@@ -32,20 +32,26 @@ INT32 = 2**31 - 1
 INT64 = 2**63 - 1
 WIDE_INTS = frozenset({"token", "input", "output", "reasoning", "cached", "total"})
 """Fields stored in 64-bit columns; every other integer must fit 32 bits."""
+JSON_FIELDS = frozenset({"response_body", "parameters", "body", "view", "ai_decision"})
+"""Fields stored in JSON columns: integers of any size are fine inside them (a response
+with an epoch-milliseconds timestamp must not make its run's completion a 422)."""
 MAX_TEXT = {"code": 64, "content_type": 200, "endpoint_id": 36, "job_id": 36, "run_id": 36}
 """Short string columns (PostgreSQL refuses longer values)."""
 WorkerId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 LeaseMs = Annotated[int, Field(ge=1_000, le=24 * 3600 * 1000)]
 
 
-def check_storable(value: Any, path: str = "body", name: str = "") -> None:
+def check_storable(
+    value: Any, path: str = "body", name: str = "", *, in_json: bool = False
+) -> None:
     """Raise ValueError naming the first value no database column could hold."""
+    in_json = in_json or name in JSON_FIELDS
     if isinstance(value, str):
         _check_text(value, path, name)
     elif isinstance(value, bool) or value is None:
         return
     elif isinstance(value, int):
-        if abs(value) > (INT64 if name in WIDE_INTS else INT32):
+        if not in_json and abs(value) > (INT64 if name in WIDE_INTS else INT32):
             raise ValueError(f"{path} is out of range")
     elif isinstance(value, float):
         if not math.isfinite(value):
@@ -54,22 +60,22 @@ def check_storable(value: Any, path: str = "body", name: str = "") -> None:
         _check_time(value, path)
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         for f in dataclasses.fields(value):
-            check_storable(getattr(value, f.name), f"{path}.{f.name}", f.name)
+            check_storable(getattr(value, f.name), f"{path}.{f.name}", f.name, in_json=in_json)
     elif isinstance(value, BaseModel):
         for key in type(value).model_fields:
             check_storable(getattr(value, key), f"{path}.{key}", key)
         _check_mapping(value.model_extra or {}, path)
     elif isinstance(value, Mapping):
-        _check_mapping(value, path)
+        _check_mapping(value, path, in_json)
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            check_storable(item, f"{path}[{i}]", name)
+            check_storable(item, f"{path}[{i}]", name, in_json=in_json)
 
 
-def _check_mapping(value: Mapping[Any, Any], path: str) -> None:
+def _check_mapping(value: Mapping[Any, Any], path: str, in_json: bool = False) -> None:
     for key, item in value.items():
-        check_storable(key, f"{path} key")
-        check_storable(item, f"{path}.{key}")
+        check_storable(key, f"{path} key", in_json=in_json)
+        check_storable(item, f"{path}.{key}", in_json=in_json)
 
 
 def _check_text(value: str, path: str, name: str) -> None:

@@ -6,6 +6,9 @@ Each spec is a job body for ``POST /api/jobs`` plus an ``endpoints`` list, each 
 
 - *orders*: polls the backlog, scales up when it is high. With the AI the interval tightens
   while the backlog grows and relaxes when it shrinks; the rules planner keeps the baseline.
+  The scale-up hook has a `condition` (the backlog's status is `high`), so without a model
+  it is called only in the runs where the backlog is high, not on every run; the model sees
+  the backlog through an `ai_view`.
 - *health*: watches a health check that fails for a few seconds in every cycle; failing runs
   back off (x2 per consecutive failure) and the schedule snaps back after recovery, with or
   without AI.
@@ -30,6 +33,10 @@ HEALTH_DEFINITION = (
 )
 
 
+SCALE_UP_CONDITION = "\"orders-backlog\".body.status == 'high'"
+"""The scale-up hook runs (without a model, or on a reused plan) only when this holds."""
+
+
 def demo_job_spec(base_url: str) -> dict[str, Any]:
     """The main demo job (orders backlog + scale-up hook) against the target at `base_url`."""
     base = base_url.rstrip("/")
@@ -49,6 +56,7 @@ def demo_job_spec(base_url: str) -> dict[str, Any]:
                 "url": f"{base}/orders/backlog",
                 "method": "GET",
                 "timeout_ms": 5_000,
+                "ai_view": {"backlog": "backlog", "status": "status", "trend": "trend"},
             },
             {
                 "name": "scale-up",
@@ -68,6 +76,7 @@ def demo_job_spec(base_url: str) -> dict[str, Any]:
                     "additionalProperties": False,
                 },
                 "timeout_ms": 5_000,
+                "condition": SCALE_UP_CONDITION,
             },
         ],
     }

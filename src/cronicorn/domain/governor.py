@@ -6,10 +6,11 @@ AI call) can see why a job runs when it does. Policy, in order:
 1. A `paused_until` in the future wins over everything (`paused`).
 2. `retry_soon` (the AI recommended `retry_failed_endpoints`) → the minimum interval
    (`clamped_min`: the run is pinned to the lower bound of the job's window).
-3. Otherwise a candidate: the AI's `next_run_at` if in the future (`ai`); else the plan's
-   `preliminary_next_run_at` if in the future (`ai_preliminary`); else the baseline
-   (`baseline_cron`, `baseline_interval`, or `backoff` after failures; `default` without a
-   baseline).
+3. Otherwise a candidate, the first in the future of (`CANDIDATE_PRECEDENCE`): the AI's
+   `next_run_at` (`ai`); the reused AI decision's cadence (`ai_reused`); the plan's
+   `preliminary_next_run_at` (`ai_preliminary`); else the baseline (`baseline_cron`,
+   `baseline_interval`, or `backoff` after failures; `default` without a baseline).
+   New proposal kinds (e.g. a user's `hint`) slot into that tuple.
 4. The candidate is clamped into `[now + min_interval_ms, now + max_interval_ms]`
    (`clamped_min` / `clamped_max`); `proposed_at` keeps the unclamped candidate.
 
@@ -25,6 +26,7 @@ from cronicorn.domain.cron import next_cron_fire, validate_cron
 from cronicorn.domain.models import DEFAULT_INTERVAL_MS, JobSnapshot, NextRun, ScheduleSource
 
 __all__ = [
+    "CANDIDATE_PRECEDENCE",
     "MAX_BACKOFF_FACTOR",
     "backoff_factor",
     "baseline_next_run",
@@ -74,22 +76,27 @@ def baseline_next_run(
     return NextRun(at=at, source=source, proposed_at=at)
 
 
+CANDIDATE_PRECEDENCE: tuple[ScheduleSource, ...] = (
+    ScheduleSource.AI,
+    ScheduleSource.AI_REUSED,
+    ScheduleSource.AI_PRELIMINARY,
+)
+"""Proposals in precedence order (above them: `paused`; below them: the baseline)."""
+
+
 def _candidate(
     job: JobSnapshot,
     now: datetime,
     consecutive_failures: int,
-    ai_next_run_at: datetime | None,
-    preliminary_next_run_at: datetime | None,
+    proposals: dict[ScheduleSource, datetime | None],
     default_interval_ms: int,
 ) -> NextRun:
-    if ai_next_run_at is not None:
-        at = _utc(ai_next_run_at, "ai_next_run_at")
-        if at > now:
-            return NextRun(at=at, source=ScheduleSource.AI, proposed_at=at)
-    if preliminary_next_run_at is not None:
-        at = _utc(preliminary_next_run_at, "preliminary_next_run_at")
-        if at > now:
-            return NextRun(at=at, source=ScheduleSource.AI_PRELIMINARY, proposed_at=at)
+    for source in CANDIDATE_PRECEDENCE:
+        proposed = proposals.get(source)
+        if proposed is not None:
+            at = _utc(proposed, f"{source.value} proposal")
+            if at > now:
+                return NextRun(at=at, source=source, proposed_at=at)
     return baseline_next_run(job, now, consecutive_failures, default_interval_ms)
 
 
@@ -99,6 +106,7 @@ def next_run_decision(
     *,
     consecutive_failures: int,
     ai_next_run_at: datetime | None = None,
+    reused_next_run_at: datetime | None = None,
     preliminary_next_run_at: datetime | None = None,
     retry_soon: bool = False,
     default_interval_ms: int = DEFAULT_INTERVAL_MS,
@@ -111,14 +119,12 @@ def next_run_decision(
     now = _utc(now, "now")
     lower = now + timedelta(milliseconds=max(0, job.min_interval_ms))
     upper = max(lower, now + timedelta(milliseconds=max(0, job.max_interval_ms)))
-    candidate = _candidate(
-        job,
-        now,
-        consecutive_failures,
-        ai_next_run_at,
-        preliminary_next_run_at,
-        default_interval_ms,
-    )
+    proposals = {
+        ScheduleSource.AI: ai_next_run_at,
+        ScheduleSource.AI_REUSED: reused_next_run_at,
+        ScheduleSource.AI_PRELIMINARY: preliminary_next_run_at,
+    }
+    candidate = _candidate(job, now, consecutive_failures, proposals, default_interval_ms)
     proposed = candidate.at
     if job.paused_until is not None:
         paused_until = _utc(job.paused_until, "paused_until")

@@ -63,16 +63,20 @@ class ErrorCategory(StrEnum):
     DEPENDENCY_FAILED = "dependency_failed"
     CRITICAL_FAILURE = "critical_failure"
     INVALID_REQUEST = "invalid_request"
+    CONDITION_NOT_MET = "condition_not_met"
 
 
 class PlanSource(StrEnum):
     AI = "ai"
     AI_REPAIRED = "ai_repaired"
+    AI_REUSED = "ai_reused"
+    """The last AI decision, reused without asking the model (`on_change` mode)."""
     RULES = "rules"
 
 
 class ScheduleSource(StrEnum):
     AI = "ai"
+    AI_REUSED = "ai_reused"
     AI_PRELIMINARY = "ai_preliminary"
     BASELINE_CRON = "baseline_cron"
     BASELINE_INTERVAL = "baseline_interval"
@@ -89,6 +93,27 @@ class CircuitState(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
+
+
+class AIMode(StrEnum):
+    """When the model is asked: every run (both phases), or only when a trigger fires."""
+
+    EVERY_RUN = "every_run"
+    ON_CHANGE = "on_change"
+
+
+class AITrigger(StrEnum):
+    """Why a run asked the model (the run's `ai_trigger`; null when the decision was reused)."""
+
+    EVERY_RUN = "every_run"
+    NO_DECISION = "no_decision"
+    EXPIRED = "expired"
+    JOB_EDITED = "job_edited"
+    NEW_MESSAGE = "new_message"
+    REPLAN_REQUESTED = "replan_requested"
+    RESPONSE_CHANGED = "response_changed"
+    FAILURE_STREAK_STARTED = "failure_streak_started"
+    FAILURE_STREAK_ENDED = "failure_streak_ended"
 
 
 class Escalation(StrEnum):
@@ -180,6 +205,11 @@ class EndpointSpec:
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     fire_and_forget: bool = False
     bearer_token: str | None = None
+    ai_view: JsonValue = None
+    """JMESPath expressions (name → expression mapping, or a list) shown to the model."""
+    condition: str | None = None
+    """JMESPath over this run's earlier results: rules and reused plans call the endpoint
+    only when it holds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +222,9 @@ class PlannedCall:
     priority: int = 0
     depends_on: tuple[str, ...] = ()
     critical: bool = False
+    condition: str | None = None
+    """When set, the executor makes the call only if this JMESPath expression over the
+    run's earlier results holds (otherwise the call is skipped: `condition_not_met`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +274,8 @@ class ScheduleProposal:
     reasoning: str = ""
     confidence: float = 0.0
     recommended_actions: tuple[RecommendedAction, ...] = ()
+    valid_for_ms: int | None = None
+    """How long the model says this decision holds (bounded by `ai_agent.decision_ttl_ms`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +302,10 @@ class JobSnapshot:
     signing_secret: str | None = None
     """The tenant's outbound signing secret (None: calls go out unsigned). A secret: never
     in a prompt, a log line or a stored body."""
+    ai_mode: AIMode | None = None
+    """None: the engine's `ai_agent.mode`."""
+    replan_requested_at: datetime | None = None
+    """Set by `run-now` with `replan`: a decision made before it is not reused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +327,50 @@ class PastResult:
     duration_ms: float
     response_excerpt: str | None
     error: str | None
+    view: Mapping[str, JsonValue] | None = None
+    """The endpoint's `ai_view` evaluated over this result's body."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseSignature:
+    """What an endpoint returned, reduced to what matters (see `domain.signature`)."""
+
+    status_class: str
+    ok: bool
+    shape: tuple[str, ...] = ()
+    numbers: Mapping[str, float] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    text_digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AIDecision:
+    """The last decision the model made for a job, reused in `on_change` mode until a
+    trigger fires (see `domain.ai_decision`)."""
+
+    plan: Plan
+    plan_source: PlanSource
+    made_at: datetime
+    valid_until: datetime
+    fingerprint: str
+    """`context_fingerprint` of the job and endpoints the decision was made for."""
+    signatures: Mapping[str, ResponseSignature] = field(default_factory=dict)
+    failing: bool = False
+    """Whether the run it was made on failed (a streak starting or ending re-asks)."""
+    interval_ms: int | None = None
+    """The AI's cadence: its proposed next run minus the decision time."""
+    reasoning: str = ""
+    confidence: float | None = None
+    pending_trigger: AITrigger | None = None
+    """A change seen after execution: the next run re-plans, for this reason."""
+    pending_detail: str | None = None
+    reused_runs: int = 0
+    last_reused_at: datetime | None = None
+    replan_seen: datetime | None = None
+    """The job's `replan_requested_at` when the decision was made (a newer one re-asks)."""
+    message_seen: datetime | None = None
+    """The newest user message the decision was made with (a newer one re-asks). Both are
+    compared with values written by the API, never with the engine's clock."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +381,8 @@ class JobContext:
     endpoints: tuple[EndpointSpec, ...]
     messages: tuple[Message, ...] = ()
     recent_results: tuple[PastResult, ...] = ()
+    ai_decision: AIDecision | None = None
+    """The last AI decision (plan, cadence, the responses it was made on), if any."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,3 +467,8 @@ class RunCompletion:
     consecutive_failures: int = 0
     budget_exhausted: bool = False
     """The AI was skipped because the job's daily token budget is spent (alerts)."""
+    ai_trigger: AITrigger | None = None
+    """Why the model was asked in this run; None when the decision was reused or no model
+    was involved."""
+    ai_decision: AIDecision | None = None
+    """The job's last AI decision after this run (stored on the job)."""

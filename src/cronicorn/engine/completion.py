@@ -26,6 +26,7 @@ from cronicorn.domain.models import (
     JobSnapshot,
     NextRun,
     PlanDecision,
+    PlanSource,
     RecommendedAction,
     RunCompletion,
     RunStatus,
@@ -94,11 +95,14 @@ class CompletionBuilder:
         proposal = schedule.proposal
         actions = proposal.recommended_actions if proposal else ()
         now = self._clock.now()
+        proposed = proposal.next_run_at if proposal else None
+        reused = schedule.source is PlanSource.AI_REUSED
         next_run = next_run_decision(
             job,
             now,
             consecutive_failures=failures,
-            ai_next_run_at=proposal.next_run_at if proposal else None,
+            ai_next_run_at=None if reused else proposed,
+            reused_next_run_at=proposed if reused else None,
             preliminary_next_run_at=decision.plan.preliminary_next_run_at,
             retry_soon=any(a.type is ActionType.RETRY_FAILED_ENDPOINTS for a in actions),
             default_interval_ms=self._config.scheduler.default_interval_ms,
@@ -156,20 +160,25 @@ class CompletionBuilder:
         )
         plan = state.plan
         duration_ms = max(0.0, (self._clock.monotonic() - state.started_mono) * 1000)
-        summary = run_summary(
-            status=status,
-            duration_ms=duration_ms,
-            plan=plan.plan if plan else None,
-            plan_source=plan.source if plan else None,
-            results=state.results,
-            endpoints={e.id: e for e in state.claimed.context.endpoints},
-            next_run=chosen.next_run,
-            reasoning=chosen.reasoning,
-            confidence=chosen.confidence,
-            actions=chosen.actions,
-            escalation=escalation,
-            error=f"{error.phase.value}: {error.message}" if error else None,
-            paused=chosen.pause,
+        quiet = state.quiet and status is RunStatus.COMPLETED
+        summary = (
+            ""
+            if quiet
+            else run_summary(
+                status=status,
+                duration_ms=duration_ms,
+                plan=plan.plan if plan else None,
+                plan_source=plan.source if plan else None,
+                results=state.results,
+                endpoints={e.id: e for e in state.claimed.context.endpoints},
+                next_run=chosen.next_run,
+                reasoning=chosen.reasoning,
+                confidence=chosen.confidence,
+                actions=chosen.actions,
+                escalation=escalation,
+                error=f"{error.phase.value}: {error.message}" if error else None,
+                paused=chosen.pause,
+            )
         )
         self._emit_decision(state, chosen, escalation)
         mask = run_masker(state)
@@ -195,6 +204,8 @@ class CompletionBuilder:
             pause=chosen.pause,
             consecutive_failures=consecutive_failures,
             budget_exhausted=chosen.budget_exhausted,
+            ai_trigger=state.ai_trigger,
+            ai_decision=state.ai_decision,
         )
 
     def _emit_decision(self, state: RunState, chosen: _Decision, escalation: Escalation) -> None:

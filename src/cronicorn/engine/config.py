@@ -22,7 +22,8 @@ class PromptOptimizationConfig(_Section):
     """Budget per prompt; the oldest history is dropped first, system messages kept."""
     max_history_messages: int = Field(100, ge=0, le=10_000)
     max_result_chars: int = Field(2_000, ge=0, le=1_000_000)
-    """Response bodies are truncated to this many characters inside prompts."""
+    """Fresh response bodies are compacted (structure-aware) to about this many characters
+    inside prompts; errors are cut to it."""
 
 
 class AIAgentConfig(_Section):
@@ -40,6 +41,13 @@ class AIAgentConfig(_Section):
     action_confidence: float = Field(0.8, ge=0.0, le=1.0)
     """Minimum confidence for a `pause_job` recommendation to pause the job."""
     max_output_tokens: int = Field(2_000, ge=64, le=100_000)
+    mode: Literal["every_run", "on_change"] = "on_change"
+    """`every_run`: both AI phases on every run. `on_change`: the model is asked only when a
+    trigger fires; otherwise the last AI decision is reused (see docs/ai.md)."""
+    decision_ttl_ms: int = Field(3_600_000, ge=1_000, le=30 * 86_400_000)
+    """Longest an AI decision is reused (the model may say less with `valid_for_ms`)."""
+    change_threshold: float = Field(0.2, ge=0.0, le=100.0)
+    """Relative change of a number in a response that counts as material (0.2 = 20 %)."""
     prompt_optimization: PromptOptimizationConfig = PromptOptimizationConfig()
 
 

@@ -98,6 +98,12 @@ def _parse_level(raw: str) -> str:
     return level
 
 
+def _parse_ai_mode(raw: str) -> str:
+    if raw.lower() not in ("every_run", "on_change"):
+        raise _BadValue
+    return raw.lower()
+
+
 def _parse_format(raw: str) -> str:
     if raw.lower() not in ("text", "json"):
         raise _BadValue
@@ -123,6 +129,9 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("CRONICORN_AI_TEMPERATURE", "ai_agent", "temperature", _parse_float, "{number}"),
     EnvVar("CRONICORN_AI_MAX_RETRIES", "ai_agent", "max_retries", _parse_int, "{integer}"),
     EnvVar("CRONICORN_AI_TIMEOUT_MS", "ai_agent", "timeout_ms", _parse_int, "{integer}"),
+    EnvVar(
+        "CRONICORN_AI_MODE", "ai_agent", "mode", _parse_ai_mode, "must be every_run or on_change"
+    ),
     EnvVar("CRONICORN_MAX_CONCURRENCY", "execution", "max_concurrency", _parse_int, "{integer}"),
     EnvVar(
         "CRONICORN_DEFAULT_TIMEOUT_MS", "execution", "default_timeout_ms", _parse_int, "{integer}"

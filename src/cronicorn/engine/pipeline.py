@@ -22,12 +22,15 @@ from cronicorn.domain.models import (
     EndpointResult,
     EndpointStatus,
     ErrorPhase,
+    JobContext,
     JobErrorRecord,
     PlanDecision,
     PlanSource,
     RunCompletion,
     RunStatus,
+    ScheduleDecision,
 )
+from cronicorn.engine.ai_reuse import AIReuse, Gate, asked_context, model_involved
 from cronicorn.engine.completion import (
     CompletionBuilder,
     fallback_next_run,
@@ -79,6 +82,7 @@ class JobPipeline:
         self._events = events
         self._stats = stats
         self._completions = CompletionBuilder(config, clock, events)
+        self._reuse = AIReuse(config.ai_agent)
 
     async def run(
         self, claimed: ClaimedJob, abort: asyncio.Event, cycle_id: str | None = None
@@ -142,9 +146,19 @@ class JobPipeline:
     async def _phases(
         self, state: RunState, keeper: LeaseKeeper, abort: asyncio.Event
     ) -> RunCompletion:
-        context = state.claimed.context
-        plan_call = self._guard(self._planner.plan(context), abort)
-        decision = await self._phase(ErrorPhase.PLAN, plan_call, keeper)
+        claimed_context = state.claimed.context
+        state.ai_decision = claimed_context.ai_decision
+        gate = self._reuse.gate(claimed_context, self._clock.now())
+        context = claimed_context
+        if gate.reuse is not None:
+            decision = self._reuse.reused_plan(claimed_context, gate.reuse)
+        else:
+            assert gate.trigger is not None
+            context = asked_context(claimed_context, gate.trigger, self._clock.now())
+            plan_call = self._guard(self._planner.plan(context), abort)
+            decision = await self._phase(ErrorPhase.PLAN, plan_call, keeper)
+            if model_involved(decision):
+                state.ai_trigger = gate.trigger[0]
         state.plan = decision
         state.add_cost(decision)
         self._emit_plan(state, decision)
@@ -154,15 +168,48 @@ class JobPipeline:
         state.results = await self._phase(ErrorPhase.EXECUTE, execution, keeper)
         if abort.is_set():
             raise Aborted("lease lost" if keeper.lost else "shutdown")
+        schedule = await self._schedule(state, context, gate, decision, keeper, abort)
+        try:
+            return self._completions.completed(state, decision, schedule)
+        except Exception as exc:
+            raise PhaseFailure(ErrorPhase.SCHEDULE, exc) from exc
+
+    async def _schedule(
+        self,
+        state: RunState,
+        context: JobContext,
+        gate: Gate,
+        decision: PlanDecision,
+        keeper: LeaseKeeper,
+        abort: asyncio.Event,
+    ) -> ScheduleDecision:
+        """Phase 2, or the reused cadence when the decision was reused and nothing changed
+        (a change sends this run's results to phase 2 at once; the next run re-plans)."""
+        previous = state.ai_decision
+        change = None
+        if gate.reuse is not None:
+            change = self._reuse.change_after_run(context, gate.reuse, decision, state.results)
+            if change is None:
+                state.ai_decision = self._reuse.reused(gate.reuse, self._clock.now())
+                state.quiet = True
+                return self._reuse.reused_schedule(gate.reuse, self._clock.now())
+            state.ai_trigger = change[0]
+            context = asked_context(context, change, self._clock.now())
         schedule_call = self._planner.schedule(context, decision, state.results)
         schedule = await self._phase(ErrorPhase.SCHEDULE, self._guard(schedule_call, abort), keeper)
         state.add_cost(schedule)
         if schedule.fallback_reason:
             self._fallback(state, "schedule", schedule.fallback_reason)
-        try:
-            return self._completions.completed(state, decision, schedule)
-        except Exception as exc:
-            raise PhaseFailure(ErrorPhase.SCHEDULE, exc) from exc
+        state.ai_decision = self._reuse.remember(
+            state.claimed.context,
+            decision,
+            schedule,
+            state.results,
+            self._clock.now(),
+            previous=previous,
+            pending=change,
+        )
+        return schedule
 
     @staticmethod
     def _record_early(decision: PlanDecision) -> bool:
@@ -170,7 +217,9 @@ class JobPipeline:
         such runs are slow, and the plan shows while they execute. A rules plan is
         written by `complete` with everything else — a separate write per run cost
         about 40 % of the store time for nothing anyone can see."""
-        return decision.source is not PlanSource.RULES or decision.ai_calls > 0
+        return decision.source not in (PlanSource.RULES, PlanSource.AI_REUSED) or (
+            decision.ai_calls > 0
+        )
 
     async def _record_plan(self, keeper: LeaseKeeper, decision: PlanDecision) -> None:
         await self._backend.record_plan(keeper.lease, decision)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from cronicorn.domain.models import (
+    AIDecision,
+    AITrigger,
     ClaimedJob,
     EndpointResult,
     ErrorPhase,
@@ -55,6 +57,13 @@ class RunState:
     fallbacks: int = 0
     next_run: NextRun | None = None
     """Set once the outcome is written: the next run the store now holds."""
+    ai_trigger: AITrigger | None = None
+    """Why the model was asked (None: the decision was reused, or no model involved)."""
+    ai_decision: AIDecision | None = None
+    """The job's AI decision to store with the outcome (starts as the claimed one)."""
+    quiet: bool = False
+    """A run that reused the decision and saw no change: no summary message (bounded
+    history)."""
 
     @property
     def job_id(self) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from cronicorn.domain.conditions import condition_holds
 from cronicorn.domain.models import (
     EndpointResult,
     EndpointSpec,
@@ -66,11 +67,22 @@ class _Run:
     abort: asyncio.Event | None
     signing_secret: str | None = None
     in_flight: set[asyncio.Task[object]] = field(default_factory=set)
+    done: dict[str, EndpointResult] = field(default_factory=dict)
+    """Finished results by endpoint name, for later calls' conditions."""
 
     def aborted(self) -> bool:
         return self.abort is not None and self.abort.is_set()
 
+    def record(self, index: int, result: EndpointResult) -> EndpointResult:
+        endpoint = self.endpoints.get(self.calls[index].endpoint_id)
+        if endpoint is not None:
+            self.done[endpoint.name] = result
+        return result
+
     def skip(self, index: int, category: ErrorCategory, reason: str) -> EndpointResult:
+        return self.record(index, self._skipped(index, category, reason))
+
+    def _skipped(self, index: int, category: ErrorCategory, reason: str) -> EndpointResult:
         aborted = category == ErrorCategory.ABORTED
         status = EndpointStatus.ABORTED if aborted else EndpointStatus.SKIPPED
         endpoint_id = self.calls[index].endpoint_id
@@ -165,7 +177,7 @@ class HttpExecutor:
                 plan.strategy or ExecutionStrategy.SEQUENTIAL,
                 plan.calls,
                 limit,
-                functools.partial(self._run_one, run),
+                functools.partial(self._run_checked, run),
                 run.skip,
                 run.aborted,
                 order,
@@ -179,6 +191,15 @@ class HttpExecutor:
         await abort.wait()
         for task in list(in_flight):
             task.cancel()
+
+    async def _run_checked(self, run: _Run, index: int) -> EndpointResult:
+        """The call, unless its `condition` does not hold over the earlier results."""
+        condition = run.calls[index].condition
+        if condition:
+            holds, reason = condition_holds(condition, run.done)
+            if not holds:
+                return run.skip(index, ErrorCategory.CONDITION_NOT_MET, reason)
+        return run.record(index, await self._run_one(run, index))
 
     async def _run_one(self, run: _Run, index: int) -> EndpointResult:
         call = run.calls[index]

@@ -150,6 +150,8 @@ def endpoint_out(row: Endpoint) -> EndpointOut:
         max_response_bytes=row.max_response_bytes,
         fire_and_forget=row.fire_and_forget,
         bearer_token=MASK if row.bearer_token else None,
+        ai_view=row.ai_view,
+        condition=row.condition,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

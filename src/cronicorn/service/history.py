@@ -176,5 +176,6 @@ def run_fields(run: Run) -> dict[str, Any]:
             cached=run.cached_input_tokens,
         ),
         "ai_calls": run.ai_calls,
+        "ai_trigger": run.ai_trigger,
         "error": run.error,
     }

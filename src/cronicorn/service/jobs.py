@@ -126,7 +126,9 @@ class Jobs:
         """Active again; a job whose next run passed while paused is due at once."""
         return await self._set_status(principal, job_id, JobStatus.ACTIVE)
 
-    async def run_now(self, principal: Principal, job_id: str) -> JobOut:
+    async def run_now(self, principal: Principal, job_id: str, *, replan: bool = False) -> JobOut:
+        """Due now; with `replan`, the run asks the model instead of reusing its last
+        decision (`ai_trigger` `replan_requested`)."""
         async with self._sessions() as session, session.begin():
             job = await load_job(session, principal, job_id, for_update=True)
             if job.status != JobStatus.ACTIVE.value:
@@ -134,6 +136,8 @@ class Jobs:
             now = self._now()
             job.next_run_at = now
             job.updated_at = now
+            if replan:
+                job.replan_requested_at = now
             await notify_jobs_changed(session)
         return job_out(job, self._now())
 
@@ -207,6 +211,7 @@ def job_out(job: Job, now: datetime) -> JobOut:
         daily_token_budget=job.daily_token_budget,
         run_retention_days=job.run_retention_days,
         max_runs_per_job=job.max_runs_per_job,
+        ai_mode=job.ai_mode,  # type: ignore[arg-type]
         created_at=job.created_at,
         updated_at=job.updated_at,
     )

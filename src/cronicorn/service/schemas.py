@@ -20,6 +20,8 @@ from cronicorn.domain.models import (
     MAX_RESPONSE_BYTES_LIMIT,
 )
 from cronicorn.service.validation import (
+    AiView,
+    Condition,
     Cron,
     Definition,
     Headers,
@@ -46,6 +48,24 @@ RetentionDays = Annotated[
 RunsKept = Annotated[
     int, Strict(), Field(ge=0, le=10**9, description="Newest runs kept per job; 0 keeps all.")
 ]
+AiMode = Literal["every_run", "on_change"]
+AI_MODE_DOC = (
+    "When the model is asked: `every_run` (both AI phases each run) or `on_change` (only when "
+    "a trigger fires; otherwise the last AI decision is reused). Null: the engine's "
+    "`ai_agent.mode` (default `on_change`)."
+)
+AI_VIEW_DOC = (
+    "JMESPath expressions over the endpoint's JSON response whose results the model sees "
+    "beside the compacted body, as a name → expression mapping (e.g. "
+    '`{"pending": "length(orders[?state==\'pending\'])"}`) or a list of expressions '
+    "(each named by itself). At most 20."
+)
+CONDITION_DOC = (
+    "JMESPath over the results of endpoints called earlier in the run, by endpoint name "
+    "(each `{status, status_code, ok, body, error}`), e.g. `backlog.body.backlog > `20``. "
+    "Rules plans and reused AI plans call the endpoint only when it holds (else it is "
+    "skipped: `condition_not_met`); the model is shown it."
+)
 
 
 class InputModel(BaseModel):
@@ -76,6 +96,7 @@ class JobCreate(InputModel):
     daily_token_budget: TokenBudget | None = None
     run_retention_days: RetentionDays | None = None
     max_runs_per_job: RunsKept | None = None
+    ai_mode: AiMode | None = Field(None, description=AI_MODE_DOC)
 
     @field_validator("interval_ms")
     @classmethod
@@ -109,6 +130,7 @@ class JobUpdate(InputModel):
     daily_token_budget: TokenBudget | None = None
     run_retention_days: RetentionDays | None = None
     max_runs_per_job: RunsKept | None = None
+    ai_mode: AiMode | None = Field(None, description=AI_MODE_DOC)
 
     _not_null = field_validator(
         "name",
@@ -121,9 +143,15 @@ class JobUpdate(InputModel):
     )(_reject_null)
 
 
+SOURCE_DOC = (
+    "Which rule chose the time: paused, ai, ai_reused, ai_preliminary, baseline_cron, "
+    "baseline_interval, backoff, default, clamped_min or clamped_max (docs/scheduling.md)."
+)
+
+
 class LastSchedule(BaseModel):
     next_run_at: datetime | None = None
-    source: str | None = None
+    source: str | None = Field(None, description=SOURCE_DOC)
     reasoning: str | None = None
     confidence: float | None = None
 
@@ -155,8 +183,19 @@ class JobOut(BaseModel):
     daily_token_budget: int | None
     run_retention_days: int | None = Field(description="None: the server's retention policy.")
     max_runs_per_job: int | None = Field(description="None: the server's retention policy.")
+    ai_mode: AiMode | None = Field(None, description=AI_MODE_DOC)
     created_at: datetime
     updated_at: datetime
+
+
+class RunNow(InputModel):
+    """Optional body of `POST /api/jobs/{id}/run-now`."""
+
+    replan: StrictBool = Field(
+        False,
+        description="Ask the model afresh in this run (`ai_trigger` `replan_requested`) "
+        "instead of reusing the last AI decision.",
+    )
 
 
 # ---------------------------------------------------------------------- endpoints
@@ -174,6 +213,8 @@ class EndpointCreate(InputModel):
     max_response_bytes: ResponseBytes = DEFAULT_MAX_RESPONSE_BYTES
     fire_and_forget: StrictBool = False
     bearer_token: Secret | None = None
+    ai_view: AiView | None = Field(None, description=AI_VIEW_DOC)
+    condition: Condition | None = Field(None, description=CONDITION_DOC)
 
 
 class EndpointUpdate(InputModel):
@@ -190,6 +231,8 @@ class EndpointUpdate(InputModel):
     max_response_bytes: ResponseBytes | None = None
     fire_and_forget: StrictBool | None = None
     bearer_token: Secret | None = None
+    ai_view: AiView | None = Field(None, description=AI_VIEW_DOC)
+    condition: Condition | None = Field(None, description=CONDITION_DOC)
 
     _not_null = field_validator(
         "name",
@@ -218,6 +261,8 @@ class EndpointOut(BaseModel):
     max_response_bytes: int
     fire_and_forget: bool
     bearer_token: Literal["***"] | None = Field(description='"***" when set, else null.')
+    ai_view: dict[str, str] | list[str] | None = Field(None, description=AI_VIEW_DOC)
+    condition: str | None = Field(None, description=CONDITION_DOC)
     created_at: datetime
     updated_at: datetime
 
@@ -242,7 +287,7 @@ class MessageOut(BaseModel):
 class RunSchedule(BaseModel):
     proposed_next_run_at: datetime | None = None
     next_run_at: datetime | None = None
-    source: str | None = None
+    source: str | None = Field(None, description=SOURCE_DOC)
     reasoning: str | None = None
     confidence: float | None = None
     recommended_actions: list[dict[str, Any]] = Field(default_factory=list)
@@ -290,6 +335,13 @@ class RunOut(BaseModel):
     schedule: RunSchedule | None
     tokens: RunTokens
     ai_calls: int
+    ai_trigger: str | None = Field(
+        None,
+        description="Why the model was asked in this run: every_run, no_decision, expired, "
+        "job_edited, new_message, replan_requested, response_changed, "
+        "failure_streak_started or failure_streak_ended; null when the last AI decision was "
+        "reused (or no model is configured).",
+    )
     error: str | None
 
 

@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from pydantic import AfterValidator, AwareDatetime, Field, Strict
 
+from cronicorn.domain.jmes import MAX_EXPRESSION_CHARS, ExpressionError, compile_expression
+from cronicorn.domain.jmes import validate_view as _view_errors
 from cronicorn.domain.json_schema import check_schema
 from cronicorn.store.secrets import MASK
 
@@ -131,6 +133,23 @@ def check_json_schema(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def check_condition(value: str) -> str:
+    db_safe_text(value)
+    try:
+        compile_expression(value)
+    except ExpressionError as exc:
+        raise ValueError(f"is not a valid JMESPath expression: {exc}") from None
+    return value
+
+
+def check_ai_view(value: dict[str, str] | list[str]) -> dict[str, str] | list[str]:
+    db_safe_json(value)
+    errors = _view_errors(value)
+    if errors:
+        raise ValueError("; ".join(errors[:3]))
+    return value
+
+
 def keeps_mask(value: str) -> bool:
     """On PATCH, a secret given as "***" means "keep the stored value"."""
     return value == MASK
@@ -148,6 +167,14 @@ Url = Annotated[str, Strict(), Field(min_length=1, max_length=2048), AfterValida
 Headers = Annotated[dict[str, Annotated[str, Strict()]], AfterValidator(check_headers)]
 JsonSchema = Annotated[dict[str, Any], AfterValidator(check_json_schema)]
 JsonBody = Annotated[Any, AfterValidator(db_safe_json)]
+Condition = Annotated[
+    str,
+    Strict(),
+    Field(min_length=1, max_length=MAX_EXPRESSION_CHARS),
+    AfterValidator(check_condition),
+]
+_Expression = Annotated[str, Strict(), Field(min_length=1, max_length=MAX_EXPRESSION_CHARS)]
+AiView = Annotated[dict[str, _Expression] | list[_Expression], AfterValidator(check_ai_view)]
 
 
 def check_secret(value: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -120,9 +120,15 @@ async def load_messages(
 
 
 async def load_recent_results(
-    conn: AsyncConnection, endpoint_ids: Sequence[str], per_endpoint: int, excerpt_chars: int
+    conn: AsyncConnection,
+    endpoint_ids: Sequence[str],
+    per_endpoint: int,
+    excerpt_chars: int,
+    views: Mapping[str, Any] | None = None,
 ) -> dict[str, list[PastResult]]:
-    """The newest `per_endpoint` results of each endpoint, oldest first, keyed by job."""
+    """The newest `per_endpoint` results of each endpoint, oldest first, keyed by job;
+    `views` (endpoint id → `ai_view`) adds the view values of each result."""
+    views = views or {}
     out: dict[str, list[PastResult]] = defaultdict(list)
     if per_endpoint <= 0 or not endpoint_ids:
         return out
@@ -131,7 +137,8 @@ async def load_recent_results(
     )
     rows.sort(key=lambda r: (r["endpoint_id"], r["started_at"] or EPOCH, r["id"]))
     for row in rows:
-        out[row["job_id"]].append(mapping.past_result(row, excerpt_chars))
+        view = views.get(row["endpoint_id"])
+        out[row["job_id"]].append(mapping.past_result(row, excerpt_chars, view))
     return out
 
 
@@ -153,6 +160,7 @@ def build_context(
         endpoints=endpoints,
         messages=tuple(messages),
         recent_results=tuple(results),
+        ai_decision=mapping.decision_from_json(job_row["ai_decision"]),
     )
 
 
@@ -180,7 +188,10 @@ async def load_contexts(
     endpoints = await load_endpoint_rows(conn, ids)
     messages = await load_messages(conn, ids, history_limit)
     endpoint_ids = [row["id"] for rows in endpoints.values() for row in rows]
-    results = await load_recent_results(conn, endpoint_ids, results_per_endpoint, excerpt_chars)
+    views = {row["id"]: row["ai_view"] for rows in endpoints.values() for row in rows}
+    results = await load_recent_results(
+        conn, endpoint_ids, results_per_endpoint, excerpt_chars, views
+    )
     signing = await signing_ciphertexts(conn, [row["tenant_id"] for row in job_rows], box)
     for row in job_rows:
         job_id = row["id"]

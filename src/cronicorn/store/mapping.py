@@ -6,14 +6,19 @@ and so the API layer can reuse the same JSON shapes (plan, schedule) for its res
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import RowMapping
 
+from cronicorn.domain.compaction import compact_json
+from cronicorn.domain.jmes import evaluate_view
 from cronicorn.domain.models import (
+    AIDecision,
+    AIMode,
     EndpointSpec,
     EndpointStatus,
     JobSnapshot,
@@ -30,7 +35,30 @@ from cronicorn.observability.redaction import join_url_secrets
 from cronicorn.store.secrets import SecretBox
 
 EXCERPT_CHARS = 500
-"""Characters of a past response body kept in the AI's context."""
+"""Characters of a past response body kept in the AI's context (structure-aware compaction,
+see `domain.compaction`)."""
+logger = logging.getLogger("cronicorn.store")
+_decision_adapter: TypeAdapter[AIDecision] = TypeAdapter(AIDecision)
+
+
+def decision_to_json(decision: AIDecision | None) -> dict[str, Any] | None:
+    """The job's `ai_decision` column."""
+    if decision is None:
+        return None
+    out: dict[str, Any] = scrub(_decision_adapter.dump_python(decision, mode="json"))
+    return out
+
+
+def decision_from_json(value: Any) -> AIDecision | None:
+    """The stored decision, or None when there is none or it cannot be read (an older or
+    damaged shape only costs one model call)."""
+    if not value:
+        return None
+    try:
+        return _decision_adapter.validate_python(value)
+    except ValidationError as exc:
+        logger.warning("ignoring an unreadable stored AI decision: %s", exc.errors()[:1])
+        return None
 
 
 def iso(value: datetime | None) -> str | None:
@@ -60,6 +88,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
                     "priority": call.priority,
                     "depends_on": list(call.depends_on),
                     "critical": call.critical,
+                    **({"condition": call.condition} if call.condition else {}),
                 }
                 for call in plan.calls
             ],
@@ -128,6 +157,8 @@ def job_snapshot(
         daily_token_budget=row["daily_token_budget"],
         tokens_used_today=used_today,
         signing_secret=signing_secret,
+        ai_mode=AIMode(row["ai_mode"]) if row["ai_mode"] else None,
+        replan_requested_at=row["replan_requested_at"],
     )
 
 
@@ -150,6 +181,8 @@ def endpoint_spec(row: RowMapping, box: SecretBox) -> EndpointSpec:
         max_response_bytes=row["max_response_bytes"],
         fire_and_forget=row["fire_and_forget"],
         bearer_token=box.decrypt(token) if token else None,
+        ai_view=row["ai_view"],
+        condition=row["condition"],
     )
 
 
@@ -165,17 +198,19 @@ def message(row: RowMapping) -> Message:
 def excerpt(body: Any, limit: int = EXCERPT_CHARS) -> str | None:
     if body is None:
         return None
-    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
-    return text if len(text) <= limit else text[:limit] + "…"
+    return compact_json(body, limit)
 
 
-def past_result(row: RowMapping, limit: int = EXCERPT_CHARS) -> PastResult:
+def past_result(row: RowMapping, limit: int = EXCERPT_CHARS, ai_view: Any = None) -> PastResult:
+    body = row["response_body"]
+    view = evaluate_view(ai_view, body) if ai_view and body is not None else None
     return PastResult(
         endpoint_id=row["endpoint_id"],
         status=EndpointStatus(row["status"]),
         status_code=row["status_code"],
         started_at=row["started_at"],
         duration_ms=row["duration_ms"],
-        response_excerpt=excerpt(row["response_body"], limit),
+        response_excerpt=excerpt(body, limit),
         error=row["error"],
+        view=view,
     )

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cronicorn.domain.alerts import RunFacts, worth_queuing
 from cronicorn.domain.models import (
+    AIDecision,
     EndpointStatus,
     JobErrorRecord,
     Lease,
@@ -111,6 +112,10 @@ def _job_finish_statement() -> sa.Update:
                     )
                 },
                 **_token_increments(),
+                "ai_decision": sa.case(
+                    (sa.bindparam("p_keep_decision", type_=sa.Boolean()), c.ai_decision),
+                    else_=_param(jobs_t, "ai_decision"),
+                ),
                 "status": sa.case((sa.and_(pause, c.status == "active"), "paused"), else_=c.status),
                 "lease_owner": None,
                 "lease_expires_at": None,
@@ -121,7 +126,8 @@ def _job_finish_statement() -> sa.Update:
 
 JOB_FINISH = _job_finish_statement()
 """Schedule, counters, atomic token increments (the daily counter rolls over at UTC
-midnight), optional pause of an active job, lease release. Runs before the run update."""
+midnight), the last AI decision (kept as stored when `p_keep_decision`), optional pause of
+an active job, lease release. Runs before the run update."""
 JOB_PLAN_TOKENS = (
     sa.update(jobs_t).where(jobs_t.c.id == sa.bindparam("p_id")).values(_token_increments())
 )
@@ -174,7 +180,11 @@ def job_finish_row(
     usage: TokenUsage,
     now: datetime,
     pause: bool = False,
+    ai_decision: AIDecision | None = None,
+    keep_decision: bool = True,
 ) -> Row:
+    """`keep_decision` leaves the stored AI decision as it is; otherwise it becomes
+    `ai_decision`."""
     return {
         "p_id": job_id,
         "p_run_id": run_id,
@@ -185,6 +195,8 @@ def job_finish_row(
         "p_updated_at": now,
         **job_token_params(usage, now),
         "p_pause": pause,
+        "p_keep_decision": keep_decision,
+        "p_ai_decision": None if keep_decision else mapping.decision_to_json(ai_decision),
     }
 
 
@@ -325,6 +337,8 @@ def completion_writes(lease: Lease, completion: RunCompletion, now: datetime) ->
             usage=c.usage,
             now=now,
             pause=c.pause,
+            ai_decision=c.ai_decision,
+            keep_decision=False,
         )
     )
     writes.update_run(
@@ -344,6 +358,7 @@ def completion_writes(lease: Lease, completion: RunCompletion, now: datetime) ->
             "escalation_level": c.escalation.value,
             "schedule": schedule,
             "error": mapping.scrub(c.error),
+            "ai_trigger": c.ai_trigger.value if c.ai_trigger else None,
             **run_token_values(c.usage, c.ai_calls),
         },
     )

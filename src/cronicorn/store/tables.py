@@ -106,6 +106,11 @@ class Job(Base):
     tokens_day: Mapped[str | None] = mapped_column(sa.String(10), default=None)
     last_schedule: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     default_headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # AI on change (docs/ai.md): per-job mode (null: the engine's), the last AI decision
+    # (written by `complete`), and the time of the last `run-now` with `replan`.
+    ai_mode: Mapped[str | None] = mapped_column(sa.String(16), default=None)
+    ai_decision: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    replan_requested_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -137,6 +142,8 @@ class Endpoint(Base):
     url_secret: Mapped[str | None] = mapped_column(sa.Text, default=None)
     """Encrypted JSON of the URL's secrets (userinfo password, secret-named query values);
     `url` holds `***` in their place (see `observability.redaction.split_url_secrets`)."""
+    ai_view: Mapped[Any | None] = mapped_column(default=None)
+    condition: Mapped[str | None] = mapped_column(sa.Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -178,6 +185,7 @@ class Run(Base):
     reasoning_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     cached_input_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     ai_calls: Mapped[int] = mapped_column(default=0)
+    ai_trigger: Mapped[str | None] = mapped_column(sa.String(32), default=None)
     error: Mapped[str | None] = mapped_column(sa.Text, default=None)
 
     __table_args__ = (

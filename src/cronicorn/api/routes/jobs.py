@@ -10,7 +10,7 @@ from cronicorn.api.deps import Svc, UserKey
 from cronicorn.api.errors import error_responses
 from cronicorn.api.routes.params import Before, Limit
 from cronicorn.domain.models import JobStatus
-from cronicorn.service.schemas import JobCreate, JobOut, JobUpdate
+from cronicorn.service.schemas import JobCreate, JobOut, JobUpdate, RunNow
 
 router = APIRouter(
     prefix="/api/jobs", tags=["jobs"], responses=error_responses(401, 403, 404, 413, 422)
@@ -63,6 +63,10 @@ async def resume_job(job_id: str, principal: UserKey, svc: Svc) -> JobOut:
 
 
 @router.post("/{job_id}/run-now", response_model=JobOut, responses=CONFLICT)
-async def run_job_now(job_id: str, principal: UserKey, svc: Svc) -> JobOut:
-    """Make the job due now and wake idle engines (409 unless the job is active)."""
-    return await svc.jobs.run_now(principal, job_id)
+async def run_job_now(
+    job_id: str, principal: UserKey, svc: Svc, body: RunNow | None = None
+) -> JobOut:
+    """Make the job due now and wake idle engines (409 unless the job is active). With
+    `{"replan": true}` the run asks the model afresh instead of reusing its last decision."""
+    replan = body.replan if body is not None else False
+    return await svc.jobs.run_now(principal, job_id, replan=replan)
