@@ -3,8 +3,9 @@
 The cookie carries a random token; only its SHA-256 is stored, so a database reader cannot
 ride a session. A session is tied to the key it was opened with: every lookup joins the key
 and refuses it once the key is revoked. Sessions end after `idle` without a request and
-after `lifetime` in any case. Failed sign-ins are counted per client address
-(`SignInThrottle`), like failed API authentication.
+after `lifetime` in any case. Throttling (failed sign-ins per client address, the key's
+request budget) is not done here: the dashboard's routes use the API's `Throttle`
+(`cronicorn.service.throttle`), so both surfaces share one budget.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cronicorn.domain.models import Scope
 from cronicorn.service.keys import Keys, Principal
-from cronicorn.store.tables import ApiKey, SignInFailure, WebSession, utcnow
+from cronicorn.store.tables import ApiKey, WebSession, utcnow
 
 IDLE_TIMEOUT = timedelta(minutes=30)
 LIFETIME = timedelta(hours=12)
@@ -31,13 +32,12 @@ DASHBOARD_SCOPES = frozenset({Scope.USER, Scope.ADMIN})
 
 
 class SignInRefused(Exception):
-    """The key is unknown, revoked, or of a scope that cannot use the dashboard."""
+    """The key is unknown or revoked: a failed authentication (the caller counts it)."""
 
 
-class SignInThrottled(Exception):
-    def __init__(self, retry_after_s: int) -> None:
-        super().__init__(f"too many failed sign-ins: try again in {retry_after_s} s")
-        self.retry_after_s = retry_after_s
+class ScopeRefused(SignInRefused):
+    """A valid key of a scope that cannot use the dashboard (`engine`). Like a 403 on the
+    API, this is not a failed authentication."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,56 +50,6 @@ class OpenSession:
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-class SignInThrottle:
-    """At most `max_failures` failed sign-ins per address per `window`."""
-
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        clock: Callable[[], datetime] = utcnow,
-        max_failures: int = 10,
-        window: timedelta = timedelta(minutes=15),
-    ) -> None:
-        self._sessions = sessions
-        self._now = clock
-        self.max_failures = max_failures
-        self.window = window
-
-    async def check(self, address: str) -> None:
-        """Raise SignInThrottled while `address` is over the limit."""
-        async with self._sessions() as session:
-            row = await session.get(SignInFailure, address[:64])
-        if row is None:
-            return
-        ends = row.window_started_at + self.window
-        now = self._now()
-        if row.failures >= self.max_failures and ends > now:
-            raise SignInThrottled(max(1, int((ends - now).total_seconds())))
-
-    async def record_failure(self, address: str) -> None:
-        now = self._now()
-        async with self._sessions() as session, session.begin():
-            row = await session.get(SignInFailure, address[:64], with_for_update=True)
-            if row is None:
-                session.add(SignInFailure(address=address[:64], failures=1, window_started_at=now))
-            elif row.window_started_at + self.window <= now:
-                row.failures, row.window_started_at = 1, now
-            else:
-                row.failures += 1
-
-    async def clear(self, address: str) -> None:
-        """Forget `address`'s failures (it signed in), and every window that has ended."""
-        async with self._sessions() as session, session.begin():
-            await session.execute(
-                sa.delete(SignInFailure).where(
-                    sa.or_(
-                        SignInFailure.address == address[:64],
-                        SignInFailure.window_started_at <= self._now() - self.window,
-                    )
-                )
-            )
 
 
 class WebSessions:
@@ -116,18 +66,14 @@ class WebSessions:
         self._now = clock
         self.idle = idle
         self.lifetime = lifetime
-        self.throttle = SignInThrottle(sessions, clock)
 
-    async def sign_in(self, key: str, address: str) -> str:
+    async def sign_in(self, key: str) -> str:
         """A new session token for a valid user/admin key (the cookie value)."""
-        await self.throttle.check(address)
         principal = await self._keys.authenticate(key.strip())
-        if principal is None or principal.scope not in DASHBOARD_SCOPES:
-            await self.throttle.record_failure(address)
-            if principal is not None:
-                raise SignInRefused("an engine key cannot sign in: use a user or admin key")
+        if principal is None:
             raise SignInRefused("unknown or revoked API key")
-        await self.throttle.clear(address)
+        if principal.scope not in DASHBOARD_SCOPES:
+            raise ScopeRefused("an engine key cannot sign in: use a user or admin key")
         token = secrets.token_urlsafe(32)
         now = self._now()
         async with self._sessions() as session, session.begin():

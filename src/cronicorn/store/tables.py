@@ -423,12 +423,3 @@ class WebSession(Base):
     csrf_token: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class SignInFailure(Base):
-    """Failed dashboard sign-ins per client address in the current window (throttling)."""
-
-    __tablename__ = "web_signin_failures"
-    address: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
-    failures: Mapped[int] = mapped_column(default=0)
-    window_started_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from cronicorn.service.web_sessions import SignInRefused, SignInThrottled
+from cronicorn.api.deps import client_address, get_throttle
+from cronicorn.service.throttle import Throttled
+from cronicorn.service.web_sessions import ScopeRefused, SignInRefused
 from cronicorn.web.render import page
 from cronicorn.web.routing import WebRoute, error_page, notice, see_other
 from cronicorn.web.session import (
@@ -48,10 +50,6 @@ def _signin_form(
     return response
 
 
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 @router.get("/")
 async def home(request: Request) -> Response:
     token = request.cookies.get(SESSION_COOKIE, "")
@@ -70,14 +68,21 @@ async def sign_in(request: Request) -> Response:
         )
     key = form.get("key")
     next_url = str(form.get("next", ""))
-    sessions = services_of(request).web_sessions
+    # The API's failed-authentication limit, per client address: refused keys on this form
+    # and on the API count together (docs/api.md "Throttling").
+    throttle = get_throttle(request)
+    client = client_address(request)
     try:
-        token = await sessions.sign_in(key if isinstance(key, str) else "", client_address(request))
-    except SignInThrottled as exc:
-        response = _signin_form(request, error=str(exc), status=429, next_url=next_url)
+        await throttle.check_failed_auth(client)
+        token = await services_of(request).web_sessions.sign_in(key if isinstance(key, str) else "")
+    except Throttled as exc:
+        error = f"Sign-in refused: {exc}. Try again in {exc.retry_after_s} s."
+        response = _signin_form(request, error=error, status=429, next_url=next_url)
         response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
     except SignInRefused as exc:
+        if not isinstance(exc, ScopeRefused):
+            await throttle.record_failed_auth(client)
         return _signin_form(request, error=f"Sign-in failed: {exc}.", status=401, next_url=next_url)
     response = see_other(_safe_next(next_url))
     set_cookie(request, response, SESSION_COOKIE, token)

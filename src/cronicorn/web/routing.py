@@ -2,7 +2,8 @@
 
 `WebRoute` turns the errors a page can meet into pages: no session → the sign-in form (or
 401 for a polled fragment), bad CSRF token or a non-admin on an admin page → 403, an unknown
-or other tenant's object → 404, a state conflict → 409 with the reason.
+or other tenant's object → 404, a state conflict → 409 with the reason, the key's request
+budget spent → 429 with `Retry-After`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
 
 from cronicorn.errors import ConflictError, NotFoundError
+from cronicorn.service.throttle import Throttled
 from cronicorn.web.render import page, secure
 from cronicorn.web.session import AdminOnly, CsrfRefused, SignInRequired
 
@@ -79,5 +81,11 @@ class WebRoute(APIRoute):
                 return error_page(request, 404, "Not found", str(exc))
             except ConflictError as exc:
                 return error_page(request, 409, "Not possible right now", str(exc))
+            except Throttled as exc:
+                reason = str(exc)
+                message = f"{reason[:1].upper()}{reason[1:]}. Try again in {exc.retry_after_s} s."
+                response = error_page(request, 429, "Too many requests", message)
+                response.headers["Retry-After"] = str(exc.retry_after_s)
+                return response
 
         return guarded

@@ -4,6 +4,10 @@ The session cookie is opaque (a random token, stored hashed), `HttpOnly`, `SameS
 and `Secure` over https. Every POST must carry the session's synchronizer token in the form
 field `csrf_token`; the sign-in form, which has no session yet, uses a double-submit token
 (cookie + field). A POST without a matching token is refused with 403 before anything runs.
+
+A session acts as its key, so every page, fragment and form post of a live session spends
+one unit of that key's request budget (`Throttle.spend`, shared with the key's API calls);
+over budget, `Throttled` becomes a 429 page with `Retry-After` (see routing.py).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.responses import Response
 
+from cronicorn.api.deps import get_throttle
 from cronicorn.domain.models import Scope
 from cronicorn.service import Principal, Services
 from cronicorn.service.web_sessions import OpenSession
@@ -77,8 +82,13 @@ def tokens_match(given: str | None, expected: str | None) -> bool:
 
 
 async def _open_session(request: Request) -> OpenSession | None:
+    """The live session of the request's cookie, its request counted against the key's
+    budget (raises `Throttled` once spent)."""
     token = request.cookies.get(SESSION_COOKIE, "")
-    return await services_of(request).web_sessions.resolve(token) if token else None
+    session = await services_of(request).web_sessions.resolve(token) if token else None
+    if session is not None:
+        await get_throttle(request).spend(session.principal)
+    return session
 
 
 async def viewer(request: Request) -> Viewer:

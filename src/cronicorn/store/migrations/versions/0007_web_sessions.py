@@ -1,4 +1,4 @@
-"""dashboard sessions, failed sign-in counters, a covering index for run counts
+"""dashboard sessions, a covering index for run counts
 
 Revision ID: 0007
 Revises: 0003
@@ -35,12 +35,6 @@ def upgrade() -> None:
         sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_web_sessions_key_id", "web_sessions", ["key_id"], unique=False)
-    op.create_table(
-        "web_signin_failures",
-        sa.Column("address", sa.String(64), primary_key=True),
-        sa.Column("failures", sa.Integer(), nullable=False),
-        sa.Column("window_started_at", sa.DateTime(timezone=True), nullable=False),
-    )
     op.create_index(
         "ix_runs_job_started_status", "runs", ["job_id", "started_at", "status"], unique=False
     )
@@ -48,6 +42,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_runs_job_started_status", table_name="runs")
-    op.drop_table("web_signin_failures")
     op.drop_index("ix_web_sessions_key_id", table_name="web_sessions")
     op.drop_table("web_sessions")
