@@ -13,11 +13,11 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
 from jsonschema import SchemaError
 from jsonschema.validators import validator_for
 from pydantic import AfterValidator, AwareDatetime, Field, Strict
 
+from cronicorn.domain.cron import check_cron_expression
 from cronicorn.store.secrets import MASK
 
 MAX_JSON_DEPTH = 32
@@ -70,14 +70,8 @@ def to_utc(value: datetime) -> datetime:
 
 
 def check_cron(value: str) -> str:
-    fields = value.split()
-    if len(fields) not in (5, 6):
-        raise ValueError("must have 5 fields (or 6 with seconds)")
-    try:
-        croniter(value, datetime.now(UTC), second_at_beginning=False)
-    except Exception as exc:  # croniter raises several unrelated types for bad expressions
-        raise ValueError(f"is not a valid cron expression: {exc}") from None
-    return " ".join(fields)
+    """The scheduler's own check (`domain.cron`), so the API accepts exactly what runs."""
+    return check_cron_expression(value)
 
 
 def check_timezone(value: str) -> str:
