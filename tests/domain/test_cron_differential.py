@@ -159,9 +159,14 @@ def _classify(expr: str, zone: str, after: datetime, ours: datetime | None) -> s
     if reference is not None and reference <= after and ours == _cronsim_after(expr, zone, after):
         return "strictly_after"
     fixed = not fields[-5].startswith("*") and not fields[-4].startswith("*")
-    if len(fields) == 6 and fixed and ours is not None and reference is not None:
-        if _near_transition(zone, ours, reference):
-            return "six_field_dst"
+    if (
+        len(fields) == 6
+        and fixed
+        and ours is not None
+        and reference is not None
+        and _near_transition(zone, ours, reference)
+    ):
+        return "six_field_dst"
     return "UNEXPLAINED"
 
 
