@@ -432,3 +432,57 @@ async def test_stop_is_not_held_up_by_a_long_poll_that_ignores_cancellation(
     assert time.monotonic() - started < 3
     assert engine.get_state().status == "stopped"
     await backend.close()
+
+
+async def test_one_cycle_processes_max_batch_size_jobs_with_job_concurrency_running(
+    db: AsyncEngine, box: SecretBox, target: Target, executor: HttpExecutor
+) -> None:
+    """Issue 15: the seed's `process_cycle()` handles up to `max_batch_size` (default 20) due
+    jobs, not min(max_batch_size, job_concurrency); at most `job_concurrency` (default 10)
+    run at once, the rest wait for a slot."""
+    due = now() - timedelta(seconds=5)
+    jobs = [await new_job(db, box, target.url("/slow?ms=50"), due) for _ in range(25)]
+    timeline = Timeline()
+    engine = create_scheduling_engine(
+        {"execution": {"allow_private_networks": True}, "events": timeline.hooks()},
+        backend=LocalSchedulerBackend(db, box),
+        planner=ScriptedPlanner(),
+        executor=executor,
+    )
+    defaults = engine.config.scheduler
+    assert (defaults.max_batch_size, defaults.job_concurrency) == (20, 10)
+
+    result = await engine.process_cycle()
+
+    assert result.jobs_processed == 20
+    assert result.successful_jobs == 20
+    assert timeline.peak == 10
+    assert sum(j in timeline.ended for j in jobs) == 20
+    second = await engine.process_cycle()
+    assert second.jobs_processed == 5
+    await engine.stop()
+    await engine.backend.close()
+
+
+async def test_jobs_waiting_for_a_run_slot_are_released_unrun_on_stop(
+    db: AsyncEngine, box: SecretBox, target: Target, executor: HttpExecutor
+) -> None:
+    due = now() - timedelta(seconds=5)
+    gated = await new_job(db, box, target.url("/gate"), due - timedelta(seconds=1))
+    waiting = await new_job(db, box, target.url("/ok"), due)
+    backend = LocalSchedulerBackend(db, box)
+    timeline = Timeline()
+    engine = build(
+        backend,
+        executor,
+        timeline,
+        scheduler={**IDLE, "job_concurrency": 1, "max_batch_size": 2, "shutdown_grace_ms": 0},
+    )
+    async with engine:
+        await eventually(lambda: gated in timeline.started)
+        assert waiting not in timeline.started
+    assert waiting not in timeline.started  # never ran
+    row = await f.job(db, waiting)
+    assert row["lease_owner"] is None  # given back for another worker
+    target.release.set()
+    await backend.close()

@@ -127,7 +127,7 @@ class Endpoint(Base):
     headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     body: Mapped[Any | None] = mapped_column(default=None)
     request_schema: Mapped[dict[str, Any] | None] = mapped_column(default=None)
-    timeout_ms: Mapped[int] = mapped_column(default=30_000)
+    timeout_ms: Mapped[int | None] = mapped_column(default=None)  # null: engine default
     max_response_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=1024 * 1024)
     fire_and_forget: Mapped[bool] = mapped_column(default=False)
     bearer_token: Mapped[str | None] = mapped_column(sa.Text, default=None)
