@@ -486,3 +486,27 @@ async def test_jobs_waiting_for_a_run_slot_are_released_unrun_on_stop(
     assert row["lease_owner"] is None  # given back for another worker
     target.release.set()
     await backend.close()
+
+
+@pytest.mark.parametrize("track", [True, False])
+async def test_track_token_usage_off_writes_no_tokens_for_runs_or_jobs(
+    db: AsyncEngine, box: SecretBox, target: Target, executor: HttpExecutor, track: bool
+) -> None:
+    """Issue 15: `metrics.track_token_usage=False` means no token tracking at all: the stats,
+    and also the run rows and the job's totals (the AI planner's usage is 100+20 per call)."""
+    job_id = await new_job(db, box, target.url("/ok"), now() - timedelta(seconds=1))
+    engine = create_scheduling_engine(
+        {"execution": {"allow_private_networks": True}, "metrics": {"track_token_usage": track}},
+        backend=LocalSchedulerBackend(db, box),
+        planner=ScriptedPlanner(),
+        executor=executor,
+    )
+    result = await engine.process_cycle()
+    await engine.stop()
+    await engine.backend.close()
+    assert result.successful_jobs == 1
+    [run] = await f.runs(db, job_id)
+    job = await f.job(db, job_id)
+    tokens = (run["input_tokens"], run["output_tokens"], job["input_tokens"], job["tokens_today"])
+    assert tokens == ((200, 40, 200, 240) if track else (0, 0, 0, 0))
+    assert (engine.get_state().stats.total_tokens > 0) is track

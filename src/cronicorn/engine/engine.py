@@ -138,6 +138,11 @@ class SchedulingEngine:
             self._loop_task = asyncio.create_task(self._run_loop(), name="cronicorn-engine-loop")
             await self._presence.start()
             logger.info("engine %s started", self.worker_id)
+            if not self.config.metrics.track_token_usage:
+                logger.warning(
+                    "metrics.track_token_usage is off: token usage is not recorded (stats, "
+                    "metrics, runs, job totals), so daily_token_budget limits are not enforced"
+                )
 
     async def stop(self) -> None:
         """Graceful: stop claiming, let running jobs finish within `shutdown_grace_ms`,

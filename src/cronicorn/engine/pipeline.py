@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from cronicorn.domain.models import (
@@ -27,6 +28,7 @@ from cronicorn.domain.models import (
     PlanSource,
     RunCompletion,
     RunStatus,
+    TokenUsage,
 )
 from cronicorn.engine.completion import CompletionBuilder, fallback_next_run
 from cronicorn.engine.config import EngineConfig
@@ -74,6 +76,12 @@ class JobPipeline:
         self._events = events
         self._stats = stats
         self._completions = CompletionBuilder(config, clock, events)
+        self._track_tokens = config.metrics.track_token_usage
+
+    def _stored_usage(self, usage: TokenUsage) -> TokenUsage:
+        """What the store records: nothing when `metrics.track_token_usage` is off (no
+        per-run token columns, no job token totals; so no daily_token_budget either)."""
+        return usage if self._track_tokens else TokenUsage()
 
     async def run(
         self, claimed: ClaimedJob, abort: asyncio.Event, cycle_id: str | None = None
@@ -168,6 +176,7 @@ class JobPipeline:
         return decision.source is not PlanSource.RULES or decision.ai_calls > 0
 
     async def _record_plan(self, keeper: LeaseKeeper, decision: PlanDecision) -> None:
+        decision = replace(decision, usage=self._stored_usage(decision.usage))
         await self._backend.record_plan(keeper.lease, decision)
 
     async def _execute(
@@ -223,7 +232,8 @@ class JobPipeline:
         if keeper.lost:
             return self._lost(state)
         try:
-            await self._backend.complete(keeper.lease, completion)
+            stored = replace(completion, usage=self._stored_usage(completion.usage))
+            await self._backend.complete(keeper.lease, stored)
         except LeaseLostError:
             keeper.mark_lost()
             return self._lost(state)
@@ -252,7 +262,7 @@ class JobPipeline:
                 error,
                 next_run,
                 consecutive_failures=failures,
-                usage=state.usage,
+                usage=self._stored_usage(state.usage),
                 ai_calls=state.ai_calls,
             )
         except LeaseLostError:
