@@ -85,11 +85,14 @@ def render_cycle(result: CycleResult) -> Table:
 async def _process() -> CycleResult:
     config = load_config()
     backend = await open_backend()
-    engine = build_engine(config, backend)
     try:
-        return await engine.process_cycle()
+        engine = build_engine(config, backend)
+        try:
+            return await engine.process_cycle()
+        finally:
+            await engine.stop()
     finally:
-        await engine.stop()
+        await backend.close()  # the caller owns it (an API backend holds an HTTP session)
 
 
 @app.command()
