@@ -155,3 +155,27 @@ async def test_status_on_an_empty_database(invoke: Invoke) -> None:
     assert report["jobs_due_now"] == 0
     assert report["token_spend"]["total_tokens"] == 0
     assert datetime.fromisoformat(str(report["generated_at"])) <= datetime.now(UTC)
+
+
+@pytest.mark.parametrize(
+    ("job_id", "message"),
+    [
+        ("not-a-uuid", "unknown job id (job ids are UUIDs)"),
+        ("5f0c3b8e-0000-4000-8000-000000000000", "unknown job id(s)"),
+    ],
+)
+async def test_unlock_jobs_with_an_unknown_id_exits_1(
+    invoke: Invoke, endpoints: Endpoints, job_id: str, message: str
+) -> None:
+    locked = await _job(invoke, "locked", endpoints.url("/ok"))
+    backend = _backend()
+    try:
+        await backend.claim("some-worker", 1, 60_000)
+    finally:
+        await backend.close()
+    result = await invoke("engine", "unlock-jobs", "--job", job_id, "--job", locked)
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr
+    assert job_id in result.stderr
+    again = await invoke("engine", "unlock-jobs", "--job", locked)
+    assert "Released 1 lock(s)" in again.stdout  # the failed call released nothing

@@ -14,6 +14,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from cronicorn.cli.api_client import ApiClient, ApiError
+from cronicorn.cli.common import CliError
 from cronicorn.cli.compose import ApiTarget, open_local_backend
 from cronicorn.observability import JobSummary, StatusReport, build_status_report, summarize_jobs
 from cronicorn.settings import Settings
@@ -112,6 +113,11 @@ async def unlock_jobs(
         return UnlockReport(released, {})
     backend = await open_local_backend(settings)
     try:
+        if job_ids:
+            known = await _local_names(backend, job_ids)
+            unknown = [job_id for job_id in job_ids if job_id not in known]
+            if unknown:
+                raise CliError(f"unknown job id(s): {', '.join(unknown)}; nothing released")
         released = await backend.force_unlock(job_ids, stale_only)
         names = await _local_names(backend, released)
     finally:
