@@ -322,10 +322,11 @@ async def test_metrics_switches_control_stats(
 
 
 async def test_create_scheduling_engine_composes_defaults(
-    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("CRONICORN_API_URL", raising=False)
-    monkeypatch.setenv("CRONICORN_DATABASE_URL", sqlite_url)
+    # A database that does not exist yet: the engine creates and migrates it (SQLite).
+    monkeypatch.setenv("CRONICORN_DATABASE_URL", f"sqlite:///{tmp_path / 'new' / 'db.sqlite'}")
     monkeypatch.setenv("CRONICORN_SECRET_KEY", SecretBox.generate_key())
     engine = create_scheduling_engine(
         {"scheduler": {"max_batch_size": 7}, "execution": {"max_concurrency": 3}}

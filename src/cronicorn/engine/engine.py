@@ -121,6 +121,7 @@ class SchedulingEngine:
         self._loop_task: asyncio.Task[None] | None = None
         self._presence = WorkerPresence(self)
         self._stopped = asyncio.Event()
+        self._backend_prepared = False
 
     # -- public API ---------------------------------------------------------------------
 
@@ -128,6 +129,7 @@ class SchedulingEngine:
         """Start the loop in a background task; the first cycle runs at once."""
         if self._status in ("running", "stopping"):
             return
+        await self._prepare_backend()
         freeze_startup_heap()
         self._stopping.clear()
         self._stopped.clear()
@@ -172,11 +174,22 @@ class SchedulingEngine:
 
     async def process_cycle(self) -> CycleResult:
         """Claim what is due now (up to the free slots) and wait for those jobs."""
+        await self._prepare_backend()
         started = self.clock.monotonic()
         dispatch = await self.dispatch(wait_ms=0, count_empty=True)
         if dispatch.cycle is None:
             return CycleResult(0, 0, 0, [], (self.clock.monotonic() - started) * 1000)
         return await dispatch.cycle
+
+    async def _prepare_backend(self) -> None:
+        """A backend that needs it gets ready before the first claim (the local backend made
+        by `create_scheduling_engine` brings an embedded SQLite schema up to date)."""
+        if self._backend_prepared:
+            return
+        prepare = getattr(self.backend, "prepare", None)
+        if callable(prepare):
+            await prepare()
+        self._backend_prepared = True
 
     def get_state(self) -> EngineState:
         return EngineState(
