@@ -65,11 +65,9 @@ async def test_next_due_at_respects_pause_and_live_leases(
     await add_job(engine, tenant, next_run_at=at(5), status="paused")
     await add_job(engine, tenant, next_run_at=at(-5), lease_owner="w", lease_expires_at=at(100))
     assert await repo.next_due_at(now=T0) == at(100)
-    assert await repo.has_due_jobs(now=T0) is False
 
     await add_job(engine, tenant, next_run_at=at(-3), lease_owner="w", lease_expires_at=at(-1))
     assert await repo.next_due_at(now=T0) == at(-3)
-    assert await repo.has_due_jobs(now=T0) is True
 
 
 async def test_worker_heartbeats(repo: SchedulerRepository) -> None:

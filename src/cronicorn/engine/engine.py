@@ -211,9 +211,6 @@ class SchedulingEngine:
         """Something may be due now (e.g. a job created in-process): stop idling."""
         self.idle.wake()
 
-    async def wait_stopped(self) -> None:
-        await self._stopped.wait()
-
     async def run_until_signal(self, signals: Iterable[signal.Signals] = SHUTDOWN_SIGNALS) -> None:
         """Start, run until one of `signals` arrives, then stop gracefully. For the CLI:
         the handlers exist only while this coroutine runs."""

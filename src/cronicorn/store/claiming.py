@@ -74,7 +74,6 @@ ABORT_PREVIOUS_RUNS = (
 
 INSERT_RUNS = sa.insert(runs_t)
 
-HAS_DUE = sa.select(jobs_t.c.id).where(due_condition(NOW)).limit(1)
 """Params: now."""
 
 

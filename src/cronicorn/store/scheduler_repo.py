@@ -42,7 +42,6 @@ from cronicorn.errors import LeaseLostError
 from cronicorn.store import lease_admin, mapping, workers
 from cronicorn.store.claiming import (
     ABORT_PREVIOUS_RUNS,
-    HAS_DUE,
     INSERT_RUNS,
     LEASE_DUE,
     run_row,
@@ -265,23 +264,15 @@ class SchedulerRepository:
         """Complete many runs in ONE transaction (group commit); one entry per item, in
         order: None if written, the LeaseLostError if that lease was fenced out.
 
-        Each written item gets exactly what `complete_run` writes; a fenced-out item
-        changes nothing and does not affect the others. Any other error (the database,
+        Each written item gets the run, its results, summary message, schedule, tokens and
+        errors, and its lease released; a fenced-out item changes nothing and does not
+        affect the others. Any other error (the database,
         a constraint) rolls back the whole batch and is raised."""
         now = utc_now(now)
         writes = [completion_writes(lease, completion, now) for lease, completion in items]
         return await self._write_fenced(
             [lease for lease, _ in items], now, lambda index, _held: writes[index]
         )
-
-    async def complete_run(
-        self, lease: Lease, completion: RunCompletion, now: datetime | None = None
-    ) -> None:
-        """Write the run, its results, summary message, schedule, tokens and errors, and
-        release the lease — one transaction, all or nothing (LeaseLostError if fenced out)."""
-        [lost] = await self.complete_runs([(lease, completion)], now)
-        if lost is not None:
-            raise lost
 
     async def fail_run(
         self,
@@ -358,12 +349,6 @@ class SchedulerRepository:
             raise lost
 
     # -- idle loop, admin, workers -------------------------------------------------------
-
-    async def has_due_jobs(self, now: datetime | None = None) -> bool:
-        """Cheap check (one indexed `LIMIT 1` query) for the long-poll loop."""
-        async with self.engine.connect() as conn:
-            found = await conn.scalar(HAS_DUE, {"now": utc_now(now)})
-        return found is not None
 
     async def next_due_at(self, now: datetime | None = None) -> datetime | None:
         """When the earliest active job becomes claimable (may be in the past), else None."""
