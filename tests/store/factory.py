@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -13,10 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cronicorn.domain.models import Lease, RunCompletion
 from cronicorn.store.scheduler_repo import SchedulerRepository
 from cronicorn.store.secrets import SecretBox
-from cronicorn.store.tables import Base, Endpoint, EndpointResult, Job, Message, Tenant
+from cronicorn.store.tables import Base, Endpoint, EndpointResult, Message, Tenant, jobs_t
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
-jobs_t = cast(sa.Table, Job.__table__)
 
 
 def at(seconds: float) -> datetime:

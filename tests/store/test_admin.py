@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cronicorn.store.scheduler_repo import SchedulerRepository
 from cronicorn.store.secrets import SecretBox
-from cronicorn.store.tables import Run
-from tests.store.factory import T0, add_endpoint, add_job, add_tenant, at, job, jobs_t
+from cronicorn.store.tables import Run, jobs_t
+from tests.store.factory import T0, add_endpoint, add_job, add_tenant, at, job
 
 
 async def _run_statuses(engine: AsyncEngine) -> dict[str, str]:

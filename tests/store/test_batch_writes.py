@@ -23,8 +23,8 @@ from cronicorn.errors import LeaseLostError
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.scheduler_repo import SchedulerRepository
 from cronicorn.store.secrets import SecretBox
-from cronicorn.store.tables import EndpointResult, JobError, Message, Run
-from tests.store.factory import T0, add_jobs, add_tenant, at, complete_run, job, job_row, jobs_t
+from cronicorn.store.tables import EndpointResult, JobError, Message, Run, jobs_t
+from tests.store.factory import T0, add_jobs, add_tenant, at, complete_run, job, job_row
 from tests.store.test_writes import PLAN, completion
 
 NOW = at(3)

@@ -24,7 +24,8 @@ from cronicorn.store.db import create_engine, session_factory
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.notify import asyncpg_dsn, notify_jobs_changed
 from cronicorn.store.secrets import SecretBox
-from tests.store.factory import T0, add_job, add_tenant, at, job, job_row, jobs_t
+from cronicorn.store.tables import jobs_t
+from tests.store.factory import T0, add_job, add_tenant, at, job, job_row
 from tests.store.test_writes import PLAN, completion
 
 LONG_POLL_MS = 20_000

@@ -31,8 +31,8 @@ from cronicorn.domain.models import (
 )
 from cronicorn.store.scheduler_repo import SchedulerRepository
 from cronicorn.store.tables import EndpointResult as ResultRow
-from cronicorn.store.tables import JobError, Message, Run
-from tests.store.factory import T0, add_job, add_tenant, at, complete_run, dump, job, jobs_t
+from cronicorn.store.tables import JobError, Message, Run, jobs_t
+from tests.store.factory import T0, add_job, add_tenant, at, complete_run, dump, job
 
 LEASE_MS = 60_000
 PLAN = Plan(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -19,9 +19,8 @@ from cronicorn.cli.compose import ApiTarget, open_local_backend
 from cronicorn.observability import JobSummary, StatusReport, build_status_report, summarize_jobs
 from cronicorn.settings import Settings
 from cronicorn.store.local_backend import LocalSchedulerBackend
-from cronicorn.store.tables import Job
+from cronicorn.store.tables import jobs_t
 
-jobs_t = cast(sa.Table, Job.__table__)
 STATUS_JOB_COLUMNS = (
     "id",
     "name",

@@ -18,17 +18,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cronicorn.domain.models import Lease, RunStatus
 from cronicorn.errors import LeaseLostError
-from cronicorn.store.tables import Job, Run
+from cronicorn.store.tables import jobs_t, runs_t
 
-jobs_t = cast(sa.Table, Job.__table__)
-runs_t = cast(sa.Table, Run.__table__)
 _j = jobs_t.c
 _r = runs_t.c
 

@@ -19,9 +19,8 @@ import dataclasses
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -70,10 +69,6 @@ from cronicorn.store.run_writes import (
     run_token_values,
 )
 from cronicorn.store.secrets import SecretBox
-from cronicorn.store.tables import Job, Run
-
-jobs_t = cast(sa.Table, Job.__table__)
-runs_t = cast(sa.Table, Run.__table__)
 
 
 def utc_now(now: datetime | None = None) -> datetime:

@@ -8,7 +8,7 @@ encrypted (see `cronicorn.store.secrets`); the columns here hold ciphertext only
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -227,3 +227,14 @@ class Worker(Base):
     last_cycle_at: Mapped[datetime | None] = mapped_column(default=None)
     stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
     stopped_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+# Core tables for the SQL built once at import (claiming, fencing, run writes, …): defined
+# here once so every module names them the same way.
+jobs_t = cast(sa.Table, Job.__table__)
+runs_t = cast(sa.Table, Run.__table__)
+endpoints_t = cast(sa.Table, Endpoint.__table__)
+results_t = cast(sa.Table, EndpointResult.__table__)
+messages_t = cast(sa.Table, Message.__table__)
+errors_t = cast(sa.Table, JobError.__table__)
+workers_t = cast(sa.Table, Worker.__table__)

@@ -6,15 +6,13 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cronicorn.store.tables import Worker
-
-workers_t = cast(sa.Table, Worker.__table__)
+from cronicorn.store.tables import workers_t
 
 _KNOWN = ("host", "pid", "started_at", "last_cycle_at", "stats")
 
