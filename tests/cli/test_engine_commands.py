@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from cronicorn.domain.models import Heartbeat
 from cronicorn.settings import Settings
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from tests.cli.conftest import Endpoints, Invoke
@@ -99,7 +100,7 @@ async def test_unlock_jobs_releases_stale_and_named_locks(
 
 async def _beat(backend: LocalSchedulerBackend, worker_id: str, every_s: float) -> None:
     while True:
-        await backend.heartbeat(worker_id, {"host": "h", "pid": 1, "stats": {"total_cycles": 3}})
+        await backend.heartbeat(worker_id, Heartbeat(host="h", pid=1, stats={"total_cycles": 3}))
         await asyncio.sleep(every_s)
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cronicorn.domain.models import (
     ErrorPhase,
+    Heartbeat,
     JobErrorRecord,
     NextRun,
     PlanDecision,
@@ -78,7 +79,7 @@ async def test_lifecycle_through_the_port(engine: AsyncEngine, box: SecretBox) -
         NextRun(at(60), ScheduleSource.BACKOFF),
         1,
     )
-    await backend.heartbeat("w1", {"host": "h", "pid": 1})
+    await backend.heartbeat("w1", Heartbeat(host="h", pid=1))
     assert [w.id for w in await backend.list_workers()] == ["w1"]
 
     clock.current = at(31)

@@ -377,3 +377,17 @@ class RunCompletion:
     error: str | None = None
     pause: bool = False
     consecutive_failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """What a worker reports about itself with every heartbeat (engine → backend → the
+    `workers` table, and over the wire as is). None: not reported, the stored value stays."""
+
+    host: str | None = None
+    pid: int | None = None
+    started_at: datetime | None = None
+    last_cycle_at: datetime | None = None
+    running_jobs: int = 0
+    stopped: bool = False
+    stats: Mapping[str, Any] = field(default_factory=dict)

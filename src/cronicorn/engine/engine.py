@@ -245,8 +245,8 @@ class SchedulingEngine:
         return self._stopping.is_set()
 
     @property
-    def stopped_event(self) -> asyncio.Event:
-        """Set as soon as stop() is called (waits race against it)."""
+    def stopping_event(self) -> asyncio.Event:
+        """Set as soon as stop() is called (waits race against it); not when stopped."""
         return self._stopping
 
     @property

@@ -15,15 +15,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cronicorn.domain.models import (
     ClaimedJob,
+    Heartbeat,
     JobErrorRecord,
     Lease,
     NextRun,
@@ -236,7 +236,7 @@ class LocalSchedulerBackend:
     async def next_due_at(self) -> datetime | None:
         return await self.repository.next_due_at(now=self._now())
 
-    async def heartbeat(self, worker_id: str, info: Mapping[str, Any]) -> None:
+    async def heartbeat(self, worker_id: str, info: Heartbeat) -> None:
         await self.repository.record_heartbeat(worker_id, info, now=self._now())
 
     async def mark_worker_stopped(self, worker_id: str) -> None:

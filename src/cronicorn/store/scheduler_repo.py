@@ -19,7 +19,6 @@ import dataclasses
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -28,6 +27,7 @@ from cronicorn.domain.models import (
     DEFAULT_INTERVAL_MS,
     ClaimedJob,
     ErrorPhase,
+    Heartbeat,
     JobErrorRecord,
     Lease,
     NextRun,
@@ -360,7 +360,7 @@ class SchedulerRepository:
         return await lease_admin.force_unlock(self.engine, job_ids, stale_only, utc_now(now))
 
     async def record_heartbeat(
-        self, worker_id: str, info: Mapping[str, Any], now: datetime | None = None
+        self, worker_id: str, info: Heartbeat, now: datetime | None = None
     ) -> None:
         await workers.record_heartbeat(self.engine, worker_id, info, utc_now(now))
 
