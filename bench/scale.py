@@ -5,7 +5,7 @@ spread over the coming day). At each size `--due` jobs are made due and claimed 
 of `--batch` through `SchedulerRepository`, each cycle also writing the plan and completion
 of every claimed job. Reported per size: claim latency (the one-statement claim plus the
 batched context reads), per-cycle database time (claim + writes), and the idle queries
-(`next_due_at`, `has_due_jobs`). Baseline: the same figures at 1k jobs, as ratios.
+(`next_due_at`). Baseline: the same figures at 1k jobs, as ratios.
 
 Worker memory: at the smallest and largest size a real engine worker process (on
 `cronicorn serve`) processes the due jobs and its resident memory (RSS) is read.
@@ -83,21 +83,16 @@ async def measure_cycles(db: BenchDatabase, engine: Any, due: int, batch: int) -
         claims.append((claimed_at - started) * 1000)
         cycles.append((time.perf_counter() - started) * 1000)
     idle_next: list[float] = []
-    idle_has: list[float] = []
     for _ in range(20):
         started = time.perf_counter()
         await repo.next_due_at()
         idle_next.append((time.perf_counter() - started) * 1000)
-        started = time.perf_counter()
-        await repo.has_due_jobs()
-        idle_has.append((time.perf_counter() - started) * 1000)
     warm = claims[2:] or claims  # the first cycles also warm caches and prepared statements
     return {
         "cycles": len(claims),
         "claim_ms": _ms(warm),
         "cycle_db_ms": _ms(cycles[2:] or cycles),
         "next_due_at_ms": _ms(idle_next),
-        "has_due_jobs_ms": _ms(idle_has),
     }
 
 

@@ -175,3 +175,26 @@ async def test_oversized_chunked_body(api: Api) -> None:
 async def test_body_just_under_the_limit_is_accepted(api: Api) -> None:
     r = await api.call("POST", "/api/jobs", json={**JOB, "definition": "x" * 4000})
     assert r.status_code == 201
+
+
+# One validator (issue 15): the API accepts exactly the cron expressions the scheduler runs.
+@pytest.mark.parametrize(
+    ("cron", "fragment"),
+    [
+        ("0 0 31 2 *", "never fires"),  # February has no 31st
+        ("0 0 31 4,6,9,11 *", "never fires"),
+        ("0 0 * * * 30", "second minute hour"),  # seconds first: 30 is the day-of-week
+        ("@reboot", "unknown cron alias"),
+    ],
+)
+async def test_cron_the_scheduler_cannot_run_is_refused(api: Api, cron: str, fragment: str) -> None:
+    await assert_refused(api, "POST", "/api/jobs", "cron", json={**JOB, "cron": cron})
+    r = await api.call("POST", "/api/jobs", json={**JOB, "cron": cron})
+    assert fragment in r.text, r.text
+
+
+@pytest.mark.parametrize("cron", ["@hourly", "@daily", "0 0 30 2,4 *", "*/10 * * * * *"])
+async def test_cron_the_scheduler_runs_is_accepted_and_scheduled(api: Api, cron: str) -> None:
+    r = await api.call("POST", "/api/jobs", json={**JOB, "cron": cron, "timezone": "Europe/Berlin"})
+    assert r.status_code == 201, r.text
+    assert r.json()["cron"] == cron

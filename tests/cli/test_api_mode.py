@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
-from tests.cli.conftest import Invoke, one_line
+from tests.cli.conftest import Endpoints, Invoke, one_line
+from tests.e2e._processes import BIN, clean_env
 
 
 async def _key(invoke: Invoke, scope: str) -> str:
@@ -44,3 +46,28 @@ async def test_unlock_through_the_api_needs_admin(
     result = await invoke("engine", "unlock-jobs", "--stale")
     assert result.exit_code == 0, result.output
     assert "No locks released" in result.stdout
+
+
+async def test_engine_process_in_api_mode_closes_its_client_session(
+    invoke: Invoke, live_api: str, endpoints: Endpoints
+) -> None:
+    """Issue 15: `cronicorn-engine process` through the API logged `Unclosed client session`."""
+    key = await _key(invoke, "engine")
+    env = clean_env(
+        CRONICORN_DATABASE_URL="sqlite:////nonexistent/dir/never.db",
+        CRONICORN_API_URL=live_api,
+        CRONICORN_API_KEY=key,
+        CRONICORN_ALLOWED_HOSTS="127.0.0.1",
+        PYTHONDEVMODE="1",  # resource warnings on
+    )
+    proc = await asyncio.create_subprocess_exec(
+        str(BIN / "cronicorn-engine"),
+        "process",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, (out + err).decode()
+    assert "No jobs due." in out.decode()
+    assert "Unclosed" not in err.decode(), err.decode()

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from cronicorn.domain.models import Heartbeat
 from cronicorn.settings import Settings
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from tests.cli.conftest import Endpoints, Invoke
@@ -99,7 +100,7 @@ async def test_unlock_jobs_releases_stale_and_named_locks(
 
 async def _beat(backend: LocalSchedulerBackend, worker_id: str, every_s: float) -> None:
     while True:
-        await backend.heartbeat(worker_id, {"host": "h", "pid": 1, "stats": {"total_cycles": 3}})
+        await backend.heartbeat(worker_id, Heartbeat(host="h", pid=1, stats={"total_cycles": 3}))
         await asyncio.sleep(every_s)
 
 
@@ -155,3 +156,27 @@ async def test_status_on_an_empty_database(invoke: Invoke) -> None:
     assert report["jobs_due_now"] == 0
     assert report["token_spend"]["total_tokens"] == 0
     assert datetime.fromisoformat(str(report["generated_at"])) <= datetime.now(UTC)
+
+
+@pytest.mark.parametrize(
+    ("job_id", "message"),
+    [
+        ("not-a-uuid", "unknown job id (job ids are UUIDs)"),
+        ("5f0c3b8e-0000-4000-8000-000000000000", "unknown job id(s)"),
+    ],
+)
+async def test_unlock_jobs_with_an_unknown_id_exits_1(
+    invoke: Invoke, endpoints: Endpoints, job_id: str, message: str
+) -> None:
+    locked = await _job(invoke, "locked", endpoints.url("/ok"))
+    backend = _backend()
+    try:
+        await backend.claim("some-worker", 1, 60_000)
+    finally:
+        await backend.close()
+    result = await invoke("engine", "unlock-jobs", "--job", job_id, "--job", locked)
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr
+    assert job_id in result.stderr
+    again = await invoke("engine", "unlock-jobs", "--job", locked)
+    assert "Released 1 lock(s)" in again.stdout  # the failed call released nothing

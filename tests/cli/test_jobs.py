@@ -85,3 +85,23 @@ async def test_wrong_api_key_is_one_line(
     result = await invoke("jobs", "list")
     assert result.exit_code == 1
     assert "401" in one_line(result.stderr)
+
+
+@pytest.mark.parametrize(
+    ("cron", "accepted", "fragment"),
+    [
+        ("@hourly", True, ""),
+        ("0 0 31 2 *", False, "never fires"),
+        ("0 0 * * * 30", False, "bad day-of-week"),
+    ],
+)
+async def test_cli_accepts_exactly_the_crons_the_scheduler_runs(
+    invoke: Invoke, cron: str, accepted: bool, fragment: str
+) -> None:
+    result = await invoke("jobs", "create", "--name", "x", "--definition", "y", "--cron", cron)
+    assert (result.exit_code == 0) is accepted, result.output
+    if not accepted:
+        assert result.exit_code == 2
+        line = one_line(result.stderr)
+        assert line.startswith("error: --cron: ")
+        assert fragment in line

@@ -22,6 +22,7 @@ from cronicorn.domain.models import (
     ErrorPhase,
     Escalation,
     ExecutionStrategy,
+    Heartbeat,
     JobErrorRecord,
     NextRun,
     Plan,
@@ -185,7 +186,7 @@ async def test_heartbeat_workers_stats_next_due_and_force_unlock(
 ) -> None:
     job_id = await make_job(server)
     assert await backend.next_due_at() is not None
-    await backend.heartbeat("w1", {"host": "h", "pid": 42, "stats": {"total_cycles": 3}})
+    await backend.heartbeat("w1", Heartbeat(host="h", pid=42, stats={"total_cycles": 3}))
     [worker] = await backend.list_workers()
     assert (worker.id, worker.pid, worker.stats["total_cycles"]) == ("w1", 42, 3)
     await backend.claim("w1", 1, 60_000)

@@ -24,6 +24,9 @@ ENGINE_ENV = {
     "CRONICORN_STALE_LOCK_THRESHOLD_MS": str(LEASE_MS),
     "CRONICORN_PROCESSING_INTERVAL_MS": "1000",
     "CRONICORN_JOB_CONCURRENCY": str(JOBS // 2),
+    # An idle engine's first claim takes up to max_batch_size jobs (the extra ones wait for a
+    # slot); at the concurrency, the two engines share the jobs as soon as they are due.
+    "CRONICORN_MAX_BATCH_SIZE": str(JOBS // 2),
     "CRONICORN_MAX_CONCURRENCY": str(JOBS),
 }
 

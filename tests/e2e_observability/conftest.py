@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -21,10 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cronicorn.engine.config import EngineConfig
 from cronicorn.store.db import create_engine
 from cronicorn.store.secrets import SecretBox
-from cronicorn.store.tables import Endpoint, Job, Tenant
-
-jobs_t = cast(sa.Table, Job.__table__)
-endpoints_t = cast(sa.Table, Endpoint.__table__)
+from cronicorn.store.tables import Tenant, endpoints_t, jobs_t
 
 
 @dataclass

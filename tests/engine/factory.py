@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,15 +14,13 @@ from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import (
     Endpoint,
     EndpointResult,
-    Job,
     JobError,
     Message,
     Run,
     Tenant,
     Worker,
+    jobs_t,
 )
-
-jobs_t = cast(sa.Table, Job.__table__)
 
 
 async def add_tenant(db: AsyncEngine) -> str:

@@ -322,10 +322,11 @@ async def test_metrics_switches_control_stats(
 
 
 async def test_create_scheduling_engine_composes_defaults(
-    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("CRONICORN_API_URL", raising=False)
-    monkeypatch.setenv("CRONICORN_DATABASE_URL", sqlite_url)
+    # A database that does not exist yet: the engine creates and migrates it (SQLite).
+    monkeypatch.setenv("CRONICORN_DATABASE_URL", f"sqlite:///{tmp_path / 'new' / 'db.sqlite'}")
     monkeypatch.setenv("CRONICORN_SECRET_KEY", SecretBox.generate_key())
     engine = create_scheduling_engine(
         {"scheduler": {"max_batch_size": 7}, "execution": {"max_concurrency": 3}}
@@ -432,3 +433,81 @@ async def test_stop_is_not_held_up_by_a_long_poll_that_ignores_cancellation(
     assert time.monotonic() - started < 3
     assert engine.get_state().status == "stopped"
     await backend.close()
+
+
+async def test_one_cycle_processes_max_batch_size_jobs_with_job_concurrency_running(
+    db: AsyncEngine, box: SecretBox, target: Target, executor: HttpExecutor
+) -> None:
+    """Issue 15: the seed's `process_cycle()` handles up to `max_batch_size` (default 20) due
+    jobs, not min(max_batch_size, job_concurrency); at most `job_concurrency` (default 10)
+    run at once, the rest wait for a slot."""
+    due = now() - timedelta(seconds=5)
+    jobs = [await new_job(db, box, target.url("/slow?ms=50"), due) for _ in range(25)]
+    timeline = Timeline()
+    engine = create_scheduling_engine(
+        {"execution": {"allow_private_networks": True}, "events": timeline.hooks()},
+        backend=LocalSchedulerBackend(db, box),
+        planner=ScriptedPlanner(),
+        executor=executor,
+    )
+    defaults = engine.config.scheduler
+    assert (defaults.max_batch_size, defaults.job_concurrency) == (20, 10)
+
+    result = await engine.process_cycle()
+
+    assert result.jobs_processed == 20
+    assert result.successful_jobs == 20
+    assert timeline.peak == 10
+    assert sum(j in timeline.ended for j in jobs) == 20
+    second = await engine.process_cycle()
+    assert second.jobs_processed == 5
+    await engine.stop()
+    await engine.backend.close()
+
+
+async def test_jobs_waiting_for_a_run_slot_are_released_unrun_on_stop(
+    db: AsyncEngine, box: SecretBox, target: Target, executor: HttpExecutor
+) -> None:
+    due = now() - timedelta(seconds=5)
+    gated = await new_job(db, box, target.url("/gate"), due - timedelta(seconds=1))
+    waiting = await new_job(db, box, target.url("/ok"), due)
+    backend = LocalSchedulerBackend(db, box)
+    timeline = Timeline()
+    engine = build(
+        backend,
+        executor,
+        timeline,
+        scheduler={**IDLE, "job_concurrency": 1, "max_batch_size": 2, "shutdown_grace_ms": 0},
+    )
+    async with engine:
+        await eventually(lambda: gated in timeline.started)
+        assert waiting not in timeline.started
+    assert waiting not in timeline.started  # never ran
+    row = await f.job(db, waiting)
+    assert row["lease_owner"] is None  # given back for another worker
+    target.release.set()
+    await backend.close()
+
+
+@pytest.mark.parametrize("track", [True, False])
+async def test_track_token_usage_off_writes_no_tokens_for_runs_or_jobs(
+    db: AsyncEngine, box: SecretBox, target: Target, executor: HttpExecutor, track: bool
+) -> None:
+    """Issue 15: `metrics.track_token_usage=False` means no token tracking at all: the stats,
+    and also the run rows and the job's totals (the AI planner's usage is 100+20 per call)."""
+    job_id = await new_job(db, box, target.url("/ok"), now() - timedelta(seconds=1))
+    engine = create_scheduling_engine(
+        {"execution": {"allow_private_networks": True}, "metrics": {"track_token_usage": track}},
+        backend=LocalSchedulerBackend(db, box),
+        planner=ScriptedPlanner(),
+        executor=executor,
+    )
+    result = await engine.process_cycle()
+    await engine.stop()
+    await engine.backend.close()
+    assert result.successful_jobs == 1
+    [run] = await f.runs(db, job_id)
+    job = await f.job(db, job_id)
+    tokens = (run["input_tokens"], run["output_tokens"], job["input_tokens"], job["tokens_today"])
+    assert tokens == ((200, 40, 200, 240) if track else (0, 0, 0, 0))
+    assert (engine.get_state().stats.total_tokens > 0) is track

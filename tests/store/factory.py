@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cronicorn.domain.models import Lease, RunCompletion
+from cronicorn.store.scheduler_repo import SchedulerRepository
 from cronicorn.store.secrets import SecretBox
-from cronicorn.store.tables import Base, Endpoint, EndpointResult, Job, Message, Tenant
+from cronicorn.store.tables import Base, Endpoint, EndpointResult, Message, Tenant, jobs_t
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
-jobs_t = cast(sa.Table, Job.__table__)
 
 
 def at(seconds: float) -> datetime:
@@ -125,3 +126,12 @@ async def dump(engine: AsyncEngine) -> dict[str, list[tuple[Any, ...]]]:
 async def job(engine: AsyncEngine, job_id: str) -> sa.RowMapping:
     async with engine.connect() as conn:
         return (await conn.execute(sa.select(jobs_t).where(jobs_t.c.id == job_id))).mappings().one()
+
+
+async def complete_run(
+    repo: SchedulerRepository, lease: Lease, completion: RunCompletion, now: datetime | None = None
+) -> None:
+    """One completion as the backend writes it (a batch of one); raises if fenced out."""
+    [lost] = await repo.complete_runs([(lease, completion)], now)
+    if lost is not None:
+        raise lost

@@ -8,10 +8,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cronicorn.domain.models import Heartbeat
 from cronicorn.store.scheduler_repo import SchedulerRepository
 from cronicorn.store.secrets import SecretBox
-from cronicorn.store.tables import Run
-from tests.store.factory import T0, add_endpoint, add_job, add_tenant, at, job, jobs_t
+from cronicorn.store.tables import Run, jobs_t
+from tests.store.factory import T0, add_endpoint, add_job, add_tenant, at, job
 
 
 async def _run_statuses(engine: AsyncEngine) -> dict[str, str]:
@@ -65,30 +66,36 @@ async def test_next_due_at_respects_pause_and_live_leases(
     await add_job(engine, tenant, next_run_at=at(5), status="paused")
     await add_job(engine, tenant, next_run_at=at(-5), lease_owner="w", lease_expires_at=at(100))
     assert await repo.next_due_at(now=T0) == at(100)
-    assert await repo.has_due_jobs(now=T0) is False
 
     await add_job(engine, tenant, next_run_at=at(-3), lease_owner="w", lease_expires_at=at(-1))
     assert await repo.next_due_at(now=T0) == at(-3)
-    assert await repo.has_due_jobs(now=T0) is True
 
 
 async def test_worker_heartbeats(repo: SchedulerRepository) -> None:
     await repo.record_heartbeat(
-        "w1", {"host": "h1", "pid": 42, "started_at": at(-60), "stats": {"cycles": 1}}, now=T0
+        "w1", Heartbeat(host="h1", pid=42, started_at=at(-60), stats={"cycles": 1}), now=T0
     )
-    await repo.record_heartbeat("w2", {"host": "h2", "pid": 7, "jobs": 3}, now=at(1))
+    await repo.record_heartbeat("w2", Heartbeat(host="h2", pid=7, running_jobs=3), now=at(1))
     await repo.record_heartbeat(
-        "w1", {"stats": {"cycles": 2}, "last_cycle_at": at(4).isoformat()}, now=at(5)
+        "w1", Heartbeat(stats={"cycles": 2}, last_cycle_at=at(4)), now=at(5)
     )
     await repo.mark_worker_stopped("w2", now=at(6))
 
     w1, w2 = await repo.list_workers()
     assert (w1.id, w1.host, w1.pid, w1.started_at) == ("w1", "h1", 42, at(-60))
-    assert (w1.last_heartbeat_at, w1.last_cycle_at, w1.stats) == (at(5), at(4), {"cycles": 2})
+    assert (w1.last_heartbeat_at, w1.last_cycle_at) == (at(5), at(4))
+    assert w1.stats == {"cycles": 2, "running_jobs": 0, "stopped": False}
     assert w1.stopped_at is None
-    assert (w2.id, w2.stats, w2.stopped_at, w2.started_at) == ("w2", {"jobs": 3}, at(6), at(1))
+    assert (w2.id, w2.stats["running_jobs"], w2.stopped_at, w2.started_at) == (
+        "w2",
+        3,
+        at(6),
+        at(1),
+    )
 
-    await repo.record_heartbeat("w2", {}, now=at(7))
+    await repo.record_heartbeat("w2", Heartbeat(), now=at(7))
+    hosts = {w.id: w.host for w in await repo.list_workers()}
+    assert hosts == {"w1": "h1", "w2": "h2"}  # not reported: kept
     assert [w.stopped_at for w in await repo.list_workers()] == [None, None]
 
 

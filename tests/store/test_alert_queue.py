@@ -30,7 +30,7 @@ from cronicorn.domain.models import (
 from cronicorn.store.scheduler_repo import SchedulerRepository
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import Alert, AlertChannel, AlertDelivery, AlertEvent, Job
-from tests.store.factory import add_job, add_tenant, at
+from tests.store.factory import add_job, add_tenant, at, complete_run
 from tests.store.test_writes import completion
 
 HEALTHY = completion(
@@ -45,7 +45,7 @@ HEALTHY = completion(
 async def _run(repo: SchedulerRepository, done: RunCompletion, now: datetime) -> None:
     [claimed] = await repo.claim_due_jobs("w1", 1, 60_000, now=now)
     done = replace(done, next_run=NextRun(now, ScheduleSource.AI))  # due again at once
-    await repo.complete_run(claimed.lease, done, now=now)
+    await complete_run(repo, claimed.lease, done, now)
 
 
 async def _count(engine: AsyncEngine, table: type) -> int:

@@ -23,8 +23,8 @@ from cronicorn.errors import LeaseLostError
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.scheduler_repo import SchedulerRepository
 from cronicorn.store.secrets import SecretBox
-from cronicorn.store.tables import EndpointResult, JobError, Message, Run
-from tests.store.factory import T0, add_jobs, add_tenant, at, job, job_row, jobs_t
+from cronicorn.store.tables import EndpointResult, JobError, Message, Run, jobs_t
+from tests.store.factory import T0, add_jobs, add_tenant, at, complete_run, job, job_row
 from tests.store.test_writes import PLAN, completion
 
 NOW = at(3)
@@ -120,7 +120,7 @@ async def test_complete_without_record_plan_stores_the_plan(
     """The engine skips `record_plan` for rules plans: `complete` alone must keep it."""
     [lease] = await claim(repo, engine, 1)
 
-    await repo.complete_run(lease, completion(plan_source=PlanSource.RULES), now=NOW)
+    await complete_run(repo, lease, completion(plan_source=PlanSource.RULES), now=NOW)
 
     async with engine.connect() as conn:
         run = (await conn.execute(sa.select(Run.__table__))).mappings().one()

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from cronicorn.store.db import create_engine, is_sqlite
 from cronicorn.store.scheduler_repo import SchedulerRepository
 from cronicorn.store.secrets import SecretBox
-from cronicorn.store.tables import Run
-from tests.store.factory import T0, add_jobs, add_tenant, at, job_row, jobs_t
+from cronicorn.store.tables import Run, jobs_t
+from tests.store.factory import T0, add_jobs, add_tenant, at, job_row
 
 JOBS = 2_000
 BATCH = 25

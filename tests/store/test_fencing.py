@@ -19,14 +19,14 @@ from cronicorn.domain.models import (
 )
 from cronicorn.errors import LeaseLostError
 from cronicorn.store.scheduler_repo import SchedulerRepository
-from tests.store.factory import T0, add_job, add_tenant, at, dump
+from tests.store.factory import T0, add_job, add_tenant, at, complete_run, dump
 from tests.store.test_writes import PLAN, completion
 
 Write = Callable[[SchedulerRepository, Lease], Awaitable[object]]
 NOW = at(5)
 
 WRITES: dict[str, Write] = {
-    "complete": lambda r, lease: r.complete_run(lease, completion(), now=NOW),
+    "complete": lambda r, lease: complete_run(r, lease, completion(), now=NOW),
     "fail": lambda r, lease: r.fail_run(
         lease,
         JobErrorRecord(ErrorPhase.EXECUTE, "x", "y"),
@@ -62,7 +62,7 @@ async def test_superseded_lease_is_refused_and_changes_nothing(
 
     await _assert_refused(repo, engine, first.lease)
     # The new holder is unaffected.
-    await repo.complete_run(second.lease, completion(), now=NOW)
+    await complete_run(repo, second.lease, completion(), now=NOW)
 
 
 async def test_expired_lease_is_refused_even_if_not_reclaimed(

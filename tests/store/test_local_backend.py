@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cronicorn.domain.models import (
     ErrorPhase,
+    Heartbeat,
     JobErrorRecord,
     NextRun,
     PlanDecision,
@@ -24,7 +25,8 @@ from cronicorn.store.db import create_engine, session_factory
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.notify import asyncpg_dsn, notify_jobs_changed
 from cronicorn.store.secrets import SecretBox
-from tests.store.factory import T0, add_job, add_tenant, at, job, job_row, jobs_t
+from cronicorn.store.tables import jobs_t
+from tests.store.factory import T0, add_job, add_tenant, at, job, job_row
 from tests.store.test_writes import PLAN, completion
 
 LONG_POLL_MS = 20_000
@@ -77,7 +79,7 @@ async def test_lifecycle_through_the_port(engine: AsyncEngine, box: SecretBox) -
         NextRun(at(60), ScheduleSource.BACKOFF),
         1,
     )
-    await backend.heartbeat("w1", {"host": "h", "pid": 1})
+    await backend.heartbeat("w1", Heartbeat(host="h", pid=1))
     assert [w.id for w in await backend.list_workers()] == ["w1"]
 
     clock.current = at(31)

@@ -31,8 +31,8 @@ from cronicorn.domain.models import (
 )
 from cronicorn.store.scheduler_repo import SchedulerRepository
 from cronicorn.store.tables import EndpointResult as ResultRow
-from cronicorn.store.tables import JobError, Message, Run
-from tests.store.factory import T0, add_job, add_tenant, at, dump, job, jobs_t
+from cronicorn.store.tables import JobError, Message, Run, jobs_t
+from tests.store.factory import T0, add_job, add_tenant, at, complete_run, dump, job
 
 LEASE_MS = 60_000
 PLAN = Plan(
@@ -105,7 +105,7 @@ async def test_complete_writes_everything_and_releases(
     )
     decision = PlanDecision(PLAN, PlanSource.AI, TokenUsage(40, 5), 1)
     await repo.record_plan(lease, decision, now=at(1))
-    await repo.complete_run(lease, completion(), now=at(3))
+    await complete_run(repo, lease, completion(), now=at(3))
 
     j = await job(engine, lease.job_id)
     assert (j["lease_owner"], j["lease_expires_at"]) == (None, None)
@@ -152,7 +152,7 @@ async def test_complete_can_pause_and_rolls_token_day(
     repo: SchedulerRepository, engine: AsyncEngine
 ) -> None:
     lease = await claim_one(repo, engine, tokens_today=999, tokens_day="2029-12-31")
-    await repo.complete_run(lease, completion(pause=True, consecutive_failures=2), now=at(3))
+    await complete_run(repo, lease, completion(pause=True, consecutive_failures=2), now=at(3))
 
     j = await job(engine, lease.job_id)
     assert (j["status"], j["consecutive_failures"]) == ("paused", 2)
@@ -168,7 +168,7 @@ async def test_token_counters_add_to_concurrent_changes(
         await conn.execute(
             sa.update(jobs_t).where(jobs_t.c.id == lease.job_id).values(output_tokens=500)
         )
-    await repo.complete_run(lease, completion(), now=at(3))
+    await complete_run(repo, lease, completion(), now=at(3))
 
     assert (await job(engine, lease.job_id))["output_tokens"] == 520
 
@@ -188,7 +188,7 @@ async def test_plan_tokens_count_on_the_job_even_if_the_run_never_completes(
     assert (j["input_tokens"], j["output_tokens"], j["reasoning_tokens"]) == (60, 8, 2)
     assert (j["cached_input_tokens"], j["tokens_today"]) == (4, 68)
 
-    await repo.complete_run(lease, completion(), now=at(3))  # run total: 100/20/5/10
+    await complete_run(repo, lease, completion(), now=at(3))  # run total: 100/20/5/10
     j = await job(engine, lease.job_id)
     assert (j["input_tokens"], j["output_tokens"], j["reasoning_tokens"]) == (100, 20, 5)
     assert (j["cached_input_tokens"], j["tokens_today"]) == (10, 120)
@@ -205,7 +205,7 @@ async def test_plan_tokens_of_a_fenced_out_run_stay_counted_once(
     )
     # The lease expires; another worker claims and completes the job.
     [second] = await repo.claim_due_jobs("w2", 1, LEASE_MS, now=at(120))
-    await repo.complete_run(second.lease, completion(), now=at(121))
+    await complete_run(repo, second.lease, completion(), now=at(121))
 
     j = await job(engine, lease.job_id)
     runs = await rows(engine, Run.__table__)
@@ -219,7 +219,7 @@ async def test_complete_is_all_or_nothing(repo: SchedulerRepository, engine: Asy
     before = await dump(engine)
     bad = completion(errors=(JobErrorRecord(ErrorPhase.PERSIST, "x", None),))  # type: ignore[arg-type]
     try:
-        await repo.complete_run(lease, bad, now=at(3))
+        await complete_run(repo, lease, bad, now=at(3))
     except sa.exc.IntegrityError:
         pass
     else:
@@ -279,4 +279,4 @@ async def test_extend_lease_moves_expiry(repo: SchedulerRepository, engine: Asyn
     assert extended.expires_at == at(170)
     assert (await job(engine, lease.job_id))["lease_expires_at"] == at(170)
     assert await repo.claim_due_jobs("w2", 1, LEASE_MS, now=at(100)) == []
-    await repo.complete_run(extended, completion(), now=at(160))
+    await complete_run(repo, extended, completion(), now=at(160))

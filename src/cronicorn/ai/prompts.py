@@ -219,8 +219,9 @@ def _endpoint_view(endpoint: EndpointSpec) -> dict[str, JsonValue]:
         "method": endpoint.method,
         "url": redact_url(endpoint.url),
         "description": endpoint.description,
-        "timeout_ms": endpoint.timeout_ms,
     }
+    if endpoint.timeout_ms is not None:
+        view["timeout_ms"] = endpoint.timeout_ms
     if endpoint.request_schema:
         view["request_schema"] = endpoint.request_schema
     if endpoint.fire_and_forget:

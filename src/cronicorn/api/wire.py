@@ -15,10 +15,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cronicorn.domain.models import (
     ClaimedJob,
+    Heartbeat,
     JobErrorRecord,
     Lease,
     NextRun,
@@ -182,20 +183,9 @@ class ForceUnlockResponse(BaseModel):
     released: list[str]
 
 
-class WorkerInfoIn(BaseModel):
-    """What a worker reports; unknown keys are kept and folded into `stats`."""
-
-    model_config = ConfigDict(extra="allow")
-    host: Annotated[str, Field(max_length=255)] | None = None
-    pid: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
-    started_at: AwareDatetime | None = None
-    last_cycle_at: AwareDatetime | None = None
-    stats: dict[str, Any] = Field(default_factory=dict)
-
-
 class HeartbeatRequest(WireRequest):
     worker_id: WorkerId
-    info: WorkerInfoIn = Field(default_factory=WorkerInfoIn)
+    info: Heartbeat = Field(default_factory=Heartbeat)
 
 
 class NextDueResponse(BaseModel):

@@ -9,18 +9,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 
 from cronicorn.cli.api_client import ApiClient, ApiError
+from cronicorn.cli.common import CliError
 from cronicorn.cli.compose import ApiTarget, open_local_backend
 from cronicorn.observability import JobSummary, StatusReport, build_status_report, summarize_jobs
 from cronicorn.settings import Settings
 from cronicorn.store.local_backend import LocalSchedulerBackend
-from cronicorn.store.tables import Job
+from cronicorn.store.tables import jobs_t
 
-jobs_t = cast(sa.Table, Job.__table__)
 STATUS_JOB_COLUMNS = (
     "id",
     "name",
@@ -112,6 +112,11 @@ async def unlock_jobs(
         return UnlockReport(released, {})
     backend = await open_local_backend(settings)
     try:
+        if job_ids:
+            known = await _local_names(backend, job_ids)
+            unknown = [job_id for job_id in job_ids if job_id not in known]
+            if unknown:
+                raise CliError(f"unknown job id(s): {', '.join(unknown)}; nothing released")
         released = await backend.force_unlock(job_ids, stale_only)
         names = await _local_names(backend, released)
     finally:

@@ -20,7 +20,7 @@ from cronicorn.engine.factory import API_KEY_ENV, API_URL_ENV, create_scheduling
 from cronicorn.engine.ports import SchedulerBackend
 from cronicorn.settings import Settings
 from cronicorn.store.local_backend import LocalSchedulerBackend
-from cronicorn.store.migrate import upgrade_database_async
+from cronicorn.store.migrate import prepare_schema
 
 log = logging.getLogger("cronicorn.cli")
 
@@ -53,8 +53,9 @@ def has_ai_key(config: EngineConfig) -> bool:
 
 
 async def open_local_backend(settings: Settings, **kwargs: Any) -> LocalSchedulerBackend:
-    """Migrate the database to the current schema, then open the in-process backend."""
-    await upgrade_database_async(settings.database_url)
+    """Prepare the schema (SQLite: migrated; PostgreSQL: checked, see `prepare_schema`), then
+    open the in-process backend."""
+    await prepare_schema(settings.database_url)
     return LocalSchedulerBackend(settings.database_url, settings.secret_box(), **kwargs)
 
 

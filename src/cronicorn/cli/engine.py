@@ -8,13 +8,22 @@ the database in-process.
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from cronicorn.cli.admin import UnlockReport, status_report, unlock_jobs
-from cronicorn.cli.common import EXIT_FAILED, EXIT_USAGE, CliError, console, new_typer, run
+from cronicorn.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    CliError,
+    console,
+    fail,
+    new_typer,
+    run,
+)
 from cronicorn.cli.compose import api_target, build_engine, has_ai_key, open_backend
 from cronicorn.engine.config import EngineConfig, SchedulerConfig
 from cronicorn.engine.env import engine_config_from_env
@@ -85,11 +94,14 @@ def render_cycle(result: CycleResult) -> Table:
 async def _process() -> CycleResult:
     config = load_config()
     backend = await open_backend()
-    engine = build_engine(config, backend)
     try:
-        return await engine.process_cycle()
+        engine = build_engine(config, backend)
+        try:
+            return await engine.process_cycle()
+        finally:
+            await engine.stop()
     finally:
-        await engine.stop()
+        await backend.close()  # the caller owns it (an API backend holds an HTTP session)
 
 
 @app.command()
@@ -155,6 +167,11 @@ def unlock_jobs_command(
     """Release stale or named job locks and print what was released."""
     if not stale and not job:
         raise typer.BadParameter("give --stale and/or --job ID")
+    for job_id in job or []:
+        try:
+            uuid.UUID(job_id)
+        except ValueError:
+            fail(f"--job {job_id!r}: unknown job id (job ids are UUIDs)", EXIT_FAILED)
     report = run(_unlock(job or None, stale))
     console.print(render_unlock(report, stale))
 

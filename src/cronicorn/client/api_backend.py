@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import aiohttp
 from pydantic import BaseModel, TypeAdapter
@@ -36,11 +35,11 @@ from cronicorn.api.wire import (
     PlanRequest,
     ReleaseRequest,
     SchedulerStats,
-    WorkerInfoIn,
     WorkerOut,
 )
 from cronicorn.domain.models import (
     ClaimedJob,
+    Heartbeat,
     JobErrorRecord,
     Lease,
     NextRun,
@@ -146,8 +145,8 @@ class ApiSchedulerBackend:
         text = await self._call("GET", "/next-due")
         return NextDueResponse.model_validate_json(text).next_due_at
 
-    async def heartbeat(self, worker_id: str, info: Mapping[str, Any]) -> None:
-        body = HeartbeatRequest(worker_id=worker_id, info=WorkerInfoIn.model_validate(info))
+    async def heartbeat(self, worker_id: str, info: Heartbeat) -> None:
+        body = HeartbeatRequest(worker_id=worker_id, info=info)
         await self._call("POST", "/heartbeat", body)
 
     async def close(self) -> None:

@@ -20,7 +20,6 @@ JsonValue: TypeAlias = Any
 DEFAULT_MIN_INTERVAL_MS = 10_000
 DEFAULT_MAX_INTERVAL_MS = 7 * 24 * 3600 * 1000
 DEFAULT_INTERVAL_MS = 3600 * 1000
-DEFAULT_ENDPOINT_TIMEOUT_MS = 30_000
 DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
 MAX_RESPONSE_BYTES_LIMIT = 50 * 1024 * 1024
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
@@ -201,7 +200,8 @@ class EndpointSpec:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: JsonValue = None
     request_schema: dict[str, Any] | None = None
-    timeout_ms: int = DEFAULT_ENDPOINT_TIMEOUT_MS
+    timeout_ms: int | None = None
+    """None: the engine's `execution.default_timeout_ms` (CRONICORN_DEFAULT_TIMEOUT_MS)."""
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     fire_and_forget: bool = False
     bearer_token: str | None = None
@@ -472,3 +472,17 @@ class RunCompletion:
     was involved."""
     ai_decision: AIDecision | None = None
     """The job's last AI decision after this run (stored on the job)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """What a worker reports about itself with every heartbeat (engine → backend → the
+    `workers` table, and over the wire as is). None: not reported, the stored value stays."""
+
+    host: str | None = None
+    pid: int | None = None
+    started_at: datetime | None = None
+    last_cycle_at: datetime | None = None
+    running_jobs: int = 0
+    stopped: bool = False
+    stats: Mapping[str, Any] = field(default_factory=dict)

@@ -84,6 +84,7 @@ class ExecutionConfig(_Section):
 class MetricsConfig(_Section):
     enabled: bool = True
     track_token_usage: bool = True
+    """Off: no token counts anywhere (stats, Prometheus, runs, job totals; no daily budgets)."""
     port: int | None = Field(None, ge=0, le=65_535)
     """Serve Prometheus metrics and /health on this port (engine process)."""
     per_job_labels: bool = False

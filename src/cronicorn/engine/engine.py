@@ -16,6 +16,7 @@ import signal
 import socket
 import uuid
 from collections.abc import Coroutine, Iterable
+from dataclasses import replace
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from cronicorn.engine.clock import SystemClock
 from cronicorn.engine.config import EngineConfig
 from cronicorn.engine.events import EventBus
 from cronicorn.engine.heap import freeze_startup_heap
+from cronicorn.engine.lease import LeaseKeeper
 from cronicorn.engine.logs import log_cycle_end, log_cycle_start
 from cronicorn.engine.loop import Dispatch, IdleWaiter, run_loop
 from cronicorn.engine.pipeline import JobPipeline
@@ -111,11 +113,15 @@ class SchedulingEngine:
         self._cleanup: set[asyncio.Future[None]] = set()
         self._claim_lock = asyncio.Lock()
         self._slot_freed = asyncio.Event()
+        self._run_slots = asyncio.Semaphore(config.scheduler.job_concurrency)
+        """At most `job_concurrency` jobs run; a cycle may claim more (up to
+        `max_batch_size`), which wait here for a slot with their leases kept."""
         self._stopping = asyncio.Event()
         self.idle = IdleWaiter(self)
         self._loop_task: asyncio.Task[None] | None = None
         self._presence = WorkerPresence(self)
         self._stopped = asyncio.Event()
+        self._backend_prepared = False
 
     # -- public API ---------------------------------------------------------------------
 
@@ -123,6 +129,7 @@ class SchedulingEngine:
         """Start the loop in a background task; the first cycle runs at once."""
         if self._status in ("running", "stopping"):
             return
+        await self._prepare_backend()
         freeze_startup_heap()
         self._stopping.clear()
         self._stopped.clear()
@@ -133,6 +140,11 @@ class SchedulingEngine:
             self._loop_task = asyncio.create_task(self._run_loop(), name="cronicorn-engine-loop")
             await self._presence.start()
             logger.info("engine %s started", self.worker_id)
+            if not self.config.metrics.track_token_usage:
+                logger.warning(
+                    "metrics.track_token_usage is off: token usage is not recorded (stats, "
+                    "metrics, runs, job totals), so daily_token_budget limits are not enforced"
+                )
 
     async def stop(self) -> None:
         """Graceful: stop claiming, let running jobs finish within `shutdown_grace_ms`,
@@ -162,11 +174,22 @@ class SchedulingEngine:
 
     async def process_cycle(self) -> CycleResult:
         """Claim what is due now (up to the free slots) and wait for those jobs."""
+        await self._prepare_backend()
         started = self.clock.monotonic()
         dispatch = await self.dispatch(wait_ms=0, count_empty=True)
         if dispatch.cycle is None:
             return CycleResult(0, 0, 0, [], (self.clock.monotonic() - started) * 1000)
         return await dispatch.cycle
+
+    async def _prepare_backend(self) -> None:
+        """A backend that needs it gets ready before the first claim (the local backend made
+        by `create_scheduling_engine` brings an embedded SQLite schema up to date)."""
+        if self._backend_prepared:
+            return
+        prepare = getattr(self.backend, "prepare", None)
+        if callable(prepare):
+            await prepare()
+        self._backend_prepared = True
 
     def get_state(self) -> EngineState:
         return EngineState(
@@ -187,9 +210,6 @@ class SchedulingEngine:
     def wake(self) -> None:
         """Something may be due now (e.g. a job created in-process): stop idling."""
         self.idle.wake()
-
-    async def wait_stopped(self) -> None:
-        await self._stopped.wait()
 
     async def run_until_signal(self, signals: Iterable[signal.Signals] = SHUTDOWN_SIGNALS) -> None:
         """Start, run until one of `signals` arrives, then stop gracefully. For the CLI:
@@ -225,13 +245,21 @@ class SchedulingEngine:
         return self._stopping.is_set()
 
     @property
-    def stopped_event(self) -> asyncio.Event:
-        """Set as soon as stop() is called (waits race against it)."""
+    def stopping_event(self) -> asyncio.Event:
+        """Set as soon as stop() is called (waits race against it); not when stopped."""
         return self._stopping
 
     @property
     def free_slots(self) -> int:
+        """Run slots not taken by a claimed job (running or waiting to run)."""
         return max(0, self.config.scheduler.job_concurrency - len(self._running))
+
+    def claim_limit(self) -> int:
+        """How many jobs the next claim asks for: a cycle that starts idle takes up to
+        `max_batch_size` (those beyond `job_concurrency` wait for a run slot); while jobs are
+        in flight the loop only refills free run slots, so a busy worker does not hoard."""
+        batch = self.config.scheduler.max_batch_size
+        return batch if not self._running else min(batch, self.free_slots)
 
     async def wait_for_slot(self) -> int:
         """Block until at least one job slot is free (or the engine stops: returns 0)."""
@@ -259,7 +287,7 @@ class SchedulingEngine:
         """`dispatch` under its log context: the claim, the jobs and the cycle task all log
         this cycle's id."""
         started = self.clock.monotonic()
-        limit = min(self.free_slots, self.config.scheduler.max_batch_size)
+        limit = self.claim_limit()
         errors: list[str] = []
         claimed: list[ClaimedJob] = []
         if limit > 0 and not self.stopping:
@@ -344,11 +372,59 @@ class SchedulingEngine:
     def _spawn(self, job: ClaimedJob, cycle_id: str) -> asyncio.Task[JobOutcome]:
         abort = asyncio.Event()
         task = asyncio.create_task(
-            self._pipeline.run(job, abort, cycle_id), name=f"job-{job.lease.job_id}"
+            self._run_in_slot(job, abort, cycle_id), name=f"job-{job.lease.job_id}"
         )
         self._running[task] = abort
         task.add_done_callback(self._job_done)
         return task
+
+    async def _run_in_slot(
+        self, job: ClaimedJob, abort: asyncio.Event, cycle_id: str
+    ) -> JobOutcome:
+        """Run the job once a run slot is free; until then its lease is kept alive. A job
+        still waiting when the engine stops (or whose lease is lost) is given back unrun."""
+        if self._run_slots.locked():
+            lease_ms = self.config.scheduler.stale_lock_threshold_ms
+            keeper = LeaseKeeper(self.backend, job.lease, lease_ms, self.clock, abort.set)
+            async with keeper:
+                started = await self._wait_for_run_slot(abort)
+            job = replace(job, lease=keeper.lease)
+            if not started:
+                if not keeper.lost:
+                    await self._release_all([job])
+                return JobOutcome(
+                    job.lease.job_id,
+                    job.lease.run_id,
+                    RunStatus.ABORTED,
+                    written=False,
+                    error="not started: the engine stopped or the lease was lost",
+                )
+        else:
+            await self._run_slots.acquire()
+        try:
+            return await self._pipeline.run(job, abort, cycle_id)
+        finally:
+            self._run_slots.release()
+
+    async def _wait_for_run_slot(self, abort: asyncio.Event) -> bool:
+        """True once a run slot is held; False (holding none) if stopped or aborted first."""
+        acquire = asyncio.ensure_future(self._run_slots.acquire())
+        stop = asyncio.ensure_future(self._stopping.wait())
+        lost = asyncio.ensure_future(abort.wait())
+        try:
+            await asyncio.wait({acquire, stop, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            lost.cancel()
+            if not acquire.done():
+                acquire.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await acquire
+        held = acquire.done() and not acquire.cancelled()
+        if held and (self.stopping or abort.is_set()):
+            self._run_slots.release()
+            return False
+        return held
 
     def _job_done(self, task: asyncio.Task[JobOutcome]) -> None:
         self._running.pop(task, None)

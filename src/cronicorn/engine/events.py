@@ -50,9 +50,6 @@ class EventBus:
         self._clock = clock
         self._pending: set[asyncio.Task[None]] = set()
 
-    def has(self, name: str) -> bool:
-        return getattr(self._config, name, None) is not None
-
     def emit(
         self,
         name: str,

@@ -3,7 +3,10 @@
 Adapters not given are built from the configuration: the planner from `ai_agent` (the
 rules planner without a key), the HTTP executor from `execution`, and the backend from the
 environment — `ApiSchedulerBackend` when CRONICORN_API_URL is set (with CRONICORN_API_KEY),
-else `LocalSchedulerBackend` on CRONICORN_DATABASE_URL (default `sqlite:///./cronicorn.db`).
+else `LocalSchedulerBackend` on CRONICORN_DATABASE_URL (default `sqlite:///./cronicorn.db`),
+whose schema the engine prepares before its first claim: embedded SQLite is migrated (the
+file created, with a log line saying where), PostgreSQL is only checked (one clear error
+naming `cronicorn db upgrade`).
 Adapters are imported here, lazily, so `import cronicorn` stays fast; the ones built here
 are owned by the engine and closed by `stop()`.
 """
@@ -86,4 +89,6 @@ def default_backend(
     from cronicorn.store.local_backend import LocalSchedulerBackend
 
     settings = Settings.from_env(env)
-    return LocalSchedulerBackend(settings.database_url, settings.secret_box(), clock=clock)
+    return LocalSchedulerBackend(
+        settings.database_url, settings.secret_box(), clock=clock, prepare_schema=True
+    )

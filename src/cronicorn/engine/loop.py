@@ -162,7 +162,7 @@ class IdleWaiter:
         engine = self._engine
         sleeper = asyncio.ensure_future(engine.clock.sleep(seconds))
         woken = asyncio.ensure_future(self._wake.wait())
-        stopped = asyncio.ensure_future(engine.stopped_event.wait())
+        stopped = asyncio.ensure_future(engine.stopping_event.wait())
         done, pending = await asyncio.wait(
             {sleeper, woken, stopped}, return_when=asyncio.FIRST_COMPLETED
         )

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from cronicorn.domain.models import (
@@ -29,6 +30,7 @@ from cronicorn.domain.models import (
     RunCompletion,
     RunStatus,
     ScheduleDecision,
+    TokenUsage,
 )
 from cronicorn.engine.ai_reuse import AIReuse, Gate, asked_context, model_involved
 from cronicorn.engine.completion import (
@@ -83,6 +85,12 @@ class JobPipeline:
         self._stats = stats
         self._completions = CompletionBuilder(config, clock, events)
         self._reuse = AIReuse(config.ai_agent)
+        self._track_tokens = config.metrics.track_token_usage
+
+    def _stored_usage(self, usage: TokenUsage) -> TokenUsage:
+        """What the store records: nothing when `metrics.track_token_usage` is off (no
+        per-run token columns, no job token totals; so no daily_token_budget either)."""
+        return usage if self._track_tokens else TokenUsage()
 
     async def run(
         self, claimed: ClaimedJob, abort: asyncio.Event, cycle_id: str | None = None
@@ -222,6 +230,7 @@ class JobPipeline:
         )
 
     async def _record_plan(self, keeper: LeaseKeeper, decision: PlanDecision) -> None:
+        decision = replace(decision, usage=self._stored_usage(decision.usage))
         await self._backend.record_plan(keeper.lease, decision)
 
     async def _execute(
@@ -278,7 +287,8 @@ class JobPipeline:
         if keeper.lost:
             return self._lost(state)
         try:
-            await self._backend.complete(keeper.lease, completion)
+            stored = replace(completion, usage=self._stored_usage(completion.usage))
+            await self._backend.complete(keeper.lease, stored)
         except LeaseLostError:
             keeper.mark_lost()
             return self._lost(state)
@@ -307,7 +317,7 @@ class JobPipeline:
                 error,
                 next_run,
                 consecutive_failures=failures,
-                usage=state.usage,
+                usage=self._stored_usage(state.usage),
                 ai_calls=state.ai_calls,
             )
         except LeaseLostError:

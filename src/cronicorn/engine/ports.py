@@ -11,6 +11,7 @@ from cronicorn.domain.models import (
     ClaimedJob,
     EndpointResult,
     EndpointSpec,
+    Heartbeat,
     JobContext,
     JobErrorRecord,
     Lease,
@@ -126,6 +127,6 @@ class SchedulerBackend(Protocol):
         """Earliest due time among claimable jobs, for the idle sleep."""
         ...
 
-    async def heartbeat(self, worker_id: str, info: Mapping[str, Any]) -> None: ...
+    async def heartbeat(self, worker_id: str, info: Heartbeat) -> None: ...
 
     async def close(self) -> None: ...

@@ -11,6 +11,8 @@ import socket
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from cronicorn.domain.models import Heartbeat
+
 if TYPE_CHECKING:
     from cronicorn.engine.engine import SchedulingEngine
     from cronicorn.observability.server import MetricsServer
@@ -58,7 +60,7 @@ class WorkerPresence:
         while not engine.stopping:
             await self.send_heartbeat()
             sleeper = asyncio.ensure_future(engine.clock.sleep(interval_s))
-            stop = asyncio.ensure_future(engine.stopped_event.wait())
+            stop = asyncio.ensure_future(engine.stopping_event.wait())
             await asyncio.wait({sleeper, stop}, return_when=asyncio.FIRST_COMPLETED)
             sleeper.cancel()
             stop.cancel()
@@ -66,15 +68,15 @@ class WorkerPresence:
     async def send_heartbeat(self, *, stopped: bool = False) -> None:
         engine = self._engine
         state = engine.get_state()
-        info: dict[str, Any] = {
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "started_at": state.start_time,
-            "last_cycle_at": state.last_processing_time,
-            "stats": state.stats.as_dict(),
-            "running_jobs": state.running_jobs,
-            "stopped": stopped,
-        }
+        info = Heartbeat(
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=state.start_time,
+            last_cycle_at=state.last_processing_time,
+            running_jobs=state.running_jobs,
+            stopped=stopped,
+            stats=state.stats.as_dict(),
+        )
         try:
             await engine.backend.heartbeat(engine.worker_id, info)
         except Exception as exc:

@@ -17,10 +17,6 @@ class Slots:
         self._free = size
         self._waiters: deque[asyncio.Future[None]] = deque()
 
-    @property
-    def free(self) -> int:
-        return self._free
-
     def try_acquire(self) -> bool:
         if self._free > 0 and not self._waiters:
             self._free -= 1

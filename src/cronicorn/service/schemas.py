@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationInfo, field_validator
 
 from cronicorn.domain.models import (
-    DEFAULT_ENDPOINT_TIMEOUT_MS,
     DEFAULT_MAX_INTERVAL_MS,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MIN_INTERVAL_MS,
@@ -209,7 +208,11 @@ class EndpointCreate(InputModel):
     headers: Headers = Field(default_factory=dict)
     body: JsonBody = None
     request_schema: JsonSchema | None = None
-    timeout_ms: TimeoutMs = DEFAULT_ENDPOINT_TIMEOUT_MS
+    timeout_ms: TimeoutMs | None = Field(
+        None,
+        description="Per-call timeout; null or omitted: the engine's default "
+        "(execution.default_timeout_ms / CRONICORN_DEFAULT_TIMEOUT_MS, 30000 unless set).",
+    )
     max_response_bytes: ResponseBytes = DEFAULT_MAX_RESPONSE_BYTES
     fire_and_forget: StrictBool = False
     bearer_token: Secret | None = None
@@ -240,7 +243,6 @@ class EndpointUpdate(InputModel):
         "url",
         "method",
         "headers",
-        "timeout_ms",
         "max_response_bytes",
         "fire_and_forget",
         mode="before",
@@ -257,7 +259,7 @@ class EndpointOut(BaseModel):
     headers: dict[str, str] = Field(description='Header names; values are "***".')
     body: Any = None
     request_schema: dict[str, Any] | None
-    timeout_ms: int
+    timeout_ms: int | None = Field(description="null: the engine's default timeout.")
     max_response_bytes: int
     fire_and_forget: bool
     bearer_token: Literal["***"] | None = Field(description='"***" when set, else null.')

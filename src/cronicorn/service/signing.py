@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,9 +20,7 @@ from cronicorn.service.schemas import SigningKeyOut
 from cronicorn.store.locks import lock_row
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.signing_keys import new_key_row
-from cronicorn.store.tables import SigningKey, Tenant, utcnow
-
-signing_keys_t = cast(sa.Table, SigningKey.__table__)
+from cronicorn.store.tables import SigningKey, Tenant, signing_keys_t, utcnow
 
 
 class SigningKeys:

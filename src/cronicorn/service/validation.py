@@ -13,9 +13,9 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
 from pydantic import AfterValidator, AwareDatetime, Field, Strict
 
+from cronicorn.domain.cron import check_cron_expression
 from cronicorn.domain.jmes import MAX_EXPRESSION_CHARS, ExpressionError, compile_expression
 from cronicorn.domain.jmes import validate_view as _view_errors
 from cronicorn.domain.json_schema import check_schema
@@ -72,14 +72,8 @@ def to_utc(value: datetime) -> datetime:
 
 
 def check_cron(value: str) -> str:
-    fields = value.split()
-    if len(fields) not in (5, 6):
-        raise ValueError("must have 5 fields (or 6 with seconds)")
-    try:
-        croniter(value, datetime.now(UTC), second_at_beginning=False)
-    except Exception as exc:  # croniter raises several unrelated types for bad expressions
-        raise ValueError(f"is not a valid cron expression: {exc}") from None
-    return " ".join(fields)
+    """The scheduler's own check (`domain.cron`), so the API accepts exactly what runs."""
+    return check_cron_expression(value)
 
 
 def check_timezone(value: str) -> str:

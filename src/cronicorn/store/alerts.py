@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import RowMapping
@@ -20,24 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cronicorn.domain.alerts import AlertKind, AlertRule, DeliveryEvent
 from cronicorn.domain.models import RunStatus
-from cronicorn.store.tables import (
-    Alert,
-    AlertChannel,
-    AlertDelivery,
-    AlertEvent,
-    Job,
-    Run,
-    UTCDateTime,
-)
-from cronicorn.store.tables import AlertRule as AlertRuleRow
-
-events_t = cast(sa.Table, AlertEvent.__table__)
-alerts_t = cast(sa.Table, Alert.__table__)
-deliveries_t = cast(sa.Table, AlertDelivery.__table__)
-channels_t = cast(sa.Table, AlertChannel.__table__)
-rules_t = cast(sa.Table, AlertRuleRow.__table__)
-jobs_t = cast(sa.Table, Job.__table__)
-runs_t = cast(sa.Table, Run.__table__)
+from cronicorn.store.tables import UTCDateTime, alerts_t, jobs_t, runs_t
+from cronicorn.store.tables import alert_channels_t as channels_t
+from cronicorn.store.tables import alert_deliveries_t as deliveries_t
+from cronicorn.store.tables import alert_events_t as events_t
+from cronicorn.store.tables import alert_rules_t as rules_t
 
 OPEN = "open"
 RESOLVED = "resolved"

@@ -9,15 +9,12 @@ than the database work. The queries themselves are unchanged: see
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 
 from cronicorn.domain.models import RunStatus
-from cronicorn.store.tables import Job, Run, UTCDateTime
-
-jobs_t = cast(sa.Table, Job.__table__)
-runs_t = cast(sa.Table, Run.__table__)
+from cronicorn.store.tables import UTCDateTime, jobs_t, runs_t
 
 NOW: sa.BindParameter[datetime] = sa.bindparam("now", type_=UTCDateTime())
 
@@ -74,7 +71,6 @@ ABORT_PREVIOUS_RUNS = (
 
 INSERT_RUNS = sa.insert(runs_t)
 
-HAS_DUE = sa.select(jobs_t.c.id).where(due_condition(NOW)).limit(1)
 """Params: now."""
 
 

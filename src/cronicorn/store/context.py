@@ -12,7 +12,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import RowMapping
@@ -23,12 +23,7 @@ from cronicorn.errors import ConfigError
 from cronicorn.store import mapping
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.signing_keys import decrypt_signing_secret, signing_ciphertexts
-from cronicorn.store.tables import Endpoint, EndpointResult
-from cronicorn.store.tables import Message as MessageRow
-
-endpoints_t = cast(sa.Table, Endpoint.__table__)
-messages_t = cast(sa.Table, MessageRow.__table__)
-results_t = cast(sa.Table, EndpointResult.__table__)
+from cronicorn.store.tables import endpoints_t, messages_t, results_t
 
 BRANCHES_PER_QUERY = 100
 """Keys per UNION ALL statement (SQLite allows at most 500 compound SELECT terms)."""

@@ -18,19 +18,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cronicorn.domain.models import Lease, RunStatus
 from cronicorn.errors import LeaseLostError
-from cronicorn.store.tables import Alert, AlertEvent, Job, Run
+from cronicorn.store.tables import alert_events_t, alerts_t, jobs_t, runs_t
 
-jobs_t = cast(sa.Table, Job.__table__)
-runs_t = cast(sa.Table, Run.__table__)
-alerts_t = cast(sa.Table, Alert.__table__)
-alert_events_t = cast(sa.Table, AlertEvent.__table__)
 _j = jobs_t.c
 _r = runs_t.c
 

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cronicorn.domain.models import RunStatus
-from cronicorn.store.tables import Job, Run, UTCDateTime
-
-jobs_t = cast(sa.Table, Job.__table__)
-runs_t = cast(sa.Table, Run.__table__)
-
+from cronicorn.store.tables import UTCDateTime, jobs_t, runs_t
 
 _NOW = sa.bindparam("now", type_=UTCDateTime())
 

@@ -15,15 +15,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cronicorn.domain.models import (
     ClaimedJob,
+    Heartbeat,
     JobErrorRecord,
     Lease,
     NextRun,
@@ -80,9 +80,14 @@ class LocalSchedulerBackend:
         history_limit: int = 50,
         results_per_endpoint: int = 5,
         write_batch_size: int = 128,
+        prepare_schema: bool = False,
     ) -> None:
+        """`prepare_schema` (with a URL): `prepare()` brings an embedded SQLite schema up to
+        date and checks a PostgreSQL one (see `store.migrate.prepare_schema`)."""
         self._owns_engine = isinstance(engine_or_url, str)
         self._url = engine_or_url if isinstance(engine_or_url, str) else None
+        self._prepare = prepare_schema and self._url is not None
+        self._prepared = asyncio.Lock()
         engine = create_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
         self.repository = SchedulerRepository(
             engine,
@@ -99,6 +104,15 @@ class LocalSchedulerBackend:
         self._completions: WriteBatcher[tuple[Lease, RunCompletion]] = WriteBatcher(
             self._write_completions, max_batch=write_batch_size, split_on_error=_item_specific
         )
+
+    async def prepare(self) -> None:
+        """Before first use (the engine calls it): the schema check/upgrade, once."""
+        async with self._prepared:
+            if self._prepare and self._url is not None:
+                from cronicorn.store.migrate import prepare_schema  # Alembic: only when needed
+
+                await prepare_schema(self._url)
+                self._prepare = False
 
     @property
     def completion_batches(self) -> int:
@@ -222,7 +236,7 @@ class LocalSchedulerBackend:
     async def next_due_at(self) -> datetime | None:
         return await self.repository.next_due_at(now=self._now())
 
-    async def heartbeat(self, worker_id: str, info: Mapping[str, Any]) -> None:
+    async def heartbeat(self, worker_id: str, info: Heartbeat) -> None:
         await self.repository.record_heartbeat(worker_id, info, now=self._now())
 
     async def mark_worker_stopped(self, worker_id: str) -> None:

@@ -10,15 +10,13 @@ went quiet), which the throttle calls about once per window.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cronicorn.store.tables import RateLimit
-
-rate_limits_t = cast(sa.Table, RateLimit.__table__)
+from cronicorn.store.tables import rate_limits_t
 
 
 def _upsert(dialect: str) -> Any:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -35,14 +35,14 @@ from cronicorn.domain.models import (
     TokenUsage,
 )
 from cronicorn.store import mapping
-from cronicorn.store.tables import AlertEvent, EndpointResult, Job, JobError, Message, Run
-
-jobs_t = cast(sa.Table, Job.__table__)
-results_t = cast(sa.Table, EndpointResult.__table__)
-messages_t = cast(sa.Table, Message.__table__)
-errors_t = cast(sa.Table, JobError.__table__)
-runs_t = cast(sa.Table, Run.__table__)
-alert_events_t = cast(sa.Table, AlertEvent.__table__)
+from cronicorn.store.tables import (
+    alert_events_t,
+    errors_t,
+    jobs_t,
+    messages_t,
+    results_t,
+    runs_t,
+)
 
 Row = dict[str, Any]
 

@@ -19,9 +19,7 @@ import dataclasses
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
 
-import sqlalchemy as sa
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -31,6 +29,7 @@ from cronicorn.domain.models import (
     ClaimedJob,
     ErrorPhase,
     Escalation,
+    Heartbeat,
     JobErrorRecord,
     Lease,
     NextRun,
@@ -44,7 +43,6 @@ from cronicorn.errors import LeaseLostError
 from cronicorn.store import lease_admin, mapping, workers
 from cronicorn.store.claiming import (
     ABORT_PREVIOUS_RUNS,
-    HAS_DUE,
     INSERT_RUNS,
     LEASE_DUE,
     run_row,
@@ -74,10 +72,6 @@ from cronicorn.store.run_writes import (
     with_alert_event,
 )
 from cronicorn.store.secrets import SecretBox
-from cronicorn.store.tables import Job, Run
-
-jobs_t = cast(sa.Table, Job.__table__)
-runs_t = cast(sa.Table, Run.__table__)
 
 
 def utc_now(now: datetime | None = None) -> datetime:
@@ -268,8 +262,9 @@ class SchedulerRepository:
         """Complete many runs in ONE transaction (group commit); one entry per item, in
         order: None if written, the LeaseLostError if that lease was fenced out.
 
-        Each written item gets exactly what `complete_run` writes; a fenced-out item
-        changes nothing and does not affect the others. Any other error (the database,
+        Each written item gets the run, its results, summary message, schedule, tokens and
+        errors, and its lease released; a fenced-out item changes nothing and does not
+        affect the others. Any other error (the database,
         a constraint) rolls back the whole batch and is raised."""
         now = utc_now(now)
         writes = [completion_writes(lease, completion, now) for lease, completion in items]
@@ -279,15 +274,6 @@ class SchedulerRepository:
             now,
             lambda i, held: with_alert_event(writes[i], held.lease, facts[i], held.alert_open, now),
         )
-
-    async def complete_run(
-        self, lease: Lease, completion: RunCompletion, now: datetime | None = None
-    ) -> None:
-        """Write the run, its results, summary message, schedule, tokens and errors, and
-        release the lease — one transaction, all or nothing (LeaseLostError if fenced out)."""
-        [lost] = await self.complete_runs([(lease, completion)], now)
-        if lost is not None:
-            raise lost
 
     async def fail_run(
         self,
@@ -372,12 +358,6 @@ class SchedulerRepository:
 
     # -- idle loop, admin, workers -------------------------------------------------------
 
-    async def has_due_jobs(self, now: datetime | None = None) -> bool:
-        """Cheap check (one indexed `LIMIT 1` query) for the long-poll loop."""
-        async with self.engine.connect() as conn:
-            found = await conn.scalar(HAS_DUE, {"now": utc_now(now)})
-        return found is not None
-
     async def next_due_at(self, now: datetime | None = None) -> datetime | None:
         """When the earliest active job becomes claimable (may be in the past), else None."""
         return await lease_admin.next_due_at(self.engine, utc_now(now))
@@ -393,7 +373,7 @@ class SchedulerRepository:
         return await lease_admin.force_unlock(self.engine, job_ids, stale_only, utc_now(now))
 
     async def record_heartbeat(
-        self, worker_id: str, info: Mapping[str, Any], now: datetime | None = None
+        self, worker_id: str, info: Heartbeat, now: datetime | None = None
     ) -> None:
         await workers.record_heartbeat(self.engine, worker_id, info, utc_now(now))
 

@@ -10,6 +10,7 @@ job is claimed) is registered with the log redaction, so no log line can carry i
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,8 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from cronicorn.errors import ConfigError
 from cronicorn.observability.redaction import register_header_secrets, register_secret
+
+logger = logging.getLogger("cronicorn.store.secrets")
 
 MASK = "***"
 
@@ -92,4 +95,9 @@ def load_secret_box(data_dir: Path, env_key: str | None = None) -> SecretBox:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(new_key)
+    logger.warning(
+        "created the secret key file %s (it decrypts stored secrets: keep it, or set "
+        "CRONICORN_SECRET_KEY)",
+        path.resolve(),
+    )
     return SecretBox(new_key)

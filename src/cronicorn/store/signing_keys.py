@@ -12,7 +12,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,9 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cronicorn.errors import ConfigError
 from cronicorn.store.secrets import SecretBox
-from cronicorn.store.tables import SigningKey, utcnow
+from cronicorn.store.tables import signing_keys_t, utcnow
 
-signing_keys_t = cast(sa.Table, SigningKey.__table__)
 SECRET_PREFIX = "cksig_"
 
 OF_TENANTS = sa.select(

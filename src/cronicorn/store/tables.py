@@ -8,7 +8,7 @@ encrypted (see `cronicorn.store.secrets`); the columns here hold ciphertext only
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -135,7 +135,7 @@ class Endpoint(Base):
     headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     body: Mapped[Any | None] = mapped_column(default=None)
     request_schema: Mapped[dict[str, Any] | None] = mapped_column(default=None)
-    timeout_ms: Mapped[int] = mapped_column(default=30_000)
+    timeout_ms: Mapped[int | None] = mapped_column(default=None)  # null: engine default
     max_response_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=1024 * 1024)
     fire_and_forget: Mapped[bool] = mapped_column(default=False)
     bearer_token: Mapped[str | None] = mapped_column(sa.Text, default=None)
@@ -423,3 +423,21 @@ class WebSession(Base):
     csrf_token: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Core tables for the SQL built once at import (claiming, fencing, run writes, …): defined
+# here once so every module names them the same way.
+jobs_t = cast(sa.Table, Job.__table__)
+runs_t = cast(sa.Table, Run.__table__)
+endpoints_t = cast(sa.Table, Endpoint.__table__)
+results_t = cast(sa.Table, EndpointResult.__table__)
+messages_t = cast(sa.Table, Message.__table__)
+errors_t = cast(sa.Table, JobError.__table__)
+workers_t = cast(sa.Table, Worker.__table__)
+alerts_t = cast(sa.Table, Alert.__table__)
+alert_events_t = cast(sa.Table, AlertEvent.__table__)
+alert_deliveries_t = cast(sa.Table, AlertDelivery.__table__)
+alert_channels_t = cast(sa.Table, AlertChannel.__table__)
+alert_rules_t = cast(sa.Table, AlertRule.__table__)
+rate_limits_t = cast(sa.Table, RateLimit.__table__)
+signing_keys_t = cast(sa.Table, SigningKey.__table__)

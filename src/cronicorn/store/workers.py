@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cronicorn.store.tables import Worker
-
-workers_t = cast(sa.Table, Worker.__table__)
-
-_KNOWN = ("host", "pid", "started_at", "last_cycle_at", "stats")
+from cronicorn.domain.models import Heartbeat
+from cronicorn.store.tables import workers_t
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,31 +27,25 @@ class WorkerInfo:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def _as_time(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))
-
-
-def heartbeat_values(info: Mapping[str, Any]) -> dict[str, Any]:
-    """`info` keys: host, pid, started_at, last_cycle_at (datetime or ISO text) and stats
-    (a JSON object); any other keys are folded into stats."""
-    stats = dict(info.get("stats") or {})
-    stats.update({k: v for k, v in info.items() if k not in _KNOWN})
+def heartbeat_values(info: Heartbeat) -> dict[str, Any]:
+    """The row values of a heartbeat: `running_jobs` and `stopped` are shown with the stats;
+    fields not reported (None) keep their stored value."""
+    stats = {**info.stats, "running_jobs": info.running_jobs, "stopped": info.stopped}
     # Stats are shown, not computed on: anything not JSON-native is stored as text.
     values: dict[str, Any] = {"stats": json.loads(json.dumps(stats, default=str))}
-    if "host" in info:
-        values["host"] = str(info["host"])[:255]
-    if "pid" in info:
-        values["pid"] = int(info["pid"])
-    for key in ("started_at", "last_cycle_at"):
-        if info.get(key) is not None:
-            values[key] = _as_time(info[key])
+    if info.host is not None:
+        values["host"] = info.host[:255]
+    if info.pid is not None:
+        values["pid"] = info.pid
+    if info.started_at is not None:
+        values["started_at"] = info.started_at
+    if info.last_cycle_at is not None:
+        values["last_cycle_at"] = info.last_cycle_at
     return values
 
 
 async def record_heartbeat(
-    engine: AsyncEngine, worker_id: str, info: Mapping[str, Any], now: datetime
+    engine: AsyncEngine, worker_id: str, info: Heartbeat, now: datetime
 ) -> None:
     """Upsert the worker's row; a heartbeat also clears `stopped_at` (the worker is alive)."""
     values = {**heartbeat_values(info), "last_heartbeat_at": now, "stopped_at": None}

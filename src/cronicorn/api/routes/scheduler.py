@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
@@ -189,8 +189,7 @@ async def next_due(request: Request, _: EngineKey) -> NextDueResponse:
 
 @router.post("/heartbeat", status_code=204)
 async def heartbeat(body: HeartbeatRequest, request: Request, _: EngineKey) -> Response:
-    info: dict[str, Any] = body.info.model_dump(exclude_none=True)
-    await backend(request).heartbeat(body.worker_id, info)
+    await backend(request).heartbeat(body.worker_id, body.info)
     return Response(status_code=204)
 
 
