@@ -21,6 +21,13 @@ to see what happened. Use add_message to tell the AI something about the job; it
 job's messages on the next run. You only see the jobs of your own API key's tenant. Read the \
 resources cronicorn://docs/concepts and cronicorn://docs/scheduling for details; \
 cronicorn://jobs/{job_id}/runs shows a job's recent runs.
+
+To have a human told when a job needs one: create_alert_channel (then test_alert_channel); \
+without a rule, the built-in one alerts after 3 failed runs in a row, on recovery, when the \
+AI asks to notify a user or pauses a job, and when a budget is spent (set_default_alert_rule \
+or set_job_alert_rule change that). list_alerts shows the incidents. Tools that reveal a \
+secret (a webhook's signing secret, the signing key) show it once and it stays in this \
+conversation: say so to the user.
 """
 
 _ID_NOTE = "Ids are the `id` fields returned by the create and list tools."
