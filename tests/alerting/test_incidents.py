@@ -74,6 +74,14 @@ async def test_three_failures_raise_one_alert_and_recovery_sends_one_message(
         ("opened", "delivered", 1),
         ("recovered", "delivered", 1),
     ]
+    path = f"/api/alerts/{alert['id']}/deliveries"  # paged in creation order with `after`
+    first = await stack.ok("GET", path, params={"limit": 1})
+    rest = await stack.ok("GET", path, params={"limit": 1, "after": first[0]["id"]})
+    assert [d["id"] for d in first + rest] == [d["id"] for d in log]
+    assert await stack.ok("GET", path, params={"after": log[-1]["id"]}) == []
+    unknown = await stack.call("GET", path, params={"after": alert["id"]})
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"][0]["loc"] == ["query", "after"]
 
     receiver.target_status = 500
     await _runs_and_dispatch(stack, job_id, 3)

@@ -12,9 +12,21 @@ LISTS = [
     ("alice", "/api/jobs/{job}/messages"),
     ("alice", "/api/jobs/{job}/runs"),
     ("alice", "/api/jobs/{job}/errors"),
+    ("alice", "/api/alerts/channels"),
+    ("alice", "/api/alerts/channels/{channel}/deliveries"),
+    ("alice", "/api/alerts"),
+    ("alice", "/api/alerts/{alert}/deliveries"),
     ("admin", "/api/admin/keys"),
     ("engine", "/api/scheduler/workers"),
 ]
+PATH_PARAMS = {"{job}": "{job_id}", "{channel}": "{channel_id}", "{alert}": "{alert_id}"}
+HOOK = {"name": "ops", "kind": "webhook", "url": "https://hooks.example.com/x"}
+
+
+def _openapi_path(path: str) -> str:
+    for mine, theirs in PATH_PARAMS.items():
+        path = path.replace(mine, theirs)
+    return path
 
 
 def test_every_get_list_route_takes_a_bounded_limit(sqlite_api: Api) -> None:
@@ -30,7 +42,7 @@ def test_every_get_list_route_takes_a_bounded_limit(sqlite_api: Api) -> None:
             arrays.add(path)
             limit = next(p for p in get.get("parameters", []) if p["name"] == "limit")
             assert limit["schema"]["maximum"] == 1000, path
-    assert arrays == {path.replace("{job}", "{job_id}") for _, path in LISTS}
+    assert arrays == {_openapi_path(path) for _, path in LISTS}
 
 
 @pytest.mark.parametrize(("who", "path"), LISTS)
@@ -38,10 +50,18 @@ def test_every_get_list_route_takes_a_bounded_limit(sqlite_api: Api) -> None:
 async def test_limit_out_of_bounds_is_a_422(
     sqlite_api: Api, who: str, path: str, limit: str
 ) -> None:
+    """On a real job and channel of the caller. An incident only arises from failing runs
+    (tests/alerting), so `{alert}` is an id of no incident: `limit` is validated with the
+    request, before the route looks the incident up (the same request with a good limit is a
+    404, so the 422 is the limit's)."""
     job = (await sqlite_api.call("POST", "/api/jobs", json=JOB)).json()
-    r = await sqlite_api.call("GET", path.format(job=job["id"]), who=who, params={"limit": limit})
+    channel = (await sqlite_api.call("POST", "/api/alerts/channels", json=HOOK)).json()
+    url = path.format(job=job["id"], channel=channel["id"], alert="no-such-alert")
+    r = await sqlite_api.call("GET", url, who=who, params={"limit": limit})
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["loc"] == ["query", "limit"]
+    ok = await sqlite_api.call("GET", url, who=who, params={"limit": "1000"})
+    assert ok.status_code == (404 if "{alert}" in path else 200), ok.text
 
 
 async def test_endpoints_page_in_creation_order(api: Api) -> None:

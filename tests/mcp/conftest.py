@@ -18,6 +18,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
+from cronicorn.alerting.config import AlertSettings
 from cronicorn.cli.allinone import AllInOne
 from cronicorn.engine.config import EngineConfig
 from cronicorn.engine.factory import API_KEY_ENV, API_URL_ENV
@@ -43,7 +44,9 @@ async def live_api(tmp_path: Path) -> AsyncIterator[LiveApi]:
     """`cronicorn run` in this event loop on a fresh SQLite file, with keys: alice and bob
     (user keys of two tenants), ops (an engine key)."""
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'mcp.db'}", secret_key=SecretBox.generate_key()
+        database_url=f"sqlite:///{tmp_path / 'mcp.db'}",
+        secret_key=SecretBox.generate_key(),
+        alerts=AlertSettings(allowed_hosts=("127.0.0.1",)),  # alert webhooks to `endpoints`
     )
     config = EngineConfig.model_validate(
         {

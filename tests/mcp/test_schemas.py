@@ -10,6 +10,7 @@ from typing import Any, get_args
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from mcp import types
 from starlette.routing import BaseRoute
 
 from cronicorn.api import create_app
@@ -89,6 +90,7 @@ def test_every_user_route_has_a_tool(app: FastAPI) -> None:
 def test_tool_names_are_verb_noun() -> None:
     verbs = {"create", "list", "get", "update", "delete", "add"}
     verbs |= {"pause", "resume", "run", "archive"}
+    verbs |= {"test", "rotate", "set", "clear", "revoke"}
     for name in TOOLS:
         verb, _, noun = name.partition("_")
         assert verb in verbs, name
@@ -141,3 +143,32 @@ def test_a_schema_change_in_the_model_is_a_schema_change_of_the_tool() -> None:
     assert {"minimum": 1000, "type": "integer"}.items() <= create["anyOf"][0].items()
     limit = TOOLS["list_runs"].input_schema["properties"]["limit"]
     assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, 1000, 50)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "create_alert_channel",
+        "rotate_alert_channel_secret",
+        "get_signing_key",
+        "rotate_signing_key",
+    ],
+)
+def test_tools_that_reveal_a_secret_say_it_stays_in_the_conversation(name: str) -> None:
+    text = " ".join(TOOLS[name].description.split())
+    assert "shown once" in text
+    assert "will appear in this conversation" in text
+
+
+def test_rotations_are_marked_destructive_and_reads_are_not() -> None:
+    def hints(name: str) -> types.ToolAnnotations:
+        annotations = TOOLS[name].definition().annotations
+        assert annotations is not None
+        return annotations
+
+    assert hints("rotate_signing_key").destructive_hint is True
+    assert hints("rotate_alert_channel_secret").destructive_hint is True
+    assert hints("delete_alert_channel").destructive_hint is True
+    assert hints("create_alert_channel").destructive_hint is False
+    assert hints("set_job_alert_rule").idempotent_hint is True
+    assert hints("list_alerts").read_only_hint is True

@@ -179,3 +179,60 @@ async def test_a_key_of_another_tenant_sees_nothing_of_the_first(
         still = await call_ok(alice, "get_job", {"job_id": job["id"]})
         assert still["status"] == "active"
         assert len(await call_ok(alice, "list_endpoints", {"job_id": job["id"]})) == 1
+
+
+async def test_alert_channels_rules_and_the_signing_key(
+    connect: Connect, endpoints: Endpoints
+) -> None:
+    async with connect("alice") as client:
+        hook = endpoints.url("/hook")
+        created = await call_ok(
+            client, "create_alert_channel", {"name": "ops", "kind": "webhook", "url": hook}
+        )
+        secret = created["signing_secret"]
+        assert secret
+        assert secret != "***"
+        assert created["url"] == endpoints.url("/***")  # the path is hidden
+        listed = await call_ok(client, "list_alert_channels")
+        assert [(c["id"], c["signing_secret"]) for c in listed] == [(created["id"], "***")]
+        got = await call_ok(client, "get_alert_channel", {"channel_id": created["id"]})
+        assert got["name"] == "ops"
+        assert secret not in json.dumps(listed) + json.dumps(got)
+        bad = await call_error(client, "create_alert_channel", {"name": "x", "kind": "webhook"})
+        assert bad.startswith("API 422: url"), bad
+
+        delivery = await call_ok(client, "test_alert_channel", {"channel_ref": "ops"})
+        assert (delivery["event"], delivery["status"]) == ("test", "delivered"), delivery
+        assert endpoints.calls["/hook"] == 1
+        log = await call_ok(client, "list_alert_channel_deliveries", {"channel_id": created["id"]})
+        assert [d["id"] for d in log] == [delivery["id"]]
+
+        job = await call_ok(client, "create_job", {"name": "n", "definition": "d"})
+        rule = await call_ok(
+            client,
+            "set_job_alert_rule",
+            {"job_id": job["id"], "failure_threshold": 1, "channel_ids": [created["id"]]},
+        )
+        assert (rule["scope"], rule["failure_threshold"]) == ("job", 1)
+        default = await call_ok(client, "set_default_alert_rule", {"on_critical": True})
+        assert default["scope"] == "tenant"
+        cleared = await call_ok(client, "clear_job_alert_rule", {"job_id": job["id"]})
+        assert (cleared["scope"], cleared["on_critical"]) == ("tenant", True)
+        assert (await call_ok(client, "clear_default_alert_rule"))["scope"] == "builtin"
+        assert await call_ok(client, "list_alerts", {"status": "open"}) == []
+
+        first = await call_ok(client, "get_signing_key")
+        assert first["status"] == "active"
+        assert first["secret"]
+        assert (await call_ok(client, "get_signing_key"))["secret"] is None  # shown once
+        rotated = await call_ok(client, "rotate_signing_key")
+        assert rotated["secret"] not in (None, first["secret"])
+        assert (await call_ok(client, "revoke_signing_key"))["status"] == "revoked"
+    async with connect("bob") as bob:
+        assert await call_ok(bob, "list_alert_channels") == []
+        missing = await call_error(bob, "get_alert_channel", {"channel_id": created["id"]})
+        assert "not found" in missing
+    async with connect("alice") as alice:
+        deleted = await alice.call_tool("delete_alert_channel", {"channel_id": created["id"]})
+        assert not deleted.is_error
+        assert await call_ok(alice, "list_alert_channels") == []

@@ -21,6 +21,13 @@ to see what happened. Use add_message to tell the AI something about the job; it
 job's messages on the next run. You only see the jobs of your own API key's tenant. Read the \
 resources cronicorn://docs/concepts and cronicorn://docs/scheduling for details; \
 cronicorn://jobs/{job_id}/runs shows a job's recent runs.
+
+To have a human told when a job needs one: create_alert_channel (then test_alert_channel); \
+without a rule, the built-in one alerts after 3 failed runs in a row, on recovery, when the \
+AI asks to notify a user or pauses a job, and when a budget is spent (set_default_alert_rule \
+or set_job_alert_rule change that). list_alerts shows the incidents. Tools that reveal a \
+secret (a webhook's signing secret, the signing key) show it once and it stays in this \
+conversation: say so to the user.
 """
 
 _ID_NOTE = "Ids are the `id` fields returned by the create and list tools."
@@ -122,3 +129,121 @@ the call failed."""
 LIST_ERRORS = f"""\
 List the errors recorded for a job (AI, execution or scheduling problems) with the phase and \
 a code. {_PAGING}"""
+
+# --- alerts: channels, rules, incidents (docs/alerts.md) ---
+
+_SHOWN_ONCE = (
+    "The secret is shown once, in this answer only, and will appear in this conversation "
+    "(the assistant's context and its logs): pass it straight to whoever configures the "
+    "receiver, and rotate it if the conversation is not a safe place for it."
+)
+
+CREATE_ALERT_CHANNEL = f"""\
+Add an alert channel: where Cronicorn tells a human that a job needs attention. `kind` \
+"webhook" (a signed JSON POST to `url`), "slack" (a Slack-compatible incoming-webhook `url`, \
+itself a credential) or "email" (`email_to`, needs SMTP on the server). The URL is stored \
+encrypted and shown as `https://host/***`; a URL on a private address is refused unless the \
+operator allowed it. `rate_limit_per_minute` caps the messages per minute (the rest wait). \
+Without any rule, every enabled channel gets the built-in rule's alerts (3 failed runs in a \
+row, recovery, AI notify_user, AI pause, budget spent). A webhook channel's answer carries its \
+`signing_secret` (the HMAC key of `X-Cronicorn-Signature`). {_SHOWN_ONCE} \
+Use test_alert_channel to check it works."""
+
+LIST_ALERT_CHANNELS = f"""\
+List your alert channels (URL shown as `https://host/***`, signing secret as "***"). \
+{_PAGING}"""
+
+GET_ALERT_CHANNEL = """\
+Read one alert channel (URL shown as `https://host/***`, signing secret as "***"). \
+`channel_id` is the `id` from create_alert_channel or list_alert_channels."""
+
+UPDATE_ALERT_CHANNEL = """\
+Change some fields of an alert channel (name, url, email_to, enabled, \
+rate_limit_per_minute); fields you leave out keep their value. The kind cannot change. \
+`enabled: false` silences the channel without losing its settings."""
+
+DELETE_ALERT_CHANNEL = """\
+Delete an alert channel: it receives nothing more, and rules naming it in `channel_ids` \
+skip it. There is no undo."""
+
+TEST_ALERT_CHANNEL = """\
+Send a test message to a channel now (one attempt, event "test") and return the delivery: \
+`status` delivered or failed, with `last_error` naming the problem (e.g. HTTP 404, blocked \
+destination). `channel_ref` is the channel's id or its name. The delivery is also in the \
+channel's log (list_alert_channel_deliveries)."""
+
+ROTATE_ALERT_CHANNEL_SECRET = f"""\
+Give a webhook channel a new signing secret; the old one stops verifying at once, so the \
+receiver must switch to the new one. {_SHOWN_ONCE}"""
+
+LIST_ALERT_CHANNEL_DELIVERIES = """\
+A channel's delivery log, newest first, test messages included: per message the event \
+(opened, recovered, test), `status` (pending, delivered, failed), `attempts`, `last_error` \
+and, while pending, `next_attempt_at` (failed attempts are retried with backoff). \
+`limit` is the page size."""
+
+_RULE_FIELDS = """\
+`failure_threshold` (alert after N consecutive failed runs; null: never), `on_critical` \
+(a run escalated to critical), `on_recovery` (one message when a failing/critical incident \
+resolves), `on_notify_user` (the AI asked to notify a human), `on_ai_pause` (the AI paused \
+the job), `on_budget` (the job's daily AI token budget is spent), `channel_ids` (which \
+channels; null: every enabled channel)."""
+
+GET_DEFAULT_ALERT_RULE = """\
+Read your tenant's default alert rule: when to alert and on which channels, for every job \
+without a rule of its own. `scope` is "tenant" when you have set one, "builtin" otherwise \
+(3 failed runs in a row, recovery, notify_user, AI pause, budget; every enabled channel)."""
+
+SET_DEFAULT_ALERT_RULE = f"""\
+Set your tenant's default alert rule (replaces it whole; fields you leave out take their \
+defaults). Jobs with their own rule (set_job_alert_rule) keep it. Fields: {_RULE_FIELDS}"""
+
+CLEAR_DEFAULT_ALERT_RULE = """\
+Remove your tenant's default alert rule: jobs without their own rule go back to the \
+built-in rule. Returns the rule now in effect."""
+
+GET_JOB_ALERT_RULE = """\
+Read the alert rule in effect for a job; `scope` says where it comes from: "job" (its own), \
+"tenant" (your default) or "builtin"."""
+
+SET_JOB_ALERT_RULE = f"""\
+Give a job its own alert rule; it replaces the tenant default for this job only (whole: \
+fields you leave out take their defaults). Fields: {_RULE_FIELDS}"""
+
+CLEAR_JOB_ALERT_RULE = """\
+Remove a job's own alert rule: the job follows the tenant default (or the built-in rule) \
+again. Returns the rule now in effect."""
+
+LIST_ALERTS = f"""\
+List alert incidents. An incident is one problem of one job (kind failing, critical, \
+notify_user, ai_paused or budget_spent): it opens once, further runs with the same problem \
+only raise `occurrences` and `last_seen_at`, and it resolves on a healthy run. Filter with \
+`job_id` and `status` (open, resolved). {_PAGING}"""
+
+GET_ALERT = """\
+Read one alert incident: kind, status, since when, occurrences, the last error and details \
+(e.g. the AI's reason for notify_user). `alert_id` is the `id` from list_alerts."""
+
+LIST_ALERT_DELIVERIES = """\
+An incident's delivery log, oldest first: one entry per channel and message (opened, \
+recovered) with `status` (pending, delivered, failed), `attempts`, `last_error` and \
+`next_attempt_at`. Use it to see whether the humans were actually told."""
+
+# --- the tenant's signing key for endpoint calls (docs/signing.md) ---
+
+GET_SIGNING_KEY = f"""\
+Read your tenant's signing key: every call to your endpoints carries \
+`X-Cronicorn-Timestamp` and `X-Cronicorn-Signature: sha256=<hex>` (HMAC-SHA256 of \
+"{{timestamp}}.{{body}}" with this secret) so receivers can check it came from Cronicorn. \
+Returns `key_id`, `status` (active, revoked) and dates. The `secret` is included only the \
+first time a key is shown (this call creates the key if there is none); afterwards it is null \
+and only rotate_signing_key gives a new one. {_SHOWN_ONCE}"""
+
+ROTATE_SIGNING_KEY = f"""\
+Create a new signing secret for your endpoint calls. The old secret stops verifying at once: \
+every run from now on is signed with the new one, so update your receivers. Also re-enables \
+signing after revoke_signing_key. {_SHOWN_ONCE}"""
+
+REVOKE_SIGNING_KEY = """\
+Delete your tenant's signing secret: endpoint calls go out unsigned (receivers that verify \
+will reject them) until rotate_signing_key creates a new key. No undo for the old secret."""

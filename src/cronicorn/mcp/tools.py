@@ -25,16 +25,19 @@ from fastapi.routing import APIRoute
 from mcp import types
 from pydantic import BaseModel, ConfigDict, create_model
 
-from cronicorn.api.routes import endpoints, history, jobs
+from cronicorn.api.routes import alerts, endpoints, history, jobs, signing
 from cronicorn.mcp import descriptions as text
 
-USER_ROUTERS = (jobs.router, endpoints.router, history.router)
+USER_ROUTERS = (jobs.router, endpoints.router, history.router, alerts.router, signing.router)
 """The routers whose routes are the user operations (a `user` or `admin` key)."""
 
 PATH_PARAM_DESCRIPTIONS = {
     "job_id": "The job's id (from create_job or list_jobs).",
     "endpoint_id": "The endpoint's id (from add_endpoint or list_endpoints).",
     "run_id": "The run's id (from list_runs).",
+    "channel_id": "The alert channel's id (from create_alert_channel or list_alert_channels).",
+    "channel_ref": "The alert channel's id or its name.",
+    "alert_id": "The alert incident's id (from list_alerts).",
 }
 
 
@@ -49,6 +52,9 @@ class ToolSpec:
     name: str
     route: Callable[..., Any]
     description: str
+    destructive: bool | None = None
+    """MCP `destructiveHint`; None: only DELETE is (a rotation that invalidates a secret
+    says so explicitly)."""
 
 
 TOOL_SPECS: tuple[ToolSpec, ...] = (
@@ -70,6 +76,37 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
     ToolSpec("list_runs", history.list_runs, text.LIST_RUNS),
     ToolSpec("get_run", history.get_run, text.GET_RUN),
     ToolSpec("list_errors", history.list_errors, text.LIST_ERRORS),
+    ToolSpec("create_alert_channel", alerts.create_channel, text.CREATE_ALERT_CHANNEL),
+    ToolSpec("list_alert_channels", alerts.list_channels, text.LIST_ALERT_CHANNELS),
+    ToolSpec("get_alert_channel", alerts.get_channel, text.GET_ALERT_CHANNEL),
+    ToolSpec("update_alert_channel", alerts.update_channel, text.UPDATE_ALERT_CHANNEL),
+    ToolSpec("delete_alert_channel", alerts.delete_channel, text.DELETE_ALERT_CHANNEL),
+    ToolSpec("test_alert_channel", alerts.test_channel, text.TEST_ALERT_CHANNEL),
+    ToolSpec(
+        "rotate_alert_channel_secret",
+        alerts.rotate_secret,
+        text.ROTATE_ALERT_CHANNEL_SECRET,
+        destructive=True,
+    ),
+    ToolSpec(
+        "list_alert_channel_deliveries",
+        alerts.channel_deliveries,
+        text.LIST_ALERT_CHANNEL_DELIVERIES,
+    ),
+    ToolSpec("get_default_alert_rule", alerts.get_default_rule, text.GET_DEFAULT_ALERT_RULE),
+    ToolSpec("set_default_alert_rule", alerts.put_default_rule, text.SET_DEFAULT_ALERT_RULE),
+    ToolSpec("clear_default_alert_rule", alerts.delete_default_rule, text.CLEAR_DEFAULT_ALERT_RULE),
+    ToolSpec("get_job_alert_rule", alerts.get_job_rule, text.GET_JOB_ALERT_RULE),
+    ToolSpec("set_job_alert_rule", alerts.put_job_rule, text.SET_JOB_ALERT_RULE),
+    ToolSpec("clear_job_alert_rule", alerts.delete_job_rule, text.CLEAR_JOB_ALERT_RULE),
+    ToolSpec("list_alerts", alerts.list_alerts, text.LIST_ALERTS),
+    ToolSpec("get_alert", alerts.get_alert, text.GET_ALERT),
+    ToolSpec("list_alert_deliveries", alerts.alert_deliveries, text.LIST_ALERT_DELIVERIES),
+    ToolSpec("get_signing_key", signing.show_signing_key, text.GET_SIGNING_KEY),
+    ToolSpec(
+        "rotate_signing_key", signing.rotate_signing_key, text.ROTATE_SIGNING_KEY, destructive=True
+    ),
+    ToolSpec("revoke_signing_key", signing.revoke_signing_key, text.REVOKE_SIGNING_KEY),
 )
 
 
@@ -93,6 +130,7 @@ class RestTool:
     query_params: tuple[str, ...]
     body_model: type[BaseModel] | None
     input_schema: dict[str, Any]
+    destructive: bool
 
     def definition(self) -> types.Tool:
         return types.Tool(
@@ -101,8 +139,8 @@ class RestTool:
             input_schema=self.input_schema,
             annotations=types.ToolAnnotations(
                 read_only_hint=self.method == "GET",
-                destructive_hint=self.method == "DELETE",
-                idempotent_hint=self.method in ("GET", "PATCH", "DELETE"),
+                destructive_hint=self.destructive,
+                idempotent_hint=self.method in ("GET", "PUT", "PATCH", "DELETE"),
                 open_world_hint=False,
             ),
         )
@@ -198,6 +236,7 @@ def build_tool(spec: ToolSpec) -> RestTool:
         query_params=tuple(p.name for p in route.dependant.query_params),
         body_model=body_model,
         input_schema=_input_schema(spec.name, route, body_model),
+        destructive=method == "DELETE" if spec.destructive is None else spec.destructive,
     )
 
 

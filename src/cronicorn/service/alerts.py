@@ -219,8 +219,30 @@ class Alerts:
         async with self._sessions() as session:
             return alert_out(*await self._load_alert(session, principal, alert_id))
 
-    async def deliveries(self, principal: Principal, alert_id: str) -> list[DeliveryOut]:
-        """An incident's delivery log, oldest first."""
+    async def deliveries(
+        self, principal: Principal, alert_id: str, limit: int = 100, after: str | None = None
+    ) -> list[DeliveryOut]:
+        """An incident's delivery log, oldest first; pass the last id you saw as `after` for
+        the next page."""
         async with self._sessions() as session:
             await self._load_alert(session, principal, alert_id)
-            return await list_deliveries(session, AlertDelivery.alert_id == alert_id)
+            where = AlertDelivery.alert_id == alert_id
+            if after is not None:
+                ref = await session.scalar(
+                    sa.select(AlertDelivery).where(where, AlertDelivery.id == after)
+                )
+                if ref is None:
+                    raise FieldErrors(
+                        [("after", f"unknown delivery id for this alert: {after}")], "query"
+                    )
+                where = sa.and_(
+                    where,
+                    sa.or_(
+                        AlertDelivery.created_at > ref.created_at,
+                        sa.and_(
+                            AlertDelivery.created_at == ref.created_at,
+                            AlertDelivery.id > ref.id,
+                        ),
+                    ),
+                )
+            return await list_deliveries(session, where, limit=limit)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from cronicorn.api.deps import Svc, UserKey
 from cronicorn.api.errors import error_responses
-from cronicorn.api.routes.params import Before, Limit
+from cronicorn.api.routes.params import After, AscendingLimit, Before, Limit
 from cronicorn.service.alert_schemas import (
     AlertOut,
     ChannelCreate,
@@ -136,7 +136,10 @@ async def get_alert(alert_id: str, principal: UserKey, svc: Svc) -> AlertOut:
 
 
 @router.get("/api/alerts/{alert_id}/deliveries", response_model=list[DeliveryOut])
-async def alert_deliveries(alert_id: str, principal: UserKey, svc: Svc) -> list[DeliveryOut]:
-    """The incident's delivery log: one entry per channel and message (opened, recovered),
-    with status, attempts and the last error."""
-    return await svc.alerts.deliveries(principal, alert_id)
+async def alert_deliveries(
+    alert_id: str, principal: UserKey, svc: Svc, limit: AscendingLimit = 100, after: After = None
+) -> list[DeliveryOut]:
+    """The incident's delivery log, oldest first: one entry per channel and message (opened,
+    recovered), with status, attempts and the last error. Pass the last delivery's id as
+    `after` for the next page."""
+    return await svc.alerts.deliveries(principal, alert_id, limit, after)
