@@ -34,7 +34,7 @@ from cronicorn.domain.models import (
 from cronicorn.observability.redaction import join_url_secrets
 from cronicorn.store.secrets import SecretBox
 
-EXCERPT_CHARS = 500
+EXCERPT_CHARS = 300
 """Characters of a past response body kept in the AI's context (structure-aware compaction,
 see `domain.compaction`)."""
 logger = logging.getLogger("cronicorn.store")
