@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cronicorn.domain.idempotency import DueRun
 from cronicorn.domain.models import (
     ActionPriority,
     ActionType,
@@ -287,6 +288,7 @@ class BrokenExecutor:
         default_headers: Mapping[str, str] | None = None,
         abort: asyncio.Event | None = None,
         events: ExecutorEvents | None = None,
+        due_run: DueRun | None = None,
     ) -> list[EndpointResult]:
         raise OSError("executor broke")
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cronicorn.store.secrets import SecretBox
-from cronicorn.store.tables import Base, Endpoint, EndpointResult, Job, Message, Tenant
+from cronicorn.store.tables import Base, Endpoint, EndpointResult, Job, Message, Run, Tenant
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 jobs_t = cast(sa.Table, Job.__table__)
@@ -125,3 +125,9 @@ async def dump(engine: AsyncEngine) -> dict[str, list[tuple[Any, ...]]]:
 async def job(engine: AsyncEngine, job_id: str) -> sa.RowMapping:
     async with engine.connect() as conn:
         return (await conn.execute(sa.select(jobs_t).where(jobs_t.c.id == job_id))).mappings().one()
+
+
+async def run_of(engine: AsyncEngine, run_id: str) -> sa.RowMapping:
+    runs_t = cast(sa.Table, Run.__table__)
+    async with engine.connect() as conn:
+        return (await conn.execute(sa.select(runs_t).where(runs_t.c.id == run_id))).mappings().one()

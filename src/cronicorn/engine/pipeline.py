@@ -4,9 +4,11 @@ govern → actions/escalation/summary → one `complete` write.
 Failure policy, in one place: whatever phase fails, the error is recorded once (with its
 phase), the run is marked failed and the job gets a governor fallback next run with backoff
 (no AI) — written by the same single `complete` transaction, which also releases the lease.
-If that write fails too, `fail` makes a minimal last attempt; if the backend is down even
-for that, nothing is half-written and the lease simply expires (the job re-runs later).
-A lost lease stops the work and forbids any write.
+Lease renewal stops before that write is sent. While the backend is unreachable the
+completion is kept and sent again until it answers (`deliver_completion`): a finished run
+is never thrown away for an outage. If the write is refused for another reason, `fail`
+makes a minimal last attempt; if even that fails, nothing is half-written and the lease
+simply expires (the job re-runs later). A lost lease stops the work and forbids any write.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+from cronicorn.domain.idempotency import DueRun
 from cronicorn.domain.models import (
     ClaimedJob,
     EndpointResult,
@@ -30,6 +33,7 @@ from cronicorn.domain.models import (
 )
 from cronicorn.engine.completion import CompletionBuilder, fallback_next_run
 from cronicorn.engine.config import EngineConfig
+from cronicorn.engine.delivery import deliver_completion
 from cronicorn.engine.events import EventBus, JobExecutorEvents
 from cronicorn.engine.lease import LeaseKeeper
 from cronicorn.engine.logs import (
@@ -182,6 +186,7 @@ class JobPipeline:
             events=JobExecutorEvents(
                 self._events, state.job_id, state.run_id, self._stats.record_circuit
             ),
+            due_run=DueRun(state.job_id, state.claimed.due_at),
         )
 
     @staticmethod
@@ -222,8 +227,11 @@ class JobPipeline:
     ) -> JobOutcome:
         if keeper.lost:
             return self._lost(state)
+        await keeper.stop()
+        if keeper.lost:  # a renewal in flight was refused
+            return self._lost(state)
         try:
-            await self._backend.complete(keeper.lease, completion)
+            await deliver_completion(self._backend, keeper.lease, completion, self._clock)
         except LeaseLostError:
             keeper.mark_lost()
             return self._lost(state)

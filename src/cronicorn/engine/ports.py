@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from cronicorn.domain.idempotency import DueRun
 from cronicorn.domain.models import (
     ClaimedJob,
     EndpointResult,
@@ -66,9 +67,11 @@ class Executor(Protocol):
         default_headers: Mapping[str, str] | None = None,
         abort: asyncio.Event | None = None,
         events: ExecutorEvents | None = None,
+        due_run: DueRun | None = None,
     ) -> list[EndpointResult]:
         """Run the plan. Returns one result per planned call, never raises for endpoint
-        failures (blocked, timed out, refused and aborted calls are results)."""
+        failures (blocked, timed out, refused and aborted calls are results). Every call
+        carries an `Idempotency-Key` derived from `due_run` (job id + due time)."""
         ...
 
     async def close(self) -> None: ...
