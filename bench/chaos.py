@@ -455,6 +455,7 @@ async def _run(
     plan = kill_plan(params)
     gap = params.duration_s / (len(plan) + 1)
     current = {slot: f"w{slot}.1" for slot in slots}
+    restarts: list[asyncio.Task[None]] = []
     for n, fault in enumerate(plan, start=1):
         await asyncio.sleep(max(0.0, chaos_start + n * gap - time.time()))
         if fault == "api":
@@ -462,10 +463,9 @@ async def _run(
             kill = Kill(time.time(), "api")
             cluster.kill(cluster.api)
             cluster.start_api()
-            await cluster.wait_api()
-            kill.restarted_in_s = time.time() - kill.at
             report.api_kills.append(kill)
-            say(params, f"killed the API; answering again after {kill.restarted_in_s:.1f} s")
+            restarts.append(asyncio.create_task(_back_up(params, cluster, kill)))
+            say(params, "killed the API; restarting it")
         else:
             slot = int(fault.split(":")[1])
             victim = current[slot]
@@ -475,6 +475,7 @@ async def _run(
             report.worker_kills.append(kill)
             say(params, f"killed worker {victim}; started {current[slot]}")
     await asyncio.sleep(max(0.0, chaos_start + params.duration_s - time.time()))
+    await asyncio.gather(*restarts)
     chaos_end = time.time()
     say(params, f"faults done; settling {params.settle:.0f} s")
     await asyncio.sleep(params.settle)
@@ -489,6 +490,13 @@ async def _run(
     report.left_running = sum(1 for r in after if r["status"] == "running")
     _analyse(params, report, target, runs, jobs, t_start.timestamp(), chaos_end, snapshot)
     _scan_logs(report, cluster.log_dir)
+
+
+async def _back_up(params: ChaosParams, cluster: Cluster, kill: Kill) -> None:
+    """Wait (in the background: the fault schedule goes on) until the API answers again."""
+    await cluster.wait_api()
+    kill.restarted_in_s = time.time() - kill.at
+    say(params, f"the API answers again {kill.restarted_in_s:.1f} s after its kill")
 
 
 async def _read(engine: AsyncEngine) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
