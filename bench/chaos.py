@@ -58,6 +58,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench._fixtures import REPO, BenchDatabase, bench_database, free_port, machine_load
+from bench.common import percentile
 from cronicorn.domain.idempotency import IDEMPOTENCY_HEADER, idempotency_key
 from cronicorn.engine.config import SchedulerConfig
 from cronicorn.store.db import create_engine
@@ -107,6 +108,8 @@ class Kill:
     """API: kill → /health answers again."""
     in_flight: int = 0
     recovery_s: float | None = None
+    api_down_meanwhile: bool = False
+    """An API outage overlapped the lease window after this kill: nobody could claim."""
 
 
 @dataclass
@@ -129,6 +132,9 @@ class ChaosReport:
     lease_lost_warnings: int = 0
     runs_in_flight_at_kills: int = 0
     max_recovery_s: float | None = None
+    max_recovery_without_api_outage_s: float | None = None
+    lag_s: dict[str, float] = field(default_factory=dict)
+    """Scheduling lag (first run's start minus due time): p50, p99, max."""
     load: dict[str, Any] = field(default_factory=dict)
     log_dir: str = ""
 
@@ -163,6 +169,14 @@ class ChaosReport:
                 + f" (lease {self.params['lease_s']:.0f} s)",
             ),
             (
+                "… recovery max for kills with no API outage in the lease window (s)",
+                _fmt(self.max_recovery_without_api_outage_s),
+            ),
+            (
+                "scheduling lag p50 / p99 / max (s)",
+                " / ".join(_fmt(self.lag_s.get(k)) for k in ("p50", "p99", "max")),
+            ),
+            (
                 "API kills / downtime per restart (s)",
                 f"{len(self.api_kills)} / " + ", ".join(f"{d:.1f}" for d in downs),
             ),
@@ -170,10 +184,25 @@ class ChaosReport:
             ('"lease lost" warnings', str(self.lease_lost_warnings)),
         ]
 
+    def kills_table(self) -> str:
+        lines = ["| worker kill at (s) | runs in flight | recovery (s) | API down meanwhile |"]
+        lines.append("|---|---|---|---|")
+        start = self.params.get("chaos_start", 0.0)
+        for k in self.worker_kills:
+            lines.append(
+                f"| {k.at - start:.0f} | {k.in_flight} | {_fmt(k.recovery_s)} | "
+                f"{'yes' if k.api_down_meanwhile else 'no'} |"
+            )
+        return "\n".join(lines)
+
     def table(self) -> str:
         lines = ["| measure | value |", "|---|---|"]
         lines += [f"| {name} | {value} |" for name, value in self.rows()]
         return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
 
 
 # -- the recording target ------------------------------------------------------------------
@@ -451,6 +480,7 @@ async def _run(
     t_start = datetime.now(UTC) + timedelta(seconds=2)
     await seed(engine, params, target, t_start)
     chaos_start = time.time()
+    report.params["chaos_start"] = chaos_start
 
     plan = kill_plan(params)
     gap = params.duration_s / (len(plan) + 1)
@@ -578,6 +608,15 @@ def _analyse(
             and job["lease_expires_at"].timestamp() < snapshot - grace
         )
     )
+    lags = [
+        min(r["started_at"] for r in group).timestamp() - due for (_, due), group in by_due.items()
+    ]
+    if lags:
+        report.lag_s = {
+            "p50": percentile(lags, 50),
+            "p99": percentile(lags, 99),
+            "max": max(lags),
+        }
     _calls(params, report, target, by_job, by_due)
     _recovery(report, by_job)
 
@@ -656,6 +695,18 @@ def _recovery(report: ChaosReport, by_job: dict[str, list[dict[str, Any]]]) -> N
     report.runs_in_flight_at_kills = sum(k.in_flight for k in report.worker_kills)
     recov = [k.recovery_s for k in report.worker_kills if k.recovery_s is not None]
     report.max_recovery_s = max(recov) if recov else None
+    lease_s = float(report.params["lease_s"])
+    for kill in report.worker_kills:
+        kill.api_down_meanwhile = any(
+            api.at <= kill.at + lease_s + 5 and kill.at <= api.at + (api.restarted_in_s or 0)
+            for api in report.api_kills
+        )
+    clean = [
+        k.recovery_s
+        for k in report.worker_kills
+        if k.recovery_s is not None and not k.api_down_meanwhile
+    ]
+    report.max_recovery_without_api_outage_s = max(clean) if clean else None
 
 
 def _scan_logs(report: ChaosReport, log_dir: Path) -> None:
@@ -691,6 +742,8 @@ def main(argv: list[str] | None = None) -> int:
     report = asyncio.run(run_chaos(params))
     print()
     print(report.table())
+    print()
+    print(report.kills_table())
     wall = time.monotonic() - started
     print(f"\nwall time {wall:.0f} s; load {report.load}; logs {report.log_dir}")
     from bench.common import write_results

@@ -209,3 +209,37 @@ async def test_no_renewal_after_the_completion_and_no_false_lease_lost(
     assert backend.calls[backend.calls.index("complete") :] == ["complete"]
     assert not [r for r in caplog.records if "lease lost" in r.getMessage()]
     assert engine.get_state().stats.leases_lost == 0
+
+
+async def test_no_claim_while_a_completion_waits_for_the_backend(
+    db: AsyncEngine,
+    box: SecretBox,
+    target: Target,
+    executor: HttpExecutor,
+    outage_backend: OutageBackend,
+    clock: FakeClock,
+) -> None:
+    """After an outage longer than the lease, the worker delivers what it holds before it
+    claims again: a claim landing first could take over one of those jobs and re-run it."""
+    backend = outage_backend
+    first = await setup_job(db, box, clock, [target.url("/ok")])
+    engine = engine_for(backend, executor, clock)
+    backend.down = True
+    cycle = asyncio.create_task(engine.process_cycle())
+    await eventually(lambda: "complete" in backend.calls)
+    await advance_while(clock, 2 * LEASE_MS / 1000)  # past the lease: `first` is claimable
+    assert engine.deliveries.waiting == 1
+
+    second_cycle = asyncio.create_task(engine.process_cycle())
+    await advance_while(clock, 1)
+    assert (await f.job(db, first))["lease_token"] == 1, "claimed while its completion waited"
+    assert not second_cycle.done()
+    backend.down = False
+    await advance_while(clock, 3)
+    result = await asyncio.wait_for(cycle, 5)
+    await asyncio.wait_for(second_cycle, 5)
+
+    assert result.successful_jobs == 1
+    assert engine.deliveries.waiting == 0
+    assert target.calls["/ok"] == 1
+    assert [r["status"] for r in await f.runs(db, first)] == ["completed"]

@@ -33,7 +33,7 @@ from cronicorn.domain.models import (
 )
 from cronicorn.engine.completion import CompletionBuilder, fallback_next_run
 from cronicorn.engine.config import EngineConfig
-from cronicorn.engine.delivery import deliver_completion
+from cronicorn.engine.delivery import DeliveryGate, deliver_completion
 from cronicorn.engine.events import EventBus, JobExecutorEvents
 from cronicorn.engine.lease import LeaseKeeper
 from cronicorn.engine.logs import (
@@ -69,7 +69,11 @@ class JobPipeline:
         clock: Clock,
         events: EventBus,
         stats: StatsRecorder,
+        deliveries: DeliveryGate | None = None,
     ) -> None:
+        """`deliveries`: where completions waiting for the backend are counted (the engine
+        holds its claims while any wait)."""
+        self.deliveries = deliveries or DeliveryGate()
         self._config = config
         self._backend = backend
         self._planner = planner
@@ -231,7 +235,9 @@ class JobPipeline:
         if keeper.lost:  # a renewal in flight was refused
             return self._lost(state)
         try:
-            await deliver_completion(self._backend, keeper.lease, completion, self._clock)
+            await deliver_completion(
+                self._backend, keeper.lease, completion, self._clock, gate=self.deliveries
+            )
         except LeaseLostError:
             keeper.mark_lost()
             return self._lost(state)
