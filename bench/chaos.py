@@ -15,14 +15,15 @@ gracefully and reports:
 
 - runs expected (nominal: due times in the window) and runs done (distinct due times with a
   completed or failed run);
-- duplicates: endpoint calls beyond the first for one due time of one job, by cause — a
-  worker kill (the first run's worker was killed while it ran), an API restart (an API kill
-  fell between the two runs) or other — and whether each carried the same Idempotency-Key;
-- keys that do not match `uuid5(job, due time, endpoint)` of the run that made the call;
+- duplicates: endpoint calls beyond the first for one due time of one job (a call is
+  attributed to a due time by its Idempotency-Key), by cause — a worker kill (the first
+  run's worker was killed between the due time's first and last run), an API restart (an
+  API kill fell between them) or other — and whether each carried the same key;
+- keys that are not `uuid5(job, due time, endpoint)` of any run of the job;
 - completed twice (two completed/failed runs for one due time), lost (a due time that was
-  started but never completed, older than the settle window), stuck (a job overdue by more
-  than the settle window, or holding an expired lease), left running (runs still `running`
-  after the graceful stop);
+  started but has no completed, failed or running run, older than the settle window), stuck
+  (a job overdue by more than the settle window, or holding a lease expired that long), left
+  running (runs still `running` after the graceful stop);
 - recovery after each worker kill: from the kill to the start of the re-run of the last of
   its in-flight jobs (should be ≤ lease + 5 s), and runs in flight at the kill;
 - API downtime per restart (kill → /health answers) and 5xx answers in the API access logs;
@@ -594,10 +595,8 @@ def _analyse(
     report.lost = sum(
         1
         for (_, due), group in by_due.items()
-        if due < snapshot - grace and not any(r["status"] in FINISHED for r in group)
+        if due < snapshot - grace and not any(r["status"] in (*FINISHED, "running") for r in group)
     )
-    ran = {job for job, _ in by_due}
-    report.lost += sum(1 for i in range(params.jobs) if job_id(i) not in ran)
     report.stuck = sum(
         1
         for job in jobs
@@ -617,40 +616,29 @@ def _analyse(
             "p99": percentile(lags, 99),
             "max": max(lags),
         }
-    _calls(params, report, target, by_job, by_due)
+    _calls(report, target, by_due)
     _recovery(report, by_job)
 
 
-def _run_of_call(job_runs: list[dict[str, Any]], arrived: float) -> dict[str, Any] | None:
-    """The run that made a call: the job's latest run started before the call arrived."""
-    made = None
-    for run in job_runs:
-        if run["started_at"].timestamp() <= arrived + 0.5:
-            made = run
-        else:
-            break
-    return made
-
-
 def _calls(
-    params: ChaosParams,
     report: ChaosReport,
     target: Target,
-    by_job: dict[str, list[dict[str, Any]]],
     by_due: dict[tuple[str, float], list[dict[str, Any]]],
 ) -> None:
+    """Every call is attributed by its key to the due time it was made for: a key that is
+    not `uuid5(job, due time of one of the job's runs, endpoint)` is a mismatch."""
     report.calls = len(target.calls)
+    index: dict[str, tuple[str, float]] = {}
+    for (jid, due_ts), group in by_due.items():
+        number = uuid.UUID(jid).int - 1
+        index[idempotency_key(jid, group[0]["due_at"], endpoint_id(number))] = (jid, due_ts)
     per_due: dict[tuple[str, float], list[Call]] = defaultdict(list)
     for call in target.calls:
-        jid = job_id(call.job)
-        run = _run_of_call(by_job.get(jid, []), call.arrived)
-        if run is None:
+        due_key = index.get(call.key or "")
+        if due_key is None or due_key[0] != job_id(call.job):
             report.key_mismatches += 1
             continue
-        due = run["due_at"]
-        if call.key != idempotency_key(jid, due, endpoint_id(call.job)):
-            report.key_mismatches += 1
-        per_due[(jid, due.timestamp())].append(call)
+        per_due[due_key].append(call)
     duplicates: Counter[str] = Counter()
     repeated: Counter[str] = Counter()
     kills = [(k.at, k.target) for k in report.worker_kills]
