@@ -519,7 +519,8 @@ async def _run(
     await cluster.stop_gracefully(cluster.api, 30)
     after, _ = await _read(engine)
     report.left_running = sum(1 for r in after if r["status"] == "running")
-    _analyse(params, report, target, runs, jobs, t_start.timestamp(), chaos_end, snapshot)
+    _analyse(params, report, runs, jobs, t_start.timestamp(), chaos_end, snapshot)
+    _calls(report, target, _group_by_due(after))  # every call, including after the snapshot
     _scan_logs(report, cluster.log_dir)
 
 
@@ -562,10 +563,16 @@ async def _read(engine: AsyncEngine) -> tuple[list[dict[str, Any]], list[dict[st
     return runs, jobs
 
 
+def _group_by_due(runs: list[dict[str, Any]]) -> dict[tuple[str, float], list[dict[str, Any]]]:
+    by_due: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
+    for run in runs:
+        by_due[(run["job_id"], run["due_at"].timestamp())].append(run)
+    return by_due
+
+
 def _analyse(
     params: ChaosParams,
     report: ChaosReport,
-    target: Target,
     runs: list[dict[str, Any]],
     jobs: list[dict[str, Any]],
     first_due: float,
@@ -616,7 +623,6 @@ def _analyse(
             "p99": percentile(lags, 99),
             "max": max(lags),
         }
-    _calls(report, target, by_due)
     _recovery(report, by_job)
 
 
