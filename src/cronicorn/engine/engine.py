@@ -297,7 +297,7 @@ class SchedulingEngine:
     async def _claim(self, limit: int, wait_ms: int) -> list[ClaimedJob]:
         lease_ms = self.config.scheduler.stale_lock_threshold_ms
         if self.deliveries.waiting:
-            await self._await_deliveries(lease_ms / 1000)
+            await self._await_deliveries()
             if self.stopping:
                 return []
         if wait_ms <= 0:
@@ -318,15 +318,16 @@ class SchedulingEngine:
             return []
         return jobs
 
-    async def _await_deliveries(self, limit_s: float) -> None:
+    async def _await_deliveries(self) -> None:
         """Completions are waiting for the backend (it was unreachable): deliver them before
         claiming more. Once the API is back, a claim landing first could take over one of
-        their jobs — its lease may have run out during the outage — and run it again.
-        Bounded by stop() and by one lease length."""
+        their jobs — its lease may have run out during the outage — and run it again. Not
+        bounded by time: a delivery ends as soon as the API answers at all, and a claim
+        could not get through before that either. stop() ends the wait."""
         idle = asyncio.ensure_future(self.deliveries.wait_idle())
         stop = asyncio.ensure_future(self._stopping.wait())
         try:
-            await asyncio.wait({idle, stop}, timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({idle, stop}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             idle.cancel()
             stop.cancel()
