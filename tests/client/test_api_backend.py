@@ -162,6 +162,30 @@ async def test_fenced_writes_get_409_and_change_nothing(
     await backend.release(second.lease)
 
 
+async def test_late_completion_with_the_newest_token_is_accepted_over_http(
+    server: LiveServer, backend: ApiSchedulerBackend
+) -> None:
+    """The lease ran out while the API was down; nobody claimed the job since: 204, the
+    run is stored. Sent again (its response lost), it is answered as written."""
+    job_id = await make_job(server)
+    [claimed] = await backend.claim("w1", 1, 60_000)
+    async with server.app.state.db.begin() as conn:  # the lease expires
+        past = datetime.now(UTC) - timedelta(seconds=30)
+        await conn.execute(sa.update(Job).values(lease_expires_at=past))
+    done = completion(claimed.context.endpoints[0].id, datetime.now(UTC))
+
+    await backend.complete(claimed.lease, done)
+    await backend.complete(claimed.lease, done)  # a replay: still a success
+
+    job = await user_call(server, "GET", f"/api/jobs/{job_id}")
+    assert job["locked"] is False
+    assert job["input_tokens"] == 10  # written once
+    runs = await user_call(server, "GET", f"/api/jobs/{job_id}/runs")
+    assert [r["status"] for r in runs] == ["completed"]  # type: ignore[index]
+    with pytest.raises(LeaseLostError):
+        await backend.extend(claimed.lease, 60_000)
+
+
 async def test_long_poll_wakes_on_new_job(server: LiveServer, backend: ApiSchedulerBackend) -> None:
     started = time.monotonic()
     waiting = asyncio.create_task(backend.claim("w1", 5, 60_000, wait_ms=10_000))

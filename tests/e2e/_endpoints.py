@@ -38,6 +38,7 @@ class Call:
     ended: float | None = None
     disconnected: bool = False
     status: int | None = None
+    idempotency_key: str | None = None
 
 
 @dataclass
@@ -97,7 +98,9 @@ class EndpointServer:
 
     async def _handle(self, request: web.Request) -> web.Response:
         job, endpoint = request.match_info["job"], request.match_info["endpoint"]
-        call = Call(job, endpoint, time.time())
+        call = Call(
+            job, endpoint, time.time(), idempotency_key=request.headers.get("Idempotency-Key")
+        )
         nth = len(self.calls_of(job))
         self.calls.append(call)
         self._in_flight[job] += 1

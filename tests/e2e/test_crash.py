@@ -74,6 +74,8 @@ async def test_killed_engine_jobs_are_rerun_by_the_other_after_lease_expiry(
             assert parse_time(runs[0]["started_at"]).timestamp() > killed_at
             assert len(calls) == 2, tag
             assert calls[0].disconnected, f"{tag}: the killed engine's call broke off"
+            assert calls[0].idempotency_key is not None, tag
+            assert calls[0].idempotency_key == calls[1].idempotency_key, "a re-run repeats the key"
         else:
             assert len(runs) == 1, tag
             assert len(calls) == 1, tag

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cronicorn.domain.idempotency import DueRun
 from cronicorn.domain.models import (
     ActionPriority,
     ActionType,
@@ -293,6 +294,7 @@ class BrokenExecutor:
         abort: asyncio.Event | None = None,
         events: ExecutorEvents | None = None,
         signing_secret: str | None = None,
+        due_run: DueRun | None = None,
     ) -> list[EndpointResult]:
         raise OSError("executor broke")
 

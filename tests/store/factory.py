@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cronicorn.domain.models import Lease, RunCompletion
 from cronicorn.store.scheduler_repo import SchedulerRepository
 from cronicorn.store.secrets import SecretBox
-from cronicorn.store.tables import Base, Endpoint, EndpointResult, Message, Tenant, jobs_t
+from cronicorn.store.tables import Base, Endpoint, EndpointResult, Message, Tenant, jobs_t, runs_t
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -135,3 +135,8 @@ async def complete_run(
     [lost] = await repo.complete_runs([(lease, completion)], now)
     if lost is not None:
         raise lost
+
+
+async def run_of(engine: AsyncEngine, run_id: str) -> sa.RowMapping:
+    async with engine.connect() as conn:
+        return (await conn.execute(sa.select(runs_t).where(runs_t.c.id == run_id))).mappings().one()

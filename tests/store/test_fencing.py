@@ -19,7 +19,7 @@ from cronicorn.domain.models import (
 )
 from cronicorn.errors import LeaseLostError
 from cronicorn.store.scheduler_repo import SchedulerRepository
-from tests.store.factory import T0, add_job, add_tenant, at, complete_run, dump
+from tests.store.factory import T0, add_job, add_tenant, at, complete_run, dump, job, run_of
 from tests.store.test_writes import PLAN, completion
 
 Write = Callable[[SchedulerRepository, Lease], Awaitable[object]]
@@ -65,14 +65,68 @@ async def test_superseded_lease_is_refused_and_changes_nothing(
     await complete_run(repo, second.lease, completion(), now=NOW)
 
 
-async def test_expired_lease_is_refused_even_if_not_reclaimed(
+async def test_late_completion_with_the_newest_token_is_accepted(
+    repo: SchedulerRepository, engine: AsyncEngine
+) -> None:
+    """The lease ran out (the API was down, say) but nobody claimed the job since: the
+    token is still the newest, so the finished run is stored, not thrown away."""
+    tenant = await add_tenant(engine)
+    job_id = await add_job(engine, tenant)
+    [claimed] = await repo.claim_due_jobs("w1", 1, 1_000, now=T0)  # expired at at(1)
+
+    await complete_run(repo, claimed.lease, completion(), at(30))
+
+    row = await job(engine, job_id)
+    assert (row["lease_owner"], row["next_run_at"]) == (None, at(600))
+    assert (await run_of(engine, claimed.lease.run_id))["status"] == "completed"
+
+
+async def test_expired_lease_nobody_claimed_is_renewed(
     repo: SchedulerRepository, engine: AsyncEngine
 ) -> None:
     tenant = await add_tenant(engine)
     await add_job(engine, tenant)
-    [claimed] = await repo.claim_due_jobs("w1", 1, 5_000, now=T0)  # expires exactly at NOW
+    [claimed] = await repo.claim_due_jobs("w1", 1, 1_000, now=T0)
 
-    await _assert_refused(repo, engine, claimed.lease)
+    renewed = await repo.extend_lease(claimed.lease, 60_000, now=at(10))
+
+    assert renewed.expires_at == at(70)
+    assert await repo.claim_due_jobs("w2", 1, 60_000, now=at(11)) == []
+
+
+async def test_late_write_after_another_workers_claim_is_refused(
+    repo: SchedulerRepository, engine: AsyncEngine
+) -> None:
+    tenant = await add_tenant(engine)
+    await add_job(engine, tenant)
+    [first] = await repo.claim_due_jobs("w1", 1, 1_000, now=T0)
+    [second] = await repo.claim_due_jobs("w2", 1, 60_000, now=at(2))
+    assert second.lease.token > first.lease.token
+
+    await _assert_refused(repo, engine, first.lease)
+
+
+async def test_a_completion_sent_again_after_it_was_stored_is_answered_as_written(
+    repo: SchedulerRepository, engine: AsyncEngine
+) -> None:
+    """The first attempt landed but its response was lost (API killed): the retry is
+    recognised as the same completion and changes nothing."""
+    tenant = await add_tenant(engine)
+    await add_job(engine, tenant)
+    [claimed] = await repo.claim_due_jobs("w1", 1, 60_000, now=T0)
+    await complete_run(repo, claimed.lease, completion(), NOW)
+    before = await dump(engine)
+
+    await complete_run(repo, claimed.lease, completion(), at(6))
+
+    assert await dump(engine) == before
+    other = completion(finished_at=at(4))
+    with pytest.raises(LeaseLostError, match="already completed"):
+        await complete_run(repo, claimed.lease, other, at(6))
+    for name in ("fail", "extend", "record_plan", "release"):
+        with pytest.raises(LeaseLostError):
+            await WRITES[name](repo, claimed.lease)
+    assert await dump(engine) == before
 
 
 @pytest.mark.parametrize(

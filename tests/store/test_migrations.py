@@ -17,8 +17,11 @@ from cronicorn.store.db import create_engine
 from cronicorn.store.migrate import (
     alembic_config,
     check_migrations_current,
+    ensure_database_current,
     head_revisions,
+    packaged_heads,
     schema_drift,
+    schema_is_current,
     stamp_database,
     upgrade_database,
 )
@@ -101,3 +104,20 @@ def test_downgrade_to_base_and_back(empty_database_url: str) -> None:
     upgrade_database(empty_database_url)
     assert asyncio.run(check_migrations_current(empty_database_url)) is True
     assert len(head_revisions()) == 1, "the migrations must form one chain"
+
+
+def test_packaged_heads_read_from_the_files_match_alembic() -> None:
+    """The fast check's head (no Alembic import) is Alembic's own answer."""
+    assert set(packaged_heads()) == head_revisions()
+
+
+def test_ensure_current_migrates_only_a_schema_that_is_behind(empty_database_url: str) -> None:
+    assert ensure_database_current(empty_database_url) is True
+    assert asyncio.run(schema_is_current(empty_database_url)) is True
+
+    assert ensure_database_current(empty_database_url) is False  # one query, no Alembic
+
+    command.downgrade(alembic_config(empty_database_url), "0001")
+    assert asyncio.run(schema_is_current(empty_database_url)) is False
+    assert ensure_database_current(empty_database_url) is True
+    assert asyncio.run(schema_is_current(empty_database_url)) is True

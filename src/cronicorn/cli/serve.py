@@ -1,4 +1,8 @@
-"""`cronicorn serve`: migrate the database, then run the API with uvicorn."""
+"""`cronicorn serve`: migrate the database if needed, then run the API with uvicorn.
+
+A restart must be short (workers retry their writes meanwhile): on a current schema the
+check is one query and the API answers at once; migrations run only when the schema is
+behind (`cronicorn db upgrade` does the same ahead of time)."""
 
 from __future__ import annotations
 
@@ -16,16 +20,17 @@ def serve(
     ),
 ) -> None:
     """Run the REST API (at /api, OpenAPI docs at /docs) and the dashboard (at /). The schema
-    is created/upgraded first."""
+    is created/upgraded first if it is not current."""
     import uvicorn
 
     from cronicorn.api import create_app
     from cronicorn.settings import Settings
-    from cronicorn.store.migrate import upgrade_database
+    from cronicorn.store.migrate import ensure_database_current
 
     with exit_on_config_error():
         settings = Settings.from_env()
-        upgrade_database(settings.database_url)
+        migrated = ensure_database_current(settings.database_url)
+        typer.echo("database schema migrated" if migrated else "database schema current", err=True)
         settings.secret_box()  # create the key file now, not on the first request
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)

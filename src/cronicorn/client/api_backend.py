@@ -5,8 +5,11 @@ exponential backoff and full jitter; then `BackendUnavailableError`. A 429 (the 
 request budget, if the server sets one) is retried after its `Retry-After` (at most 60 s).
 A 409 is a fenced-out write: `LeaseLostError`, never retried.
 
-A retried write whose first attempt did reach the server (response lost) comes back as 409:
-the write happened, but the engine is told the lease is gone, which is the safe reading.
+A retried `complete` whose first attempt did reach the server (response lost, API killed
+mid-answer) is recognised by the store and answered as written. Other retried writes whose
+first attempt landed come back as 409: the write happened, but the engine is told the lease
+is gone, which is the safe reading. The engine itself keeps a completion through longer
+outages (`cronicorn.engine.delivery`): these retries only bridge short blips.
 """
 
 from __future__ import annotations

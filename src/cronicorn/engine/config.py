@@ -96,8 +96,9 @@ class SchedulerConfig(_Section):
     processing_interval_ms: int = Field(60_000, ge=10, le=86_400_000)
     """Longest idle sleep between cycles."""
     job_concurrency: int = Field(10, ge=1, le=10_000)
-    stale_lock_threshold_ms: int = Field(300_000, ge=1_000)
-    """Lease length; leases are renewed while a job runs."""
+    stale_lock_threshold_ms: int = Field(30_000, ge=1_000)
+    """Lease length: how long a crashed worker's jobs wait before another worker may claim
+    them. Renewed every third of it while a job runs, so runs may last longer."""
     shutdown_grace_ms: int = Field(30_000, ge=0)
     claim_wait_ms: int = Field(30_000, ge=0, le=300_000)
     """Longest a claim may long-poll for a job to become due."""

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from cronicorn.domain.models import ClaimedJob, RunStatus
 from cronicorn.engine.clock import SystemClock
 from cronicorn.engine.config import EngineConfig
+from cronicorn.engine.delivery import DeliveryGate
 from cronicorn.engine.events import EventBus
 from cronicorn.engine.heap import freeze_startup_heap
 from cronicorn.engine.lease import LeaseKeeper
@@ -94,6 +95,7 @@ class SchedulingEngine:
         observe = getattr(planner, "set_observer", None)
         if self.metrics is not None and callable(observe):
             observe(self.metrics)  # AI calls, tokens, latency and repairs
+        self.deliveries = DeliveryGate()
         self._pipeline = JobPipeline(
             config,
             backend=backend,
@@ -102,6 +104,7 @@ class SchedulingEngine:
             clock=self.clock,
             events=self.events,
             stats=self._stats,
+            deliveries=self.deliveries,
         )
         self._owned = list(owned)
         self._status: EngineStatus = "stopped"
@@ -321,6 +324,10 @@ class SchedulingEngine:
 
     async def _claim(self, limit: int, wait_ms: int) -> list[ClaimedJob]:
         lease_ms = self.config.scheduler.stale_lock_threshold_ms
+        if self.deliveries.waiting:
+            await self._await_deliveries()
+            if self.stopping:
+                return []
         if wait_ms <= 0:
             return await self.backend.claim(self.worker_id, limit, lease_ms, 0)
         # A long-poll must not delay shutdown: cancel it when stop() is called; anything it
@@ -338,6 +345,20 @@ class SchedulingEngine:
             await self._release_all(jobs)
             return []
         return jobs
+
+    async def _await_deliveries(self) -> None:
+        """Completions are waiting for the backend (it was unreachable): deliver them before
+        claiming more. Once the API is back, a claim landing first could take over one of
+        their jobs — its lease may have run out during the outage — and run it again. Not
+        bounded by time: a delivery ends as soon as the API answers at all, and a claim
+        could not get through before that either. stop() ends the wait."""
+        idle = asyncio.ensure_future(self.deliveries.wait_idle())
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({idle, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            idle.cancel()
+            stop.cancel()
 
     async def _cancel_claim(self, claim: asyncio.Future[list[ClaimedJob]]) -> None:
         """Cancel a long-poll claim and wait until it has really ended. Cancellation can be

@@ -4,9 +4,11 @@ govern → actions/escalation/summary → one `complete` write.
 Failure policy, in one place: whatever phase fails, the error is recorded once (with its
 phase), the run is marked failed and the job gets a governor fallback next run with backoff
 (no AI) — written by the same single `complete` transaction, which also releases the lease.
-If that write fails too, `fail` makes a minimal last attempt; if the backend is down even
-for that, nothing is half-written and the lease simply expires (the job re-runs later).
-A lost lease stops the work and forbids any write.
+Lease renewal stops before that write is sent. While the backend is unreachable the
+completion is kept and sent again until it answers (`deliver_completion`): a finished run
+is never thrown away for an outage. If the write is refused for another reason, `fail`
+makes a minimal last attempt; if even that fails, nothing is half-written and the lease
+simply expires (the job re-runs later). A lost lease stops the work and forbids any write.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from cronicorn.domain.idempotency import DueRun
 from cronicorn.domain.models import (
     ClaimedJob,
     EndpointResult,
@@ -40,6 +43,7 @@ from cronicorn.engine.completion import (
     run_masker,
 )
 from cronicorn.engine.config import EngineConfig
+from cronicorn.engine.delivery import DeliveryGate, deliver_completion
 from cronicorn.engine.events import EventBus, JobExecutorEvents
 from cronicorn.engine.lease import LeaseKeeper
 from cronicorn.engine.logs import (
@@ -75,7 +79,11 @@ class JobPipeline:
         clock: Clock,
         events: EventBus,
         stats: StatsRecorder,
+        deliveries: DeliveryGate | None = None,
     ) -> None:
+        """`deliveries`: where completions waiting for the backend are counted (the engine
+        holds its claims while any wait)."""
+        self.deliveries = deliveries or DeliveryGate()
         self._config = config
         self._backend = backend
         self._planner = planner
@@ -246,6 +254,7 @@ class JobPipeline:
                 self._events, state.job_id, state.run_id, self._stats.record_circuit
             ),
             signing_secret=context.job.signing_secret,
+            due_run=DueRun(state.job_id, state.claimed.due_at),
         )
 
     @staticmethod
@@ -286,9 +295,14 @@ class JobPipeline:
     ) -> JobOutcome:
         if keeper.lost:
             return self._lost(state)
+        await keeper.stop()
+        if keeper.lost:  # a renewal in flight was refused
+            return self._lost(state)
         try:
             stored = replace(completion, usage=self._stored_usage(completion.usage))
-            await self._backend.complete(keeper.lease, stored)
+            await deliver_completion(
+                self._backend, keeper.lease, stored, self._clock, gate=self.deliveries
+            )
         except LeaseLostError:
             keeper.mark_lost()
             return self._lost(state)

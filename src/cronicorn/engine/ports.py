@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from cronicorn.domain.idempotency import DueRun
 from cronicorn.domain.models import (
     ClaimedJob,
     EndpointResult,
@@ -68,10 +69,12 @@ class Executor(Protocol):
         abort: asyncio.Event | None = None,
         events: ExecutorEvents | None = None,
         signing_secret: str | None = None,
+        due_run: DueRun | None = None,
     ) -> list[EndpointResult]:
         """Run the plan. Returns one result per planned call, never raises for endpoint
         failures (blocked, timed out, refused and aborted calls are results). With
-        `signing_secret`, every request carries the signature headers."""
+        `signing_secret`, every request carries the signature headers. Every call carries an
+        `Idempotency-Key` derived from `due_run` (job id + due time)."""
         ...
 
     async def close(self) -> None: ...

@@ -16,12 +16,14 @@ import asyncio
 import functools
 import logging
 import random
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
 
 from cronicorn.domain.conditions import condition_holds
+from cronicorn.domain.idempotency import DueRun
 from cronicorn.domain.models import (
     EndpointResult,
     EndpointSpec,
@@ -66,9 +68,17 @@ class _Run:
     events: SafeEvents
     abort: asyncio.Event | None
     signing_secret: str | None = None
+    due_run: DueRun | None = None
     in_flight: set[asyncio.Task[object]] = field(default_factory=set)
     done: dict[str, EndpointResult] = field(default_factory=dict)
     """Finished results by endpoint name, for later calls' conditions."""
+
+    def idempotency_key(self, endpoint_id: str) -> str:
+        """Derived from the due run (same for every retry and every re-run of this due
+        time); a run without one (the executor used directly) gets a fresh key per call."""
+        if self.due_run is None:
+            return str(uuid.uuid4())
+        return self.due_run.idempotency_key(endpoint_id)
 
     def aborted(self) -> bool:
         return self.abort is not None and self.abort.is_set()
@@ -156,15 +166,23 @@ class HttpExecutor:
         abort: asyncio.Event | None = None,
         events: ExecutorEvents | None = None,
         signing_secret: str | None = None,
+        due_run: DueRun | None = None,
     ) -> list[EndpointResult]:
         """One result per planned call, in plan order. Raises ValidationFailed (before any
         call) for unknown/duplicate ids, unknown dependencies and cycles; never raises for
         endpoint failures. Cancelling the task running `execute` propagates; use `abort` to
         stop a run and still get its results. With `signing_secret`, every attempt is
-        signed (see `cronicorn.domain.signing`)."""
+        signed (see `cronicorn.domain.signing`). Every call carries an `Idempotency-Key`
+        derived from `due_run` (see `cronicorn.domain.idempotency`)."""
         order = validate_calls(plan.calls, endpoints)
         run = _Run(
-            plan.calls, endpoints, default_headers, SafeEvents(events), abort, signing_secret
+            plan.calls,
+            endpoints,
+            default_headers,
+            SafeEvents(events),
+            abort,
+            signing_secret,
+            due_run,
         )
         limit = self._config.max_concurrency
         if plan.concurrency_limit:
@@ -244,7 +262,9 @@ class HttpExecutor:
     ) -> PreparedRequest | None:
         """The request to send, or None with `result` failed (invalid or blocked)."""
         try:
-            request = self._builder.build(endpoint, call, run.default_headers)
+            request = self._builder.build(
+                endpoint, call, run.default_headers, run.idempotency_key(endpoint.id)
+            )
         except InvalidRequest as exc:
             _fail(result, ErrorCategory.INVALID_REQUEST, str(exc))
             return None

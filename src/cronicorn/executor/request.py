@@ -3,9 +3,10 @@
 The session sends the configured User-Agent; header precedence over it is
 job defaults < endpoint headers < plan headers, compared
 case-insensitively; the endpoint's `bearer_token` is applied last because it is the endpoint's
-own credential. GET/HEAD/DELETE carry parameters in the query string (non-scalars
-JSON-encoded); other methods send a JSON body: the endpoint's default body (when an object)
-overlaid with the parameters.
+own credential, and the `Idempotency-Key` (when given) after it: the same for every attempt
+and every re-run of one due time, never overridden by configured headers. GET/HEAD/DELETE
+carry parameters in the query string (non-scalars JSON-encoded); other methods send a JSON
+body: the endpoint's default body (when an object) overlaid with the parameters.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 from yarl import URL
 
+from cronicorn.domain.idempotency import IDEMPOTENCY_HEADER
 from cronicorn.domain.models import HTTP_METHODS, EndpointSpec, JsonValue, PlannedCall
 from cronicorn.domain.signing import signature_headers
 
@@ -32,7 +34,7 @@ class PreparedRequest:
     method: str
     url: URL
     headers: dict[str, str] | None
-    """None: only the session defaults (User-Agent) — the common, cheapest case."""
+    """None: only the session defaults (User-Agent)."""
     body: bytes | None
 
 
@@ -96,6 +98,7 @@ class RequestBuilder:
         endpoint: EndpointSpec,
         call: PlannedCall,
         default_headers: Mapping[str, str] | None,
+        idempotency_key: str | None = None,
     ) -> PreparedRequest:
         method = endpoint.method.upper()
         if method not in HTTP_METHODS:
@@ -104,6 +107,8 @@ class RequestBuilder:
         layers = [layer for layer in (default_headers, endpoint.headers, call.headers) if layer]
         if endpoint.bearer_token:
             layers.append({"Authorization": f"Bearer {endpoint.bearer_token}"})
+        if idempotency_key is not None:
+            layers.append({IDEMPOTENCY_HEADER: idempotency_key})
         headers = merge_headers(*layers) if layers else None
         body: bytes | None = None
         if method in QUERY_METHODS:

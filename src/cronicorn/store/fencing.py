@@ -4,13 +4,23 @@
 locks before anything is read or written — one `SELECT jobs ⟕ runs … FOR UPDATE OF jobs`
 on PostgreSQL; on SQLite a no-op `UPDATE` first (its driver opens the transaction, and so
 takes the database write lock, only at the first data-changing statement), then the same
-read — and checks every lease in Python: the job's token, owner and unexpired expiry,
-and the lease's own run still `running`. Writes that follow touch only the leases that
-passed, so a lost lease changes nothing while the others in the same transaction go through.
+read — and checks every lease in Python: the job's token and owner, and the lease's own run
+still `running`. Writes that follow touch only the leases that passed, so a lost lease
+changes nothing while the others in the same transaction go through.
+
+The fencing token decides, not the clock. Every claim (and every force-unlock) bumps the
+job's token, so a lease whose token is still the job's newest has not been taken over, even
+when its expiry has passed: its holder's late write (a completion retried through an API
+restart) is accepted. Expiry only makes a job *claimable*; once another worker claimed it,
+the old holder's writes get `LeaseLostError` (HTTP 409).
+
+A lease whose run is already finished, with the token unchanged, is reported as
+`FinishedRun`: the caller may recognise a replay of its own write (a completion whose
+response was lost) instead of calling the lease lost.
 
 Single-lease writes that change only the job row and the run (`record_plan`, `extend`)
-keep the cheaper form: one fenced `UPDATE … WHERE token/owner/expiry` whose row count is
-the check. Both kinds of statement are built once, at import, with bind parameters.
+keep the cheaper form: one fenced `UPDATE … WHERE token/owner` whose row count is the
+check. Both kinds of statement are built once, at import, with bind parameters.
 """
 
 from __future__ import annotations
@@ -49,6 +59,7 @@ _FENCE_COLUMNS = (
         sa.exists().where(alerts_t.c.job_id == _j.id, alerts_t.c.status == "open"),
         sa.exists().where(alert_events_t.c.job_id == _j.id),
     ).label("alert_open"),
+    _r.finished_at.label("run_finished_at"),
 )
 READ_FENCES = (
     sa.select(*_FENCE_COLUMNS)
@@ -74,7 +85,6 @@ def _fenced_update(values: dict[str, Any]) -> sa.Update:
             _j.id == sa.bindparam("f_job"),
             _j.lease_token == sa.bindparam("f_token"),
             _j.lease_owner == sa.bindparam("f_owner"),
-            _j.lease_expires_at > sa.bindparam("f_now", type_=_j.lease_expires_at.type),
         )
         .values(values)
     )
@@ -95,7 +105,6 @@ def fence_params(lease: Lease, now: datetime, **extra: Any) -> dict[str, Any]:
         "f_job": lease.job_id,
         "f_token": lease.token,
         "f_owner": lease.worker_id,
-        "f_now": now,
         **extra,
     }
 
@@ -118,13 +127,25 @@ class HeldLease:
     alert_open: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class FinishedRun:
+    """The lease's token is still the job's newest but its run is already finished: the
+    lease was given up by a write under it (completion, fail, release), not taken over."""
+
+    lease: Lease
+    status: str
+    finished_at: datetime | None
+
+
 async def lock_leases(
     conn: AsyncConnection, leases: Sequence[Lease], now: datetime
-) -> list[HeldLease | LeaseLostError]:
+) -> list[HeldLease | FinishedRun | LeaseLostError]:
     """Lock the leases' job rows and check each fence; one entry per lease, in order.
 
     A job appearing twice passes at most once (the first valid entry): every write that
-    uses this releases the lease, so a second write under it would be fenced out."""
+    uses this releases the lease, so a second write under it would be fenced out. `now`
+    is not part of the fence (see the module docstring); it is kept for the callers'
+    symmetry with the claim."""
     if not leases:
         return []
     params = {
@@ -139,15 +160,15 @@ async def lock_leases(
     jobs = {row.id: row for row in rows}
     runs = {row.run_id: row for row in rows if row.run_id is not None}
     taken: set[str] = set()
-    out: list[HeldLease | LeaseLostError] = []
+    out: list[HeldLease | FinishedRun | LeaseLostError] = []
     for lease in leases:
         job, run = jobs.get(lease.job_id), runs.get(lease.run_id)
-        if (
+        if run is not None and _finished_under(lease, job, run) and lease.job_id not in taken:
+            out.append(FinishedRun(lease, run.run_status, run.run_finished_at))
+        elif (
             job is None
             or job.lease_token != lease.token
             or job.lease_owner != lease.worker_id
-            or job.lease_expires_at is None
-            or job.lease_expires_at <= now
             or lease.job_id in taken
         ):
             out.append(LeaseLostError(lease.job_id, lease.token))
@@ -163,3 +184,16 @@ async def lock_leases(
             taken.add(lease.job_id)
             out.append(HeldLease(lease, run.run_started_at, bool(job.alert_open)))
     return out
+
+
+def _finished_under(lease: Lease, job: Any, run: Any) -> bool:
+    """The lease's own run is finished and nobody claimed the job since (same token)."""
+    return (
+        job is not None
+        and run is not None
+        and job.lease_token == lease.token
+        and job.lease_owner is None
+        and run.run_job_id == lease.job_id
+        and run.run_token == lease.token
+        and run.run_status != RunStatus.RUNNING.value
+    )

@@ -33,7 +33,7 @@ from cronicorn.domain.models import (
 )
 from cronicorn.engine.batching import WriteBatcher
 from cronicorn.engine.ports import Clock
-from cronicorn.errors import LeaseLostError
+from cronicorn.errors import BackendUnavailableError, LeaseLostError
 from cronicorn.store.db import create_engine
 from cronicorn.store.notify import JobChangeListener, register_local_waker
 from cronicorn.store.scheduler_repo import SchedulerRepository
@@ -187,7 +187,12 @@ class LocalSchedulerBackend:
         await self.repository.record_plan(lease, decision, now=self._now())
 
     async def complete(self, lease: Lease, completion: RunCompletion) -> None:
-        await self._completions.submit((lease, completion))
+        """A database that is down or locked is `BackendUnavailableError` (transient: the
+        engine keeps the completion and sends it again)."""
+        try:
+            await self._completions.submit((lease, completion))
+        except _WHOLE_BATCH_ERRORS as exc:
+            raise BackendUnavailableError(f"completion not stored: {exc}") from exc
 
     async def complete_many(
         self, items: Sequence[tuple[Lease, RunCompletion]]
@@ -201,6 +206,8 @@ class LocalSchedulerBackend:
         for outcome in outcomes:
             if outcome is None or isinstance(outcome, LeaseLostError):
                 continue
+            if isinstance(outcome, _WHOLE_BATCH_ERRORS):
+                raise BackendUnavailableError(f"completions not stored: {outcome}") from outcome
             if not isinstance(outcome, Exception) or not _item_specific(outcome):
                 raise outcome
         return list(outcomes)

@@ -1,32 +1,39 @@
 """Schema migrations from Python: used by `cronicorn db upgrade`, `cronicorn serve`, the engine
-(`prepare_schema`) and `/ready`.
+(`prepare_schema`: the library, `cronicorn run`, `cronicorn-engine`) and `/ready`.
 
 The Alembic scripts ship inside the package (`cronicorn/store/migrations`), so this works
 from an installed wheel without an alembic.ini. `upgrade_database` is synchronous (Alembic
 runs its own event loop); from async code use `upgrade_database_async`.
+
+Checking is cheap, migrating is not: `schema_is_current` is one `SELECT version_num FROM
+alembic_version` compared with the packaged head revision (read from the migration files'
+`revision`/`down_revision` lines, no Alembic import), so `cronicorn serve` on a current
+schema starts serving at once (an API restart is an outage for the workers). Alembic itself
+is imported only when something has to be migrated, stamped or diffed.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import functools
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cronicorn.errors import ConfigError
 from cronicorn.store.db import create_engine, normalize_database_url
-from cronicorn.store.tables import Base
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 SCRIPT_LOCATION = "cronicorn.store:migrations"
+VERSIONS_DIR = Path(__file__).parent / "migrations" / "versions"
+_READ_VERSION = sa.text("SELECT version_num FROM alembic_version")
 logger = logging.getLogger("cronicorn.store.migrate")
 
 
@@ -34,8 +41,84 @@ class SchemaNotReady(ConfigError):
     """The PostgreSQL schema is missing or not at this version's revision."""
 
 
+@functools.cache
+def packaged_heads() -> frozenset[str]:
+    """The head revision(s) of the packaged migrations, from each file's `revision` and
+    `down_revision` assignments (a test checks this equals Alembic's own answer)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in VERSIONS_DIR.glob("*.py"):
+        values = _assignments(path, ("revision", "down_revision"))
+        if isinstance(values.get("revision"), str):
+            revisions.add(values["revision"])
+        down = values.get("down_revision")
+        if isinstance(down, str):
+            parents.add(down)
+        elif isinstance(down, tuple | list):
+            parents.update(d for d in down if isinstance(d, str))
+    return frozenset(revisions - parents)
+
+
+def _assignments(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in names:
+            try:
+                found[target.id] = ast.literal_eval(value)
+            except ValueError:
+                continue
+    return found
+
+
+async def current_revisions(conn: AsyncConnection) -> set[str]:
+    """The revisions recorded in `alembic_version` (empty: none, or no such table). Use a
+    connection of its own: on PostgreSQL a missing table aborts the transaction."""
+    try:
+        rows = await conn.execute(_READ_VERSION)
+    except sa.exc.DBAPIError:
+        return set()
+    return {row[0] for row in rows}
+
+
+async def schema_is_current(database: str | AsyncEngine) -> bool:
+    """One query: is the database at the packaged head revision?"""
+    engine = create_engine(database) if isinstance(database, str) else database
+    try:
+        async with engine.connect() as conn:
+            current = await current_revisions(conn)
+    finally:
+        if isinstance(database, str):
+            await engine.dispose()
+    return current == set(packaged_heads())
+
+
+def ensure_database_current(url: str) -> bool:
+    """`cronicorn serve`: migrate only when the schema is not current (one query when it
+    is). Returns True when migrations ran. Synchronous, like `upgrade_database`."""
+    if _has_database(url) and asyncio.run(schema_is_current(url)):
+        return False
+    upgrade_database(url)
+    return True
+
+
+def _has_database(url: str) -> bool:
+    """False for a SQLite file that does not exist yet (checking would create it)."""
+    parsed = make_url(normalize_database_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return True
+    return Path(parsed.database).expanduser().exists()
+
+
 def alembic_config(url: str | None = None) -> Config:
     """An Alembic config pointing at the packaged scripts and (optionally) a database."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", SCRIPT_LOCATION)
     if url is not None:
@@ -44,6 +127,9 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def head_revisions() -> set[str]:
+    """Alembic's answer (imports every migration script); see `packaged_heads`."""
+    from alembic.script import ScriptDirectory
+
     return set(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
@@ -64,6 +150,8 @@ def _ensure_sqlite_dir(url: str) -> None:
 def upgrade_database(url: str, revision: str = "head") -> None:
     """Migrate the database at `url` to `revision` (creating a SQLite file and its
     directory if needed). Synchronous; do not call from a running event loop."""
+    from alembic import command
+
     _ensure_sqlite_dir(url)
     command.upgrade(alembic_config(url), revision)
 
@@ -79,9 +167,11 @@ async def prepare_schema(url: str) -> None:
     Embedded SQLite (the default): migrate to head, creating the file if needed (and say
     where). PostgreSQL is shared by every process, so it is never migrated implicitly: a
     missing or older schema raises `SchemaNotReady`, one line naming `cronicorn db upgrade`."""
-    path = sqlite_path(url)
     if make_url(normalize_database_url(url)).get_backend_name() == "sqlite":
+        path = sqlite_path(url)
         created = path is not None and not path.exists()
+        if not created and await schema_is_current(url):
+            return
         await upgrade_database_async(url)
         if created:
             logger.warning(
@@ -92,10 +182,10 @@ async def prepare_schema(url: str) -> None:
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
-            current = await conn.run_sync(_recorded_revisions)
+            current = await current_revisions(conn)
     finally:
         await engine.dispose()
-    heads = head_revisions()
+    heads = set(packaged_heads())
     if current == heads:
         return
     name = make_url(normalize_database_url(url)).database
@@ -109,33 +199,22 @@ async def prepare_schema(url: str) -> None:
 def stamp_database(url: str, revision: str = "head") -> None:
     """Record `revision` without running migrations (for a schema made by
     `Base.metadata.create_all`, as the test fixtures do). Synchronous, like upgrade."""
+    from alembic import command
+
     command.stamp(alembic_config(url), revision)
-
-
-def _recorded_revisions(conn: Connection) -> set[str]:
-    """What `alembic_version` holds (read directly: Alembic's context logs at INFO)."""
-    if not sa.inspect(conn).has_table("alembic_version"):
-        return set()
-    return set(conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
-
-
-def _current_heads(conn: Connection) -> set[str]:
-    return set(MigrationContext.configure(conn).get_current_heads())
 
 
 async def check_migrations_current(database: str | AsyncEngine) -> bool:
     """True when the database is at the head revision (used by `/ready`)."""
-    engine = create_engine(database) if isinstance(database, str) else database
-    try:
-        async with engine.connect() as conn:
-            current = await conn.run_sync(_current_heads)
-    finally:
-        if isinstance(database, str):
-            await engine.dispose()
-    return current == head_revisions()
+    return await schema_is_current(database)
 
 
 def _diff(conn: Connection) -> list[Any]:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from cronicorn.store.tables import Base
+
     ctx = MigrationContext.configure(
         conn, opts={"compare_type": True, "render_as_batch": conn.dialect.name == "sqlite"}
     )

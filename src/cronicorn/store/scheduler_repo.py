@@ -2,9 +2,12 @@
 
 Every write for a claimed job starts with its fence (see `cronicorn.store.fencing`): the
 first statement of its transaction takes the row locks (PostgreSQL) or the write lock
-(SQLite) and checks `lease_token`, `lease_owner`, `lease_expires_at > now` and that the
-lease's run is still running. A lease that fails its fence gets `LeaseLostError` and
-changes nothing. Completions are written in batches (`complete_runs`): one transaction for
+(SQLite) and checks `lease_token`, `lease_owner` and that the lease's run is still running.
+Expiry is not part of the fence: a lease past its expiry whose token is still the newest
+(nobody claimed the job since) may still write, so a finished run is never thrown away for
+time alone. A lease that fails its fence gets `LeaseLostError` and changes nothing. A
+completion sent again after it was stored (its response lost) is recognised and answered
+as written. Completions are written in batches (`complete_runs`): one transaction for
 many leases, where a lost lease only drops its own writes.
 
 Times: every method takes an optional `now` (timezone-aware UTC) so tests and callers with
@@ -52,6 +55,7 @@ from cronicorn.store.context import load_contexts
 from cronicorn.store.fencing import (
     EXTEND_FENCE,
     TOUCH_FENCE,
+    FinishedRun,
     HeldLease,
     fence_params,
     fenced_update,
@@ -72,6 +76,12 @@ from cronicorn.store.run_writes import (
     with_alert_event,
 )
 from cronicorn.store.secrets import SecretBox
+
+
+def _finished(check: FinishedRun) -> LeaseLostError:
+    lease = check.lease
+    detail = f"run {lease.run_id} is already {check.status}"
+    return LeaseLostError(lease.job_id, lease.token, detail)
 
 
 def utc_now(now: datetime | None = None) -> datetime:
@@ -216,20 +226,31 @@ class SchedulerRepository:
         leases: Sequence[Lease],
         now: datetime,
         build: Callable[[int, HeldLease], Writes],
+        replayed: Callable[[int, FinishedRun], bool] | None = None,
     ) -> list[LeaseLostError | None]:
         """One transaction: lock and check every lease's fence, then write — in one
-        `executemany` per statement — only what `build` returns for the leases that hold."""
+        `executemany` per statement — only what `build` returns for the leases that hold.
+        A lease whose run is already finished counts as written when `replayed` says the
+        stored outcome is this very write (sent again after its response was lost)."""
         async with self._serialised(), self.engine.begin() as conn:
             checks = await lock_leases(conn, leases, now)
             writes = Writes()
+            out: list[LeaseLostError | None] = []
             for index, check in enumerate(checks):
                 if isinstance(check, HeldLease):
                     writes.merge(build(index, check))
+                    out.append(None)
+                elif isinstance(check, FinishedRun):
+                    replay = replayed is not None and replayed(index, check)
+                    out.append(None if replay else _finished(check))
+                else:
+                    out.append(check)
             await writes.execute(conn)
-        return [check if isinstance(check, LeaseLostError) else None for check in checks]
+        return out
 
     async def extend_lease(self, lease: Lease, lease_ms: int, now: datetime | None = None) -> Lease:
-        """Renew the lease to `now + lease_ms`; LeaseLostError if it was lost or expired."""
+        """Renew the lease to `now + lease_ms`; LeaseLostError if it was taken over or
+        given up. A lease past its expiry that nobody claimed since is renewed."""
         now = utc_now(now)
         expires = now + timedelta(milliseconds=lease_ms)
         async with self._serialised(), self.engine.begin() as conn:
@@ -269,10 +290,19 @@ class SchedulerRepository:
         now = utc_now(now)
         writes = [completion_writes(lease, completion, now) for lease, completion in items]
         facts = [run_facts(completion) for _, completion in items]
+
+        def replayed(index: int, finished: FinishedRun) -> bool:
+            completion = items[index][1]
+            return (
+                finished.status == completion.status.value
+                and finished.finished_at == completion.finished_at
+            )
+
         return await self._write_fenced(
             [lease for lease, _ in items],
             now,
             lambda i, held: with_alert_event(writes[i], held.lease, facts[i], held.alert_open, now),
+            replayed,
         )
 
     async def fail_run(
