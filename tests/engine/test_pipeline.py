@@ -441,8 +441,12 @@ async def test_lease_lost_mid_run_aborts_and_writes_nothing(
 
     cycle = asyncio.create_task(engine.process_cycle())
     await eventually(lambda: planner.plan_calls > 0)
-    clock.advance(4)  # lease expired; the renewal wakes up and another worker takes over
-    [stolen] = await backend.claim("other-worker", 1, 60_000)
+    # Another worker, whose clock is 4 s ahead, takes the expired lease over first; then the
+    # first worker's renewal wakes up and finds the job claimed by someone else. (A renewal
+    # that came first would keep the lease: a token nobody replaced is still valid.)
+    thief = make_backend(clock=FakeClock(clock.now() + timedelta(seconds=4)))
+    [stolen] = await thief.claim("other-worker", 1, 60_000)
+    clock.advance(4)
     result = await asyncio.wait_for(cycle, 5)
 
     assert result.failed_jobs == 1
