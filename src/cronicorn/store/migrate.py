@@ -169,7 +169,8 @@ async def prepare_schema(url: str) -> None:
     missing or older schema raises `SchemaNotReady`, one line naming `cronicorn db upgrade`."""
     if make_url(normalize_database_url(url)).get_backend_name() == "sqlite":
         path = sqlite_path(url)
-        created = path is not None and not path.exists()
+        # New: no file yet, or an empty one (made private before its first use).
+        created = path is not None and (not path.exists() or path.stat().st_size == 0)
         if not created and await schema_is_current(url):
             return
         await upgrade_database_async(url)
