@@ -29,6 +29,7 @@ from cronicorn.service.common import MAX_PAGE, load_job
 from cronicorn.service.errors import FieldErrors
 from cronicorn.service.keys import Principal
 from cronicorn.service.validation import plausible_id
+from cronicorn.store.alerts import rule_from_row
 from cronicorn.store.tables import (
     Alert,
     AlertChannel,
@@ -51,18 +52,6 @@ def rule_out(scope: str, job_id: str | None, rule: AlertRule, row: AlertRuleRow 
         on_budget=rule.on_budget,
         channel_ids=list(rule.channel_ids) if rule.channel_ids is not None else None,
         updated_at=row.updated_at if row is not None else None,
-    )
-
-
-def _rule(row: AlertRuleRow) -> AlertRule:
-    return AlertRule(
-        failure_threshold=row.failure_threshold,
-        on_critical=row.on_critical,
-        on_recovery=row.on_recovery,
-        on_notify_user=row.on_notify_user,
-        on_ai_pause=row.on_ai_pause,
-        on_budget=row.on_budget,
-        channel_ids=tuple(row.channel_ids) if row.channel_ids is not None else None,
     )
 
 
@@ -113,10 +102,10 @@ class Alerts:
                 tenant_id = job.tenant_id
                 own = await self._rule_row(session, tenant_id, job_id)
                 if own is not None:
-                    return rule_out("job", job_id, _rule(own), own)
+                    return rule_out("job", job_id, rule_from_row(own), own)
             default = await self._rule_row(session, tenant_id, None)
             if default is not None:
-                return rule_out("tenant", job_id, _rule(default), default)
+                return rule_out("tenant", job_id, rule_from_row(default), default)
             return rule_out("builtin", job_id, DEFAULT_RULE, None)
 
     async def put_rule(
@@ -139,7 +128,7 @@ class Alerts:
             for name, value in data.model_dump().items():
                 setattr(row, name, value)
             row.updated_at = now
-        return rule_out("job" if job_id else "tenant", job_id, _rule(row), row)
+        return rule_out("job" if job_id else "tenant", job_id, rule_from_row(row), row)
 
     async def _check_channels(
         self, session: AsyncSession, tenant_id: str, channel_ids: list[str]
