@@ -18,7 +18,7 @@ from cronicorn.store.tables import (
     Message,
     Run,
 )
-from tests.store.factory import T0, add_job, add_message, add_result, add_tenant, dump, job
+from tests.store.factory import T0, add_job, add_message, add_tenant, dump, job
 
 NOW = T0 + timedelta(days=100)
 
@@ -26,6 +26,7 @@ NOW = T0 + timedelta(days=100)
 async def add_run(
     engine: AsyncEngine, job_id: str, started_at: datetime, status: str = "success"
 ) -> str:
+    """A run with one endpoint result, in one transaction (a pruner may be running)."""
     run_id = str(uuid.uuid4())
     async with engine.begin() as conn:
         await conn.execute(
@@ -39,7 +40,17 @@ async def add_run(
                 input_tokens=10,
             )
         )
-    await add_result(engine, run_id, job_id, "ep", started_at, {"ok": True})
+        await conn.execute(
+            sa.insert(EndpointResult).values(
+                run_id=run_id,
+                job_id=job_id,
+                endpoint_id="ep",
+                status="success",
+                status_code=200,
+                started_at=started_at,
+                response_body={"ok": True},
+            )
+        )
     return run_id
 
 
