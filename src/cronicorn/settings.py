@@ -9,19 +9,30 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
 from cronicorn.errors import ConfigError
 from cronicorn.store.db import DEFAULT_DATABASE_URL, normalize_database_url
+from cronicorn.store.retention import (
+    DEFAULT_ERROR_RETENTION_DAYS,
+    DEFAULT_MAX_RUNS_PER_JOB,
+    DEFAULT_PRUNE_INTERVAL_MS,
+    DEFAULT_RUN_RETENTION_DAYS,
+    RetentionPolicy,
+)
 from cronicorn.store.secrets import SecretBox, load_secret_box
 
 DATABASE_URL_ENV = "CRONICORN_DATABASE_URL"
 SECRET_KEY_ENV = "CRONICORN_SECRET_KEY"
 MAX_BODY_BYTES_ENV = "CRONICORN_MAX_BODY_BYTES"
 CLAIM_WAIT_ENV = "CRONICORN_MAX_CLAIM_WAIT_MS"
+RUN_RETENTION_ENV = "CRONICORN_RUN_RETENTION_DAYS"
+MAX_RUNS_ENV = "CRONICORN_MAX_RUNS_PER_JOB"
+ERROR_RETENTION_ENV = "CRONICORN_ERROR_RETENTION_DAYS"
+PRUNE_INTERVAL_ENV = "CRONICORN_PRUNE_INTERVAL_MS"
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_CLAIM_WAIT_MS = 30_000
@@ -37,6 +48,10 @@ class Settings:
     """Request bodies larger than this are refused with 413."""
     max_claim_wait_ms: int = DEFAULT_MAX_CLAIM_WAIT_MS
     """Upper bound on a scheduler claim's long-poll, whatever the engine asks for."""
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    """What the pruner removes (jobs may override the run limits)."""
+    prune_interval_ms: int = DEFAULT_PRUNE_INTERVAL_MS
+    """How often the API process prunes history; 0 turns the background pruner off."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +72,14 @@ class Settings:
             secret_key=key,
             max_body_bytes=_int_env(env, MAX_BODY_BYTES_ENV, DEFAULT_MAX_BODY_BYTES, 1024),
             max_claim_wait_ms=_int_env(env, CLAIM_WAIT_ENV, DEFAULT_MAX_CLAIM_WAIT_MS, 0),
+            retention=RetentionPolicy(
+                run_retention_days=_int_env(env, RUN_RETENTION_ENV, DEFAULT_RUN_RETENTION_DAYS, 0),
+                max_runs_per_job=_int_env(env, MAX_RUNS_ENV, DEFAULT_MAX_RUNS_PER_JOB, 0),
+                error_retention_days=_int_env(
+                    env, ERROR_RETENTION_ENV, DEFAULT_ERROR_RETENTION_DAYS, 0
+                ),
+            ),
+            prune_interval_ms=_int_env(env, PRUNE_INTERVAL_ENV, DEFAULT_PRUNE_INTERVAL_MS, 0),
         )
 
     @property

@@ -52,8 +52,8 @@ def http(method: str, url: str, body: object = None, key: str | None = None) -> 
         return exc.code, exc.read().decode()
 
 
-def wait_until_up(proc: subprocess.Popen[bytes], base: str) -> None:
-    deadline = time.monotonic() + 30
+def wait_until_up(proc: subprocess.Popen[bytes], base: str, within_s: float = 30) -> None:
+    deadline = time.monotonic() + within_s
     while True:
         try:
             if http("GET", f"{base}/health")[0] == 200:
@@ -93,3 +93,44 @@ def test_keys_create_then_serve_from_an_empty_directory(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def _children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(p) for p in text.split()]
+
+
+@pytest.mark.timeout(300)
+def test_serve_with_workers_runs_that_many_api_processes_on_one_port(tmp_path: Path) -> None:
+    env = cli_env(tmp_path)
+    key = subprocess.run(
+        [*CLI, "keys", "create", "--tenant", "acme", "--scope", "user"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.strip()  # fmt: skip
+    port = free_port()
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(proc, base, within_s=180)  # each worker imports the app on its own
+        deadline = time.monotonic() + 180
+        while len(_children(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # uvicorn's supervisor spawns one Python process per worker.
+        workers = [p for p in _children(proc.pid) if "python" in _cmdline(p)]
+        assert len(workers) >= 2
+        for i in range(10):
+            status, text = http("POST", f"{base}/api/jobs", {**JOB, "name": f"j{i}"}, key)
+            assert status == 201, text
+        status, text = http("GET", f"{base}/api/jobs?limit=50", key=key)
+        assert status == 200
+        assert len(json.loads(text)) == 10
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()

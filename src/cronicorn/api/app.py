@@ -6,8 +6,9 @@ the engine routes, middleware (metrics, 1 MiB body limit) and error handlers.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from functools import partial
 
 from fastapi import FastAPI
@@ -23,6 +24,7 @@ from cronicorn.settings import Settings
 from cronicorn.store.db import create_engine, session_factory
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.migrate import check_migrations_current
+from cronicorn.store.retention import run_pruner
 
 DESCRIPTION = """AI-driven HTTP job scheduler.
 
@@ -34,7 +36,10 @@ Authenticate with `Authorization: Bearer <key>`. Scopes: `user` (own tenant), `e
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API. The database engine is opened on startup and disposed on shutdown."""
     settings = settings or Settings.from_env()
+    from cronicorn.mcp.http import McpEndpoint  # here: it imports the route modules
+
     registry = CollectorRegistry()
+    mcp = McpEndpoint()  # the MCP tools over streamable HTTP at /mcp
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,9 +49,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = Services.build(session_factory(db), box)
         app.state.scheduler = LocalSchedulerBackend(db, box)
         app.state.schema_problem = partial(_schema_problem, db)
+        pruner = _start_pruner(db, settings)
         try:
-            yield
+            async with mcp.running(app):
+                yield
         finally:
+            if pruner is not None:
+                pruner.cancel()
+                with suppress(asyncio.CancelledError):
+                    await pruner
             await app.state.scheduler.close()
             await db.dispose()
 
@@ -61,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (health, jobs, endpoints, history, scheduler, keys):
         app.include_router(module.router)
+    mcp.mount(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=ApiMetrics(registry))
     return app
@@ -70,6 +82,16 @@ def add_metrics_registry(app: FastAPI, registry: CollectorRegistry) -> None:
     """Render `registry` on this app's /metrics too, after the API's own metrics: the
     all-in-one process shows its in-process engine's metrics on the one /metrics it serves."""
     app.state.metrics_registries.append(registry)
+
+
+def _start_pruner(db: AsyncEngine, settings: Settings) -> asyncio.Task[None] | None:
+    """History retention runs beside the API (small batches; see store/retention.py)."""
+    if settings.prune_interval_ms <= 0:
+        return None
+    return asyncio.create_task(
+        run_pruner(db, settings.retention, settings.prune_interval_ms / 1000),
+        name="cronicorn-pruner",
+    )
 
 
 async def _schema_problem(db: AsyncEngine) -> str | None:

@@ -44,6 +44,12 @@ class ApiError(CliError):
         self.status = status
 
 
+def api_error(status: int, payload: Any) -> ApiError:
+    """The `ApiError` for an error response: the API's own message (field-level for 422)."""
+    detail = _detail(status, payload)
+    return ApiError(status, detail if status == 404 else f"API {status}: {detail}")
+
+
 class ApiClient:
     """`async with ApiClient(target) as api: await api.list_jobs()`."""
 
@@ -81,11 +87,8 @@ class ApiClient:
         try:
             async with self._session.request(method, url, json=json, params=params) as resp:
                 payload = await resp.json(content_type=None) if resp.status != 204 else None
-                if resp.status == 404:
-                    raise ApiError(404, _detail(resp.status, payload))
                 if resp.status >= 400:
-                    detail = _detail(resp.status, payload)
-                    raise ApiError(resp.status, f"API {resp.status}: {detail}")
+                    raise api_error(resp.status, payload)
                 return payload
         except aiohttp.ClientError as exc:
             raise CliError(f"cannot reach the API at {self._target.url}: {exc}") from None

@@ -1,5 +1,5 @@
 """Registers the product commands on the `cronicorn` app (`cli/main.py` calls this once):
-`engine …`, `run`, `demo`, `jobs …` and `endpoints …`."""
+`engine …`, `run`, `demo`, `mcp`, `jobs …` and `endpoints …`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import typer
 from cronicorn.cli.demo import demo_command
 from cronicorn.cli.engine import app as engine_app
 from cronicorn.cli.jobs import endpoints_app, jobs_app
+from cronicorn.cli.mcp import mcp_command
 from cronicorn.cli.run import run_command
 
 
@@ -17,3 +18,4 @@ def register_product_commands(app: typer.Typer) -> None:
     app.add_typer(endpoints_app, name="endpoints")
     app.command("run")(run_command)
     app.command("demo")(demo_command)
+    app.command("mcp")(mcp_command)

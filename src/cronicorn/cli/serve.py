@@ -11,6 +11,9 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(9999, min=0, max=65535, help="TCP port."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
+    workers: int = typer.Option(
+        1, min=1, max=64, help="API processes sharing the port (each opens its own pool)."
+    ),
 ) -> None:
     """Run the REST API (OpenAPI docs at /docs). The schema is created/upgraded first."""
     import uvicorn
@@ -23,4 +26,18 @@ def serve(
         settings = Settings.from_env()
         upgrade_database(settings.database_url)
         settings.secret_box()  # create the key file now, not on the first request
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+        return
+    # Several processes: uvicorn imports the factory in each; they read the same environment.
+    uvicorn.run(
+        "cronicorn.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level=log_level,
+        workers=workers,
+        # Workers import the whole app before answering the supervisor's health ping; on a
+        # busy machine that takes longer than uvicorn's 5 s default, which kills them in a loop.
+        timeout_worker_healthcheck=60,
+    )

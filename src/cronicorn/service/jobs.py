@@ -190,6 +190,8 @@ def job_out(job: Job, now: datetime) -> JobOut:
         default_headers=masked(job.default_headers or {}),
         daily_token_budget=job.daily_token_budget,
         ai_mode=job.ai_mode,  # type: ignore[arg-type]
+        run_retention_days=job.run_retention_days,
+        max_runs_per_job=job.max_runs_per_job,
         created_at=job.created_at,
         updated_at=job.updated_at,
     )

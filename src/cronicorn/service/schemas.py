@@ -60,6 +60,12 @@ CONDITION_DOC = (
     "Rules plans and reused AI plans call the endpoint only when it holds (else it is "
     "skipped: `condition_not_met`); the model is shown it."
 )
+RetentionDays = Annotated[
+    int, Strict(), Field(ge=0, le=36_500, description="Days of run history kept; 0 keeps all.")
+]
+RunsKept = Annotated[
+    int, Strict(), Field(ge=0, le=10**9, description="Newest runs kept per job; 0 keeps all.")
+]
 
 
 class InputModel(BaseModel):
@@ -89,6 +95,8 @@ class JobCreate(InputModel):
     default_headers: Headers = Field(default_factory=dict)
     daily_token_budget: TokenBudget | None = None
     ai_mode: AiMode | None = Field(None, description=AI_MODE_DOC)
+    run_retention_days: RetentionDays | None = None
+    max_runs_per_job: RunsKept | None = None
 
     @field_validator("interval_ms")
     @classmethod
@@ -121,6 +129,8 @@ class JobUpdate(InputModel):
     default_headers: Headers | None = None
     daily_token_budget: TokenBudget | None = None
     ai_mode: AiMode | None = Field(None, description=AI_MODE_DOC)
+    run_retention_days: RetentionDays | None = None
+    max_runs_per_job: RunsKept | None = None
 
     _not_null = field_validator(
         "name",
@@ -172,6 +182,8 @@ class JobOut(BaseModel):
     default_headers: dict[str, str] = Field(description='Header names; values are "***".')
     daily_token_budget: int | None
     ai_mode: AiMode | None = Field(None, description=AI_MODE_DOC)
+    run_retention_days: int | None = Field(description="None: the server's retention policy.")
+    max_runs_per_job: int | None = Field(description="None: the server's retention policy.")
     created_at: datetime
     updated_at: datetime
 

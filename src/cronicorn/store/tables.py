@@ -99,6 +99,9 @@ class Job(Base):
     reasoning_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     cached_input_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     daily_token_budget: Mapped[int | None] = mapped_column(sa.BigInteger, default=None)
+    # Retention overrides (None: the global policy; see store/retention.py).
+    run_retention_days: Mapped[int | None] = mapped_column(default=None)
+    max_runs_per_job: Mapped[int | None] = mapped_column(default=None)
     tokens_today: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     tokens_day: Mapped[str | None] = mapped_column(sa.String(10), default=None)
     last_schedule: Mapped[dict[str, Any] | None] = mapped_column(default=None)
@@ -182,7 +185,11 @@ class Run(Base):
     ai_trigger: Mapped[str | None] = mapped_column(sa.String(32), default=None)
     error: Mapped[str | None] = mapped_column(sa.Text, default=None)
 
-    __table_args__ = (sa.Index("ix_runs_job_started", "job_id", "started_at"),)
+    __table_args__ = (
+        sa.Index("ix_runs_job_started", "job_id", "started_at"),
+        # Retention finds old runs across all jobs by age.
+        sa.Index("ix_runs_started", "started_at"),
+    )
 
 
 class EndpointResult(Base):

@@ -2,7 +2,7 @@
 `ai_view`/`condition`, and each run's `ai_trigger`
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0010
 Create Date: 2026-11-30
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0005"
-down_revision: str | None = "0002"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,175 @@
+"""Retention on SQLite and PostgreSQL: what goes, what stays, and dry runs change nothing."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cronicorn.store.retention import RetentionPolicy, prune
+from cronicorn.store.tables import EndpointResult, JobError, Message, Run
+from tests.store.factory import T0, add_job, add_message, add_result, add_tenant, dump, job
+
+NOW = T0 + timedelta(days=100)
+
+
+async def add_run(
+    engine: AsyncEngine, job_id: str, started_at: datetime, status: str = "success"
+) -> str:
+    run_id = str(uuid.uuid4())
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.insert(Run).values(
+                id=run_id,
+                job_id=job_id,
+                worker_id="w",
+                lease_token=1,
+                status=status,
+                started_at=started_at,
+                input_tokens=10,
+            )
+        )
+    await add_result(engine, run_id, job_id, "ep", started_at, {"ok": True})
+    return run_id
+
+
+async def add_error(engine: AsyncEngine, job_id: str, created_at: datetime) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.insert(JobError).values(
+                id=str(uuid.uuid4()),
+                job_id=job_id,
+                phase="execution",
+                code="x",
+                message="boom",
+                created_at=created_at,
+            )
+        )
+
+
+async def ids(engine: AsyncEngine, column: sa.orm.InstrumentedAttribute[str]) -> set[str]:
+    async with engine.connect() as conn:
+        return set((await conn.execute(sa.select(column))).scalars())
+
+
+async def result_run_ids(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as conn:
+        return set((await conn.execute(sa.select(EndpointResult.run_id))).scalars())
+
+
+def days_ago(n: float) -> datetime:
+    return NOW - timedelta(days=n)
+
+
+async def test_age_removes_old_finished_runs_with_their_results_and_keeps_running_ones(
+    engine: AsyncEngine,
+) -> None:
+    tenant = await add_tenant(engine)
+    job_id = await add_job(engine, tenant, input_tokens=1234, output_tokens=56)
+    old = await add_run(engine, job_id, days_ago(40))
+    old_failed = await add_run(engine, job_id, days_ago(31), status="failed")
+    old_running = await add_run(engine, job_id, days_ago(45), status="running")
+    recent = await add_run(engine, job_id, days_ago(5))
+
+    report = await prune(engine, RetentionPolicy(run_retention_days=30, batch_size=1), now=NOW)
+
+    assert await ids(engine, Run.id) == {old_running, recent}
+    assert await result_run_ids(engine) == {old_running, recent}
+    assert (report.runs, report.endpoint_results) == (2, 2)
+    assert old not in await ids(engine, Run.id)
+    assert old_failed not in await ids(engine, Run.id)
+    # Totals are on the job row, not sums over runs: pruning leaves them alone.
+    row = await job(engine, job_id)
+    assert (row["input_tokens"], row["output_tokens"]) == (1234, 56)
+
+
+async def test_max_runs_per_job_keeps_the_newest(engine: AsyncEngine) -> None:
+    tenant = await add_tenant(engine)
+    busy = await add_job(engine, tenant)
+    quiet = await add_job(engine, tenant)
+    busy_runs = [await add_run(engine, busy, days_ago(10 - i)) for i in range(6)]
+    quiet_runs = [await add_run(engine, quiet, days_ago(10 - i)) for i in range(3)]
+
+    report = await prune(engine, RetentionPolicy(run_retention_days=0, max_runs_per_job=3), now=NOW)
+
+    assert await ids(engine, Run.id) == set(busy_runs[3:]) | set(quiet_runs)
+    assert report.runs == 3
+
+
+async def test_per_job_overrides_beat_the_global_policy(engine: AsyncEngine) -> None:
+    tenant = await add_tenant(engine)
+    keep_all = await add_job(engine, tenant, run_retention_days=0)
+    short = await add_job(engine, tenant, run_retention_days=2)
+    capped = await add_job(engine, tenant, max_runs_per_job=1)
+    default = await add_job(engine, tenant)
+    kept_old = await add_run(engine, keep_all, days_ago(90))
+    short_old = await add_run(engine, short, days_ago(3))
+    short_new = await add_run(engine, short, days_ago(1))
+    capped_old = await add_run(engine, capped, days_ago(2))
+    capped_new = await add_run(engine, capped, days_ago(1))
+    default_old = await add_run(engine, default, days_ago(40))
+    default_new = await add_run(engine, default, days_ago(3))
+
+    await prune(engine, RetentionPolicy(run_retention_days=30), now=NOW)
+
+    remaining = await ids(engine, Run.id)
+    assert remaining == {kept_old, short_new, capped_new, default_new}
+    assert not remaining & {short_old, capped_old, default_old}
+
+
+async def test_messages_follow_run_retention_and_errors_their_own(engine: AsyncEngine) -> None:
+    tenant = await add_tenant(engine)
+    job_id = await add_job(engine, tenant)
+    await add_message(engine, job_id, "old note", days_ago(40))
+    await add_message(engine, job_id, "new note", days_ago(1))
+    await add_error(engine, job_id, days_ago(20))
+    await add_error(engine, job_id, days_ago(2))
+
+    report = await prune(
+        engine, RetentionPolicy(run_retention_days=30, error_retention_days=7), now=NOW
+    )
+
+    async with engine.connect() as conn:
+        notes = set((await conn.execute(sa.select(Message.content))).scalars())
+        errors = list((await conn.execute(sa.select(JobError.created_at))).scalars())
+    assert notes == {"new note"}
+    assert errors == [days_ago(2)]
+    assert (report.messages, report.job_errors) == (1, 1)
+
+
+async def test_dry_run_counts_exactly_and_changes_nothing(engine: AsyncEngine) -> None:
+    tenant = await add_tenant(engine)
+    job_id = await add_job(engine, tenant)
+    for age in (50, 45, 40, 2, 1):
+        await add_run(engine, job_id, days_ago(age))
+    await add_message(engine, job_id, "old", days_ago(60))
+    await add_error(engine, job_id, days_ago(60))
+    policy = RetentionPolicy(run_retention_days=30, max_runs_per_job=3)
+    before = await dump(engine)
+
+    planned = await prune(engine, policy, now=NOW, dry_run=True)
+
+    assert await dump(engine) == before
+    # Runs matched by both the age and the cap rule are counted once.
+    assert planned.as_dict() == {"runs": 3, "endpoint_results": 3, "messages": 1, "job_errors": 1}
+    done = await prune(engine, policy, now=NOW)
+    assert done.as_dict() == planned.as_dict()
+    assert await prune(engine, policy, now=NOW, dry_run=True) == type(planned)(dry_run=True)
+
+
+async def test_zero_limits_keep_everything(engine: AsyncEngine) -> None:
+    tenant = await add_tenant(engine)
+    job_id = await add_job(engine, tenant)
+    await add_run(engine, job_id, days_ago(400))
+    before = await dump(engine)
+
+    report = await prune(
+        engine,
+        RetentionPolicy(run_retention_days=0, max_runs_per_job=0, error_retention_days=0),
+        now=NOW,
+    )
+
+    assert await dump(engine) == before
+    assert not any(report.as_dict().values())
