@@ -115,7 +115,10 @@ def test_input_schema_is_the_api_models_schema(name: str, openapi: dict[str, Any
     body = operation.get("requestBody")
     assert (body is None) == (tool.body_model is None)
     if tool.body_model is not None:
-        ref = body["content"]["application/json"]["schema"]["$ref"]
+        published_body = body["content"]["application/json"]["schema"]
+        # An optional body (`Model | None`) is published as anyOf [Model, null].
+        refs = [published_body] if "$ref" in published_body else published_body["anyOf"]
+        ref = next(r["$ref"] for r in refs if "$ref" in r)
         assert ref == f"#/components/schemas/{tool.body_model.__name__}"
         model = tool.body_model.model_json_schema()
         for field, field_schema in model["properties"].items():

@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from copy import copy
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 from urllib.parse import quote
 
 from fastapi.routing import APIRoute
@@ -168,6 +169,14 @@ def _input_schema(name: str, route: APIRoute, body_model: type[BaseModel] | None
     return merged
 
 
+def _optional_inner(annotation: Any) -> Any:
+    """`Model | None` (an optional body) → `Model`; anything else unchanged."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) in (Union, UnionType) and len(args) == 1:
+        return args[0]
+    return annotation
+
+
 def build_tool(spec: ToolSpec) -> RestTool:
     route = _route_of(spec)
     methods = sorted(route.methods or ())
@@ -175,7 +184,7 @@ def build_tool(spec: ToolSpec) -> RestTool:
         raise ValueError(f"tool {spec.name}: {route.path} must have one method, has {methods}")
     method = methods[0]
     body_params = route.dependant.body_params
-    body_model = body_params[0].field_info.annotation if body_params else None
+    body_model = _optional_inner(body_params[0].field_info.annotation) if body_params else None
     if body_model is not None and not (
         isinstance(body_model, type) and issubclass(body_model, BaseModel)
     ):
