@@ -30,11 +30,13 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from cronicorn.ai.budget import ChatMessage, estimate_prompt_tokens, fit_history
 from cronicorn.ai.instructions import PLAN_INSTRUCTIONS, SCHEDULE_INSTRUCTIONS
 from cronicorn.domain.compaction import compact_json, cut
+from cronicorn.domain.governor import live_hint
 from cronicorn.domain.jmes import evaluate_view
 from cronicorn.domain.models import (
     EndpointResult,
     EndpointSpec,
     JobContext,
+    JobSnapshot,
     JsonValue,
     Message,
     MessageRole,
@@ -188,11 +190,29 @@ def render_job(context: JobContext, now: datetime, result_chars: int) -> str:
     ]
     if job.paused_until is not None:
         lines.append(f"Paused until: {_iso(job.paused_until)}")
+    hint = _hint_line(job, now)
+    if hint:
+        lines.append(hint)
     lines += ["", "Endpoints (one JSON object per line):"]
     lines += [json.dumps(_endpoint_view(e), ensure_ascii=False) for e in context.endpoints]
     lines += ["", "Recent results by endpoint (oldest first):"]
     lines += _recent_results(context, result_chars) or ["(none yet)"]
     return "\n".join(lines)
+
+
+def _hint_line(job: JobSnapshot, now: datetime) -> str | None:
+    """The user's live hint: it overrides the AI's next run until it expires."""
+    hint = live_hint(job.hint, now)
+    if hint is None:
+        return None
+    if hint.interval_ms is not None:
+        what = f"run every {_human_ms(hint.interval_ms)} (interval_ms={hint.interval_ms})"
+    else:
+        what = f"run next at {_iso(hint.next_run_at)}"
+    reason = f"; reason: {hint.reason}" if hint.reason else ""
+    return (
+        f"User hint (overrides your next_run_at until {_iso(hint.expires_at)}): {what}{reason}"
+    )
 
 
 def _endpoint_view(endpoint: EndpointSpec) -> dict[str, JsonValue]:
@@ -355,13 +375,14 @@ def collect_secrets(context: JobContext) -> list[str]:
 
 
 def _scrub(messages: list[ChatMessage], secrets: Sequence[str]) -> list[ChatMessage]:
-    out = []
-    for m in messages:
-        content = m["content"]
-        for secret in secrets:
-            content = content.replace(secret, REDACTED)
-        out.append(ChatMessage(role=m["role"], content=content))
-    return out
+    return [ChatMessage(role=m["role"], content=scrub_text(m["content"], secrets)) for m in messages]
+
+
+def scrub_text(text: str, secrets: Sequence[str]) -> str:
+    """`text` with every value of `secrets` (from `collect_secrets`) replaced by `***`."""
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 def truncate(text: str, limit: int) -> str:

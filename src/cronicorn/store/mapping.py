@@ -17,10 +17,12 @@ from sqlalchemy import RowMapping
 from cronicorn.domain.compaction import compact_json
 from cronicorn.domain.jmes import evaluate_view
 from cronicorn.domain.models import (
+    AIAttempt,
     AIDecision,
     AIMode,
     EndpointSpec,
     EndpointStatus,
+    Hint,
     JobSnapshot,
     JobStatus,
     Message,
@@ -58,6 +60,23 @@ def decision_from_json(value: Any) -> AIDecision | None:
     except ValidationError as exc:
         logger.warning("ignoring an unreadable stored AI decision: %s", exc.errors()[:1])
         return None
+
+
+def attempt_json(attempt: AIAttempt) -> dict[str, Any]:
+    """One request of an AI session, as stored in `ai_sessions.attempts`."""
+    return {
+        "outcome": attempt.outcome,
+        "kind": attempt.kind,
+        "raw_reply": attempt.raw_reply,
+        "errors": list(attempt.errors),
+        "tokens": {
+            "input": attempt.usage.input,
+            "output": attempt.usage.output,
+            "reasoning": attempt.usage.reasoning,
+            "cached": attempt.usage.cached,
+        },
+        "latency_ms": attempt.latency_ms,
+    }
 
 
 def iso(value: datetime | None) -> str | None:
@@ -132,8 +151,29 @@ def last_schedule_json(schedule: Mapping[str, Any]) -> dict[str, Any]:
     return {k: schedule.get(k) for k in ("next_run_at", "source", "reasoning", "confidence")}
 
 
-def job_snapshot(row: RowMapping, box: SecretBox, today: str) -> JobSnapshot:
-    """A claimed job row as the planner sees it; `default_headers` decrypted."""
+def hint_of(row: Any) -> Hint | None:
+    """The job's stored hint (a row mapping or a `Job`), expired or not; None if unset."""
+    get = row.get if isinstance(row, Mapping) else lambda name: getattr(row, name)
+    expires = get("hint_expires_at")
+    if expires is None:
+        return None
+    return Hint(
+        expires_at=expires,
+        interval_ms=get("hint_interval_ms"),
+        next_run_at=get("hint_next_run_at"),
+        reason=get("hint_reason") or "",
+        set_at=get("hint_set_at"),
+    )
+
+
+def job_snapshot(
+    row: RowMapping,
+    box: SecretBox,
+    today: str,
+    tenant_spend: tuple[float, float | None] = (0.0, None),
+) -> JobSnapshot:
+    """A claimed job row as the planner sees it; `default_headers` decrypted.
+    `tenant_spend`: the tenant's spend this month and its own monthly budget."""
     used_today = row["tokens_today"] if row["tokens_day"] == today else 0
     return JobSnapshot(
         id=row["id"],
@@ -155,6 +195,9 @@ def job_snapshot(row: RowMapping, box: SecretBox, today: str) -> JobSnapshot:
         tokens_used_today=used_today,
         ai_mode=AIMode(row["ai_mode"]) if row["ai_mode"] else None,
         replan_requested_at=row["replan_requested_at"],
+        hint=hint_of(row),
+        tenant_cost_month_usd=tenant_spend[0],
+        tenant_monthly_budget_usd=tenant_spend[1],
     )
 
 
