@@ -33,6 +33,7 @@ RUN_RETENTION_ENV = "CRONICORN_RUN_RETENTION_DAYS"
 MAX_RUNS_ENV = "CRONICORN_MAX_RUNS_PER_JOB"
 ERROR_RETENTION_ENV = "CRONICORN_ERROR_RETENTION_DAYS"
 PRUNE_INTERVAL_ENV = "CRONICORN_PRUNE_INTERVAL_MS"
+TENANT_BUDGET_ENV = "CRONICORN_TENANT_MONTHLY_BUDGET_USD"
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_CLAIM_WAIT_MS = 30_000
@@ -52,6 +53,9 @@ class Settings:
     """What the pruner removes (jobs may override the run limits)."""
     prune_interval_ms: int = DEFAULT_PRUNE_INTERVAL_MS
     """How often the API process prunes history; 0 turns the background pruner off."""
+    tenant_monthly_budget_usd: float | None = None
+    """The default tenant monthly budget the API reports (the engine enforces its own
+    `ai_agent.tenant_monthly_budget_usd`, read from the same variable)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -80,6 +84,7 @@ class Settings:
                 ),
             ),
             prune_interval_ms=_int_env(env, PRUNE_INTERVAL_ENV, DEFAULT_PRUNE_INTERVAL_MS, 0),
+            tenant_monthly_budget_usd=_money_env(env, TENANT_BUDGET_ENV),
         )
 
     @property
@@ -104,4 +109,17 @@ def _int_env(env: Mapping[str, str], name: str, default: int, minimum: int) -> i
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _money_env(env: Mapping[str, str], name: str) -> float | None:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not 0 <= value <= 1e9:
+        raise ConfigError(f"{name} must be between 0 and 1e9, got {raw!r}")
     return value

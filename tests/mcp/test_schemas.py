@@ -88,7 +88,7 @@ def test_every_user_route_has_a_tool(app: FastAPI) -> None:
 
 def test_tool_names_are_verb_noun() -> None:
     verbs = {"create", "list", "get", "update", "delete", "add"}
-    verbs |= {"pause", "resume", "run", "archive"}
+    verbs |= {"pause", "resume", "run", "archive", "set", "clear"}
     for name in TOOLS:
         verb, _, noun = name.partition("_")
         assert verb in verbs, name

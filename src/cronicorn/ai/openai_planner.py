@@ -24,7 +24,6 @@ from cronicorn.ai import prompts
 from cronicorn.ai.budget import ChatMessage
 from cronicorn.ai.repair import PhaseOutcome, PhaseSpec, run_phase
 from cronicorn.ai.rules_planner import RulesPlanner
-from cronicorn.ai.sessions import build_session
 from cronicorn.ai.schemas import (
     PLAN_SCHEMA_NAME,
     SCHEDULE_SCHEMA_NAME,
@@ -34,6 +33,7 @@ from cronicorn.ai.schemas import (
     parse_schedule,
     response_format,
 )
+from cronicorn.ai.sessions import build_session
 from cronicorn.ai.stats import AIObserver, PlannerStats
 from cronicorn.ai.transport import Backoff, ChatTransport, warm_up_sdk
 from cronicorn.domain.models import (

@@ -210,9 +210,7 @@ def _hint_line(job: JobSnapshot, now: datetime) -> str | None:
     else:
         what = f"run next at {_iso(hint.next_run_at)}"
     reason = f"; reason: {hint.reason}" if hint.reason else ""
-    return (
-        f"User hint (overrides your next_run_at until {_iso(hint.expires_at)}): {what}{reason}"
-    )
+    return f"User hint (overrides your next_run_at until {_iso(hint.expires_at)}): {what}{reason}"
 
 
 def _endpoint_view(endpoint: EndpointSpec) -> dict[str, JsonValue]:
@@ -375,7 +373,9 @@ def collect_secrets(context: JobContext) -> list[str]:
 
 
 def _scrub(messages: list[ChatMessage], secrets: Sequence[str]) -> list[ChatMessage]:
-    return [ChatMessage(role=m["role"], content=scrub_text(m["content"], secrets)) for m in messages]
+    return [
+        ChatMessage(role=m["role"], content=scrub_text(m["content"], secrets)) for m in messages
+    ]
 
 
 def scrub_text(text: str, secrets: Sequence[str]) -> str:

@@ -123,7 +123,10 @@ async def run_phase(
 
 
 def _attempt(
-    completion: ChatCompletion, result: tuple[Any, bool] | _Reply, usage: TokenUsage, latency_s: float
+    completion: ChatCompletion,
+    result: tuple[Any, bool] | _Reply,
+    usage: TokenUsage,
+    latency_s: float,
 ) -> AIAttempt:
     latency_ms = round(latency_s * 1000, 1)
     if isinstance(result, _Reply):

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cronicorn.api.errors import install_error_handlers
 from cronicorn.api.middleware import BodyLimitMiddleware
-from cronicorn.api.routes import endpoints, health, history, jobs, keys, scheduler
+from cronicorn.api.routes import ai, endpoints, health, history, jobs, keys, scheduler, tenants
 from cronicorn.observability import ApiMetrics, MetricsMiddleware
 from cronicorn.service import Services
 from cronicorn.settings import Settings
@@ -46,7 +46,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db = create_engine(settings.database_url)
         box = settings.secret_box()
         app.state.db = db
-        app.state.services = Services.build(session_factory(db), box)
+        app.state.services = Services.build(
+            session_factory(db), box, default_budget_usd=settings.tenant_monthly_budget_usd
+        )
         app.state.scheduler = LocalSchedulerBackend(db, box)
         app.state.schema_problem = partial(_schema_problem, db)
         pruner = _start_pruner(db, settings)
@@ -70,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics_registries = [registry]
     install_error_handlers(app)
-    for module in (health, jobs, endpoints, history, scheduler, keys):
+    for module in (health, jobs, endpoints, history, ai, scheduler, keys, tenants):
         app.include_router(module.router)
     mcp.mount(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -68,7 +68,5 @@ def cost_usd(usage: TokenUsage, price: ModelPrice | None) -> float:
         return 0.0
     cached = min(max(0, usage.cached), max(0, usage.input))
     fresh = max(0, usage.input) - cached
-    total = (
-        fresh * price.input + cached * price.cached_input + max(0, usage.output) * price.output
-    )
+    total = fresh * price.input + cached * price.cached_input + max(0, usage.output) * price.output
     return round(total / 1_000_000, 9)

@@ -25,10 +25,10 @@ from fastapi.routing import APIRoute
 from mcp import types
 from pydantic import BaseModel, ConfigDict, create_model
 
-from cronicorn.api.routes import endpoints, history, jobs
+from cronicorn.api.routes import ai, endpoints, history, jobs
 from cronicorn.mcp import descriptions as text
 
-USER_ROUTERS = (jobs.router, endpoints.router, history.router)
+USER_ROUTERS = (jobs.router, endpoints.router, history.router, ai.router)
 """The routers whose routes are the user operations (a `user` or `admin` key)."""
 
 PATH_PARAM_DESCRIPTIONS = {
@@ -70,6 +70,11 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
     ToolSpec("list_runs", history.list_runs, text.LIST_RUNS),
     ToolSpec("get_run", history.get_run, text.GET_RUN),
     ToolSpec("list_errors", history.list_errors, text.LIST_ERRORS),
+    ToolSpec("set_hint", jobs.set_hint, text.SET_HINT),
+    ToolSpec("clear_hint", jobs.clear_hint, text.CLEAR_HINT),
+    ToolSpec("list_run_ai_sessions", ai.list_run_ai_sessions, text.LIST_RUN_AI_SESSIONS),
+    ToolSpec("list_decisions", ai.list_decisions, text.LIST_DECISIONS),
+    ToolSpec("get_cost", ai.get_cost, text.GET_COST),
 )
 
 

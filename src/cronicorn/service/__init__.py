@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cronicorn.service.ai_insights import AIInsights
 from cronicorn.service.endpoints import Endpoints
 from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.history import History
@@ -18,6 +19,7 @@ from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import utcnow
 
 __all__ = [
+    "AIInsights",
     "Endpoints",
     "FieldErrors",
     "History",
@@ -37,6 +39,7 @@ class Services:
     jobs: Jobs
     endpoints: Endpoints
     history: History
+    ai: AIInsights
 
     @classmethod
     def build(
@@ -44,10 +47,13 @@ class Services:
         sessions: async_sessionmaker[AsyncSession],
         box: SecretBox,
         clock: Callable[[], datetime] = utcnow,
+        *,
+        default_budget_usd: float | None = None,
     ) -> Services:
         return cls(
             keys=Keys(sessions),
             jobs=Jobs(sessions, box, clock),
             endpoints=Endpoints(sessions, box, clock),
             history=History(sessions, clock),
+            ai=AIInsights(sessions, clock, default_budget_usd),
         )

@@ -54,7 +54,10 @@ async def load_endpoint_rows(
 
 
 TENANT_SPEND = sa.select(
-    tenants_t.c.id, tenants_t.c.monthly_budget_usd, tenants_t.c.cost_usd_month, tenants_t.c.cost_month
+    tenants_t.c.id,
+    tenants_t.c.monthly_budget_usd,
+    tenants_t.c.cost_usd_month,
+    tenants_t.c.cost_month,
 ).where(tenants_t.c.id.in_(sa.bindparam("tenant_ids", expanding=True)))
 
 

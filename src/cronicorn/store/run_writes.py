@@ -363,7 +363,6 @@ class Writes:
             if rows:
                 await conn.execute(stmt, rows)
 
-
     async def _add_tenant_costs(self, conn: AsyncConnection) -> None:
         """One increment per tenant, in tenant id order (concurrent transactions lock the
         tenant rows in the same order, so they queue rather than deadlock)."""
