@@ -153,7 +153,13 @@ async def test_dry_run_counts_exactly_and_changes_nothing(engine: AsyncEngine) -
 
     assert await dump(engine) == before
     # Runs matched by both the age and the cap rule are counted once.
-    assert planned.as_dict() == {"runs": 3, "endpoint_results": 3, "messages": 1, "job_errors": 1}
+    assert planned.as_dict() == {
+        "runs": 3,
+        "endpoint_results": 3,
+        "ai_sessions": 0,
+        "messages": 1,
+        "job_errors": 1,
+    }
     done = await prune(engine, policy, now=NOW)
     assert done.as_dict() == planned.as_dict()
     assert await prune(engine, policy, now=NOW, dry_run=True) == type(planned)(dry_run=True)

@@ -22,13 +22,12 @@ from cronicorn.domain.models import EndpointSpec, JobContext, Message, PastResul
 from cronicorn.errors import ConfigError
 from cronicorn.store import mapping
 from cronicorn.store.secrets import SecretBox
-from cronicorn.store.tables import Endpoint, EndpointResult, Tenant
+from cronicorn.store.tables import Endpoint, EndpointResult
 from cronicorn.store.tables import Message as MessageRow
 
 endpoints_t = cast(sa.Table, Endpoint.__table__)
 messages_t = cast(sa.Table, MessageRow.__table__)
 results_t = cast(sa.Table, EndpointResult.__table__)
-tenants_t = cast(sa.Table, Tenant.__table__)
 
 BRANCHES_PER_QUERY = 100
 """Keys per UNION ALL statement (SQLite allows at most 500 compound SELECT terms)."""
@@ -51,30 +50,6 @@ async def load_endpoint_rows(
     for row in rows.mappings():
         out[row["job_id"]].append(row)
     return out
-
-
-TENANT_SPEND = sa.select(
-    tenants_t.c.id,
-    tenants_t.c.monthly_budget_usd,
-    tenants_t.c.cost_usd_month,
-    tenants_t.c.cost_month,
-).where(tenants_t.c.id.in_(sa.bindparam("tenant_ids", expanding=True)))
-
-
-async def load_tenant_spend(
-    conn: AsyncConnection, tenant_ids: Sequence[str], month: str
-) -> dict[str, tuple[float, float | None]]:
-    """(spent this month, own monthly budget) per tenant, for the planner's budget check."""
-    if not tenant_ids:
-        return {}
-    rows = await conn.execute(TENANT_SPEND, {"tenant_ids": sorted(set(tenant_ids))})
-    return {
-        row["id"]: (
-            row["cost_usd_month"] if row["cost_month"] == month else 0.0,
-            row["monthly_budget_usd"],
-        )
-        for row in rows.mappings()
-    }
 
 
 def _chunks(keys: Sequence[str], size: int = BRANCHES_PER_QUERY) -> list[Sequence[str]]:
@@ -173,14 +148,13 @@ def build_context(
     results: Sequence[PastResult],
     box: SecretBox,
     today: str,
-    tenant_spend: tuple[float, float | None] = (0.0, None),
 ) -> JobContext:
     """Decrypts the job's secrets; raises ConfigError if they cannot be decrypted."""
     endpoints: tuple[EndpointSpec, ...] = tuple(
         mapping.endpoint_spec(row, box) for row in endpoint_rows
     )
     return JobContext(
-        job=mapping.job_snapshot(job_row, box, today, tenant_spend),
+        job=mapping.job_snapshot(job_row, box, today),
         endpoints=endpoints,
         messages=tuple(messages),
         recent_results=tuple(results),
@@ -216,7 +190,6 @@ async def load_contexts(
     results = await load_recent_results(
         conn, endpoint_ids, results_per_endpoint, excerpt_chars, views
     )
-    spend = await load_tenant_spend(conn, [row["tenant_id"] for row in job_rows], today[:7])
     for row in job_rows:
         job_id = row["id"]
         try:
@@ -227,7 +200,6 @@ async def load_contexts(
                 results.get(job_id, []),
                 box,
                 today,
-                spend.get(row["tenant_id"], (0.0, None)),
             )
         except ConfigError as exc:
             failures[job_id] = str(exc)

@@ -166,15 +166,13 @@ def hint_of(row: Any) -> Hint | None:
     )
 
 
-def job_snapshot(
-    row: RowMapping,
-    box: SecretBox,
-    today: str,
-    tenant_spend: tuple[float, float | None] = (0.0, None),
-) -> JobSnapshot:
-    """A claimed job row as the planner sees it; `default_headers` decrypted.
-    `tenant_spend`: the tenant's spend this month and its own monthly budget."""
+def job_snapshot(row: RowMapping, box: SecretBox, today: str) -> JobSnapshot:
+    """A claimed job row as the planner sees it; `default_headers` decrypted. The claim
+    also returns the tenant's spend (`tenant_cost_*`) and own monthly budget."""
     used_today = row["tokens_today"] if row["tokens_day"] == today else 0
+    spent = row.get("tenant_cost_usd_month") or 0.0
+    if row.get("tenant_cost_month") != today[:7]:
+        spent = 0.0
     return JobSnapshot(
         id=row["id"],
         tenant_id=row["tenant_id"],
@@ -196,8 +194,8 @@ def job_snapshot(
         ai_mode=AIMode(row["ai_mode"]) if row["ai_mode"] else None,
         replan_requested_at=row["replan_requested_at"],
         hint=hint_of(row),
-        tenant_cost_month_usd=tenant_spend[0],
-        tenant_monthly_budget_usd=tenant_spend[1],
+        tenant_cost_month_usd=spent,
+        tenant_monthly_budget_usd=row.get("tenant_monthly_budget_usd"),
     )
 
 
