@@ -20,12 +20,13 @@ a response body or a pasted token in a user message).
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlsplit, urlunsplit
 
 from cronicorn.ai.budget import ChatMessage, estimate_prompt_tokens, fit_history
 from cronicorn.ai.instructions import PLAN_INSTRUCTIONS, SCHEDULE_INSTRUCTIONS
@@ -361,7 +362,9 @@ def redact_url(url: str) -> str:
 
 
 def collect_secrets(context: JobContext) -> list[str]:
-    """Every secret value of the job (longest first, so overlapping ones are fully masked)."""
+    """Every secret value of the job and its common encodings — JSON-escaped (an echoed
+    header inside a JSON body), URL-encoded, base64 — longest first, so overlapping ones
+    are fully masked."""
     values: set[str] = set(context.job.default_headers.values())
     for e in context.endpoints:
         values.update(e.headers.values())
@@ -369,7 +372,21 @@ def collect_secrets(context: JobContext) -> list[str]:
             values.add(e.bearer_token)
         parts = urlsplit(e.url)
         values.update(v for v in (parts.username, parts.password) if v)
-    return sorted((v for v in values if len(v) >= _MIN_SECRET_LEN), key=len, reverse=True)
+    encoded = {form for v in values if len(v) >= _MIN_SECRET_LEN for form in _encodings(v)}
+    return sorted((v for v in encoded if len(v) >= _MIN_SECRET_LEN), key=len, reverse=True)
+
+
+def _encodings(value: str) -> set[str]:
+    raw = value.encode("utf-8")
+    return {
+        value,
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        quote(value, safe=""),
+        quote_plus(value),
+        base64.b64encode(raw).decode().rstrip("="),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+    }
 
 
 def _scrub(messages: list[ChatMessage], secrets: Sequence[str]) -> list[ChatMessage]:

@@ -141,6 +141,7 @@ def _decision_runs(job_id: str) -> sa.Select[Any]:
     next_decision = (
         sa.select(sa.func.min(later.started_at))
         .where(later.job_id == Run.job_id, later.ai_calls > 0, later.started_at > Run.started_at)
+        .correlate(Run)
         .scalar_subquery()
     )
     reused_count = (
@@ -153,6 +154,7 @@ def _decision_runs(job_id: str) -> sa.Select[Any]:
             reused.started_at > Run.started_at,
             sa.or_(next_decision.is_(None), reused.started_at < next_decision),
         )
+        .correlate(Run)
         .scalar_subquery()
     )
     return sa.select(Run, reused_count).where(Run.job_id == job_id, Run.ai_calls > 0)
@@ -165,7 +167,7 @@ async def _session_outcomes(session: AsyncSession, run_ids: Sequence[str]) -> di
         sa.select(AISessionRow.run_id, AISessionRow.outcome).where(AISessionRow.run_id.in_(run_ids))
     )
     out: dict[str, list[str]] = {}
-    for run_id, outcome in rows.tuples():
+    for run_id, outcome in rows:
         out.setdefault(run_id, []).append(outcome)
     return out
 

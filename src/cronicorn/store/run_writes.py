@@ -368,7 +368,7 @@ class Writes:
         tenant rows in the same order, so they queue rather than deadlock)."""
         rows = await conn.execute(TENANTS_OF_JOBS, {"job_ids": sorted(self.costs)})
         per_tenant: dict[str, float] = {}
-        for job_id, tenant_id in rows.tuples():
+        for job_id, tenant_id in rows:
             per_tenant[tenant_id] = per_tenant.get(tenant_id, 0.0) + self.costs[job_id]
         params = [
             {"p_id": tenant_id, "p_cost": cost, "p_month": self.month}
