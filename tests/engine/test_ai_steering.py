@@ -23,8 +23,8 @@ from aiohttp import web
 
 from cronicorn.ai.openai_planner import OpenAIPlanner
 from cronicorn.client.api_backend import ApiSchedulerBackend
-from cronicorn.engine.engine import SchedulingEngine
 from cronicorn.engine.clock import SystemClock
+from cronicorn.engine.engine import SchedulingEngine
 from cronicorn.executor import HttpExecutor
 from cronicorn.store.tables import AISessionRow
 from tests.api.conftest import Api, live_server, make_api
@@ -109,12 +109,14 @@ async def test_sessions_record_every_exchange_with_cost(
     expected = (tokens["input"] * 2.5 + tokens["output"] * 10.0) / 1_000_000
     assert asked["cost_usd"] == pytest.approx(expected)
     assert sum(s["cost_usd"] for s in sessions) == pytest.approx(expected)
-    assert none == [] and reused["cost_usd"] == 0.0
+    assert none == []
+    assert reused["cost_usd"] == 0.0
     assert job["cost"]["total_usd"] == pytest.approx(expected)
     assert job["cost"]["today_usd"] == job["cost"]["month_usd"] == job["cost"]["total_usd"]
     assert cost["month_usd"] == pytest.approx(expected)
     assert cost["total_usd"] == pytest.approx(expected)
-    assert cost["budget_source"] == "none" and cost["budget_exhausted"] is False
+    assert cost["budget_source"] == "none"
+    assert cost["budget_exhausted"] is False
 
 
 async def test_sessions_show_invalid_replies_and_repairs(
@@ -167,7 +169,8 @@ async def test_decisions_list_what_the_model_decided_and_how_often_it_was_reused
     assert decisions[0]["confidence"] == 0.9
     assert decisions[0]["schedule_source"] == "ai"
     assert [d["run_id"] for d in [*page, *rest]] == [d["run_id"] for d in decisions]
-    assert bad.status_code == 422 and "limit" in bad.text
+    assert bad.status_code == 422
+    assert "limit" in bad.text
     assert other.status_code == 404
 
 
@@ -290,7 +293,8 @@ async def test_a_spent_tenant_budget_switches_to_the_rules_planner(
     try:
         job_id = await make_job(h, echo)
         first = await h.run(job_id)
-        assert first["ai_calls"] == 2 and first["cost_usd"] > 0
+        assert first["ai_calls"] == 2
+        assert first["cost_usd"] > 0
         r = await api.call(
             "PUT", "/api/admin/tenants/alice/budget", who="admin",
             json={"monthly_budget_usd": first["cost_usd"] / 2},
@@ -325,10 +329,12 @@ async def test_a_spent_tenant_budget_switches_to_the_rules_planner(
     assert errors == [] or all("budget" not in e["message"] for e in errors)
     assert cost["budget_exhausted"] is True
     assert refused.status_code == 403
-    assert bad.status_code == 422 and "monthly_budget_usd" in bad.text
+    assert bad.status_code == 422
+    assert "monthly_budget_usd" in bad.text
     assert missing.status_code == 404
     assert raised.json()["budget_exhausted"] is False
-    assert third["plan_source"] == "ai" and third["ai_calls"] == 2
+    assert third["plan_source"] == "ai"
+    assert third["ai_calls"] == 2
 
 
 async def test_the_default_tenant_budget_applies_when_the_tenant_has_none(
@@ -375,7 +381,8 @@ async def test_a_hint_steers_the_schedule_until_it_expires(
     assert datetime.fromisoformat(hinted["schedule"]["next_run_at"]) == finished + timedelta(
         minutes=5
     )
-    assert "User hint" in prompt and "sale is over" in prompt
+    assert "User hint" in prompt
+    assert "sale is over" in prompt
     assert cleared["hint"] is None
     assert after["schedule"]["source"] == "ai"
 
@@ -392,7 +399,7 @@ async def test_hints_stay_inside_the_bounds_and_expire(
         clamped = await h.run(job_id)
         h.clock.advance(300)  # past the hint's expiry (API time + 200 s)
         expired = await h.run(job_id)
-        job = await h.get(f"/api/jobs/{job_id}")
+        await h.get(f"/api/jobs/{job_id}")
     finally:
         await h.close()
     assert clamped["schedule"]["source"] == "clamped_max"

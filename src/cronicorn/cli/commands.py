@@ -1,5 +1,5 @@
 """Registers the product commands on the `cronicorn` app (`cli/main.py` calls this once):
-`engine …`, `run`, `demo`, `mcp`, `jobs …` and `endpoints …`."""
+`engine …`, `run`, `demo`, `mcp`, `simulate`, `jobs …` and `endpoints …`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from cronicorn.cli.engine import app as engine_app
 from cronicorn.cli.jobs import endpoints_app, jobs_app
 from cronicorn.cli.mcp import mcp_command
 from cronicorn.cli.run import run_command
+from cronicorn.cli.simulate import simulate_command
 
 
 def register_product_commands(app: typer.Typer) -> None:
@@ -19,3 +20,4 @@ def register_product_commands(app: typer.Typer) -> None:
     app.command("run")(run_command)
     app.command("demo")(demo_command)
     app.command("mcp")(mcp_command)
+    app.command("simulate")(simulate_command)
