@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -195,10 +196,12 @@ def _encodings(secret: str) -> dict[str, str]:
     return {
         "raw": secret,
         "json": json.dumps(secret)[1:-1],
+        "json-twice": json.dumps(json.dumps(secret)[1:-1])[1:-1],
         "url": quote(secret, safe=""),
+        "url-lower": re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), quote(secret, safe="")),
         "url_plus": quote_plus(secret),
-        "base64": base64.b64encode(raw).decode().rstrip("="),
-        "base64url": base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        "base64": base64.b64encode(raw).decode(),
+        "base64url": base64.urlsafe_b64encode(raw).decode(),
     }
 
 

@@ -362,8 +362,8 @@ def redact_url(url: str) -> str:
 
 
 def collect_secrets(context: JobContext) -> list[str]:
-    """Every secret value of the job and its common encodings — JSON-escaped (an echoed
-    header inside a JSON body), URL-encoded, base64 — longest first, so overlapping ones
+    """Every secret value of the job and its common encodings — JSON-escaped once or twice
+    (an echoed header inside a JSON body), URL-encoded, base64 — longest first, so overlapping ones
     are fully masked."""
     values: set[str] = set(context.job.default_headers.values())
     for e in context.endpoints:
@@ -378,11 +378,15 @@ def collect_secrets(context: JobContext) -> list[str]:
 
 def _encodings(value: str) -> set[str]:
     raw = value.encode("utf-8")
+    escaped = json.dumps(value)[1:-1]
+    url = quote(value, safe="")
     return {
         value,
-        json.dumps(value)[1:-1],
+        escaped,
+        json.dumps(escaped)[1:-1],
         json.dumps(value, ensure_ascii=False)[1:-1],
-        quote(value, safe=""),
+        url,
+        re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), url),
         quote_plus(value),
         base64.b64encode(raw).decode().rstrip("="),
         base64.urlsafe_b64encode(raw).decode().rstrip("="),
