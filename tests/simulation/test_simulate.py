@@ -96,6 +96,7 @@ async def test_model_scenarios_in_both_modes(name: str, model: FakeOpenAI) -> No
         assert result.planner == "ai"
         assert result.model == "gpt-4o-mini"
         assert result.cost_usd > 0
+        assert result.fallbacks == 0
         print(
             f"\n{name} {result.mode}: {len(result.runs)} runs, {result.ai_calls} model calls, "
             f"{result.tokens} tokens, ${result.cost_usd:.4f}; reactions "

@@ -22,8 +22,9 @@ def _duration(seconds: float | None) -> str:
 
 def summary_table(results: Sequence[SimulationResult]) -> Table:
     table = Table(title="Simulation", show_lines=False)
-    for name in ("scenario", "mode", "planner", "runs", "model calls", "tokens", "cost (USD)"):
-        table.add_column(name, justify="right" if name[0] in "rmtc" and name != "mode" else "left")
+    columns = ("scenario", "mode", "planner", "runs", "model calls", "tokens", "cost (USD)")
+    for name in (*columns, "rules fallbacks"):
+        table.add_column(name, justify="left" if name in columns[:3] else "right")
     for r in results:
         table.add_row(
             r.scenario,
@@ -33,6 +34,7 @@ def summary_table(results: Sequence[SimulationResult]) -> Table:
             str(r.ai_calls),
             f"{r.tokens:,}",
             f"{r.cost_usd:.4f}",
+            str(r.fallbacks),
         )
     return table
 

@@ -89,6 +89,7 @@ class SimRun:
     ai_trigger: str | None
     source: str
     next_run_at: datetime
+    plan_source: str | None = None
 
     @property
     def interval_s(self) -> float:
@@ -127,6 +128,14 @@ class SimulationResult:
     @property
     def cost_usd(self) -> float:
         return round(sum(r.cost_usd for r in self.runs), 9)
+
+    @property
+    def fallbacks(self) -> int:
+        """Runs planned by the rules although a model is configured (it failed or a budget
+        was spent)."""
+        if self.planner != "ai":
+            return 0
+        return sum(1 for r in self.runs if r.plan_source == "rules")
 
     def per_day(self, value: float) -> float:
         return value * 24 / self.hours
@@ -214,6 +223,7 @@ async def _runs(db: Any, job_id: str) -> list[SimRun]:
                     ai_trigger=row["ai_trigger"],
                     source=str(schedule.get("source")),
                     next_run_at=datetime.fromisoformat(schedule["next_run_at"]),
+                    plan_source=row["plan_source"],
                 )
             )
         return out
