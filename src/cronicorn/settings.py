@@ -36,6 +36,7 @@ RUN_RETENTION_ENV = "CRONICORN_RUN_RETENTION_DAYS"
 MAX_RUNS_ENV = "CRONICORN_MAX_RUNS_PER_JOB"
 ERROR_RETENTION_ENV = "CRONICORN_ERROR_RETENTION_DAYS"
 PRUNE_INTERVAL_ENV = "CRONICORN_PRUNE_INTERVAL_MS"
+TENANT_BUDGET_ENV = "CRONICORN_TENANT_MONTHLY_BUDGET_USD"
 
 RATE_WINDOW_ENV = "CRONICORN_RATE_LIMIT_WINDOW_S"
 AUTH_FAILURES_ENV = "CRONICORN_AUTH_FAILURE_LIMIT"
@@ -73,6 +74,9 @@ class Settings:
     """Failed-authentication and per-key request limits (see service/throttle.py)."""
     quotas: Quotas = field(default_factory=Quotas)
     """Per-tenant storage quotas (see service/quotas.py)."""
+    tenant_monthly_budget_usd: float | None = None
+    """The default tenant monthly budget the API reports (the engine enforces its own
+    `ai_agent.tenant_monthly_budget_usd`, read from the same variable)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -104,6 +108,7 @@ class Settings:
             alerts=alert_settings_from_env(env),
             rate_limits=_rate_limits(env),
             quotas=_quotas(env),
+            tenant_monthly_budget_usd=_money_env(env, TENANT_BUDGET_ENV),
         )
 
     @property
@@ -150,3 +155,16 @@ def _quotas(env: Mapping[str, str]) -> Quotas:
         messages_per_job=_int_env(env, QUOTA_MESSAGES_ENV, d.messages_per_job, 1),
         message_bytes=_int_env(env, QUOTA_MESSAGE_BYTES_ENV, d.message_bytes, 1),
     )
+
+
+def _money_env(env: Mapping[str, str], name: str) -> float | None:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not 0 <= value <= 1e9:
+        raise ConfigError(f"{name} must be between 0 and 1e9, got {raw!r}")
+    return value

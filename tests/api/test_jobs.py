@@ -29,7 +29,7 @@ async def test_create_job_defaults_and_due_now(api: Api) -> None:
         "consecutive_failures", "paused_until", "locked", "lease_expires_at", "input_tokens",
         "output_tokens", "reasoning_tokens", "cached_input_tokens", "total_tokens",
         "last_schedule", "default_headers", "daily_token_budget", "ai_mode", "created_at",
-        "updated_at", "run_retention_days", "max_runs_per_job",
+        "updated_at", "run_retention_days", "max_runs_per_job", "hint", "cost",
     }  # fmt: skip
     assert set(job) == fields
     got = await api.call("GET", f"/api/jobs/{job['id']}")

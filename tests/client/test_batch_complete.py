@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from cronicorn.client import ApiSchedulerBackend
-from cronicorn.domain.models import Lease
+from cronicorn.domain.models import AIAttempt, AISession, AITrigger, Lease, TokenUsage
 from cronicorn.errors import LeaseLostError
 from tests.api.conftest import LiveServer, live_server
 from tests.client.test_api_backend import completion, make_job, user_call
@@ -136,3 +136,47 @@ async def test_a_server_without_the_batch_route_gets_single_completes(
     assert sorted(proxy.paths[1:]) == ["/api/scheduler/complete"] * 3
     for lease in leases:
         assert (await user_call(server, "GET", f"/api/jobs/{lease.job_id}"))["locked"] is False
+
+
+async def test_completions_with_large_ai_sessions_are_sent_in_smaller_batches(
+    server: LiveServer, proxied: tuple[ApiSchedulerBackend, Proxy]
+) -> None:
+    """Stored AI sessions travel with the completion; a batch stays under the body limit."""
+    client, proxy = proxied
+    leases = await claim_jobs(server, client, 4)
+    now = datetime.now(UTC)
+    text = "x" * 100_000
+    session = AISession(
+        phase="plan",
+        model="gpt-4o",
+        started_at=now,
+        messages=({"role": "user", "content": text},),
+        attempts=(AIAttempt(outcome="success", raw_reply="{}", usage=TokenUsage(input=7)),),
+        usage=TokenUsage(input=7),
+        cost_usd=0.25,
+        trigger=AITrigger.NO_DECISION,
+    )
+    completions = [
+        replace(
+            completion(await endpoint_of(server, lease.job_id), now),
+            ai_sessions=(session,),
+            cost_usd=0.25,
+        )
+        for lease in leases
+    ]
+    proxy.paths.clear()
+
+    outcomes = await asyncio.gather(
+        *(client.complete(lease, c) for lease, c in zip(leases, completions, strict=True))
+    )
+
+    assert outcomes == [None] * 4
+    assert proxy.paths == ["/api/scheduler/runs/complete-batch"] * 2
+    for lease in leases:
+        [stored] = await user_call(server, "GET", f"/api/runs/{lease.run_id}/ai")  # type: ignore[misc]
+        assert stored["messages"][0]["content"] == text
+        assert (stored["trigger"], stored["cost_usd"]) == ("no_decision", 0.25)
+        job = await user_call(server, "GET", f"/api/jobs/{lease.job_id}")
+        assert job["cost"]["total_usd"] == 0.25
+    cost = await user_call(server, "GET", "/api/cost")
+    assert cost["month_usd"] == 1.0  # type: ignore[index]

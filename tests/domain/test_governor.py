@@ -15,11 +15,13 @@ from hypothesis import strategies as st
 from cronicorn.domain.governor import (
     MAX_BACKOFF_FACTOR,
     baseline_next_run,
+    hint_next_run_at,
+    live_hint,
     next_cron_fire,
     next_run_decision,
     validate_cron,
 )
-from cronicorn.domain.models import JobSnapshot, ScheduleSource
+from cronicorn.domain.models import Hint, JobSnapshot, ScheduleSource
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -442,3 +444,76 @@ def test_reused_cadence_is_clamped_like_any_proposal() -> None:
     later = NOW + timedelta(minutes=2)
     decision = next_run_decision(job(), NOW, consecutive_failures=0, reused_next_run_at=later)
     assert (decision.source, decision.at) == (ScheduleSource.AI_REUSED, later)
+
+
+# -- hints (a user's steer without the model) -------------------------------------------------
+
+
+def _hinted(**hint: object) -> JobSnapshot:
+    fields: dict[str, object] = {"expires_at": NOW + timedelta(hours=1), **hint}
+    return job(hint=Hint(**fields), min_interval_ms=10_000, max_interval_ms=3_600_000)  # type: ignore[arg-type]
+
+
+def test_a_live_interval_hint_wins_over_the_ai_and_the_reused_decision() -> None:
+    decided = next_run_decision(
+        _hinted(interval_ms=300_000),
+        NOW,
+        consecutive_failures=0,
+        ai_next_run_at=NOW + timedelta(minutes=1),
+        reused_next_run_at=NOW + timedelta(minutes=2),
+    )
+    assert (decided.at, decided.source) == (NOW + timedelta(minutes=5), ScheduleSource.HINT)
+
+
+def test_a_one_shot_hint_proposes_its_time_until_it_has_passed() -> None:
+    at = NOW + timedelta(minutes=7)
+    ai = NOW + timedelta(minutes=1)
+    first = next_run_decision(_hinted(next_run_at=at), NOW, consecutive_failures=0,
+                              ai_next_run_at=ai)  # fmt: skip
+    assert (first.at, first.source) == (at, ScheduleSource.HINT)
+    later = NOW + timedelta(minutes=8)
+    after = next_run_decision(_hinted(next_run_at=at), later, consecutive_failures=0,
+                              ai_next_run_at=later + timedelta(minutes=1))  # fmt: skip
+    assert after.source is ScheduleSource.AI
+
+
+def test_an_expired_hint_is_ignored() -> None:
+    hinted = _hinted(interval_ms=300_000, expires_at=NOW)
+    decided = next_run_decision(
+        hinted, NOW, consecutive_failures=0, ai_next_run_at=NOW + timedelta(minutes=1)
+    )
+    assert decided.source is ScheduleSource.AI
+    assert live_hint(hinted.hint, NOW) is None
+    assert hint_next_run_at(hinted.hint, NOW) is None
+
+
+def test_hints_are_clamped_and_a_pause_wins() -> None:
+    too_long = next_run_decision(_hinted(interval_ms=7_200_000), NOW, consecutive_failures=0)
+    assert too_long.source is ScheduleSource.CLAMPED_MAX
+    assert too_long.proposed_at == NOW + timedelta(hours=2)
+    too_short = next_run_decision(_hinted(interval_ms=1_000), NOW, consecutive_failures=0)
+    assert too_short.source is ScheduleSource.CLAMPED_MIN
+    paused = replace(_hinted(interval_ms=300_000), paused_until=NOW + timedelta(days=1))
+    decided = next_run_decision(paused, NOW, consecutive_failures=0)
+    assert (decided.at, decided.source) == (NOW + timedelta(days=1), ScheduleSource.PAUSED)
+
+
+@given(
+    interval_s=st.integers(min_value=1, max_value=30 * 86_400),
+    ai_s=st.integers(min_value=1, max_value=30 * 86_400),
+    failures=st.integers(min_value=0, max_value=10),
+)
+def test_a_live_hint_always_decides_inside_the_bounds(
+    interval_s: int, ai_s: int, failures: int
+) -> None:
+    hinted = _hinted(interval_ms=interval_s * 1000)
+    decided = next_run_decision(
+        hinted, NOW, consecutive_failures=failures, ai_next_run_at=NOW + timedelta(seconds=ai_s)
+    )
+    assert decided.source in (
+        ScheduleSource.HINT,
+        ScheduleSource.CLAMPED_MIN,
+        ScheduleSource.CLAMPED_MAX,
+    )
+    assert decided.proposed_at == NOW + timedelta(seconds=interval_s)
+    assert NOW + timedelta(seconds=10) <= decided.at <= NOW + timedelta(hours=1)

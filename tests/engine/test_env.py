@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cronicorn.domain.pricing import ModelPrice
 from cronicorn.engine.config import EngineConfig, SchedulerConfig
 from cronicorn.engine.env import ENV_VARS, engine_config_from_env
 from cronicorn.errors import ConfigError
@@ -28,6 +29,8 @@ FULL_ENV = {
     "CRONICORN_ALLOWED_HOSTS": " api.internal, 10.0.0.0/8 ,,localhost ",
     "CRONICORN_LOG_FORMAT": "JSON",
     "CRONICORN_LOG_LEVEL": "warn",
+    "CRONICORN_AI_PRICES": '{"llama3": {"input": 0.5, "output": 1.5}}',
+    "CRONICORN_TENANT_MONTHLY_BUDGET_USD": "25.5",
 }
 
 
@@ -49,6 +52,8 @@ def test_every_variable_overrides_its_field() -> None:
     assert (sch.processing_interval_ms, sch.stale_lock_threshold_ms) == (250, 5000)
     assert sch.shutdown_grace_ms == 1500
     assert (log.format, log.level) == ("json", "WARNING")
+    assert ai.model_price() == ModelPrice(0.5, 0.5, 1.5)
+    assert ai.tenant_monthly_budget_usd == 25.5
 
 
 def test_table_covers_every_spec_variable() -> None:

@@ -147,9 +147,13 @@ class FakeOpenAI:
         next_run_s: float = 60.0,
         api_key: str | None = None,
         latency_s: float = 0.0,
+        responder: Callable[[dict[str, Any]], Reply] | None = None,
     ) -> None:
-        """`latency_s`: added before every reply, like a real model's response time."""
+        """`latency_s`: added before every reply, like a real model's response time.
+        `responder`: computes each reply from the request when nothing is queued (a model
+        with a policy; takes precedence over `auto`)."""
         self.auto = auto
+        self.responder = responder
         self.latency_s = latency_s
         self.next_run_s = next_run_s
         self.api_key = api_key
@@ -225,6 +229,8 @@ class FakeOpenAI:
         if self._queue:
             item = self._queue.popleft()
             return item if isinstance(item, Reply) else item(body)
+        if self.responder is not None:
+            return self.responder(body)
         return auto_reply(body, self.next_run_s) if self.auto else None
 
     def _completion(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from cronicorn.domain.models import EndpointResult, EndpointStatus, ErrorCategory, TokenUsage
@@ -218,3 +219,19 @@ def test_fresh_registries_are_independent() -> None:
     a.lease_lost()
     assert value(a, "leases_lost_total") == 1
     assert value(b, "leases_lost_total") == 0
+
+
+def test_model_calls_made_and_avoided_by_trigger_and_cost() -> None:
+    m = EngineMetrics()
+    m.observe_model_use("no_decision", 2, {}, 0.0125)
+    m.observe_model_use(None, 0, {"reused": 2}, 0.0)
+    m.observe_model_use("response_changed", 1, {"reused": 1}, 0.005)
+    m.observe_model_use("expired", 0, {"budget": 2, "weird": 1}, 0.0)
+    m.observe_model_use("made-up", 3, {}, 0.0)
+    assert value(m, "ai_model_calls_total", trigger="no_decision") == 2
+    assert value(m, "ai_model_calls_total", trigger="response_changed") == 1
+    assert value(m, "ai_model_calls_total", trigger="other") == 3
+    assert value(m, "ai_model_calls_avoided_total", reason="reused") == 3
+    assert value(m, "ai_model_calls_avoided_total", reason="budget") == 2
+    assert value(m, "ai_model_calls_avoided_total", reason="other") == 1
+    assert value(m, "ai_cost_usd_total") == pytest.approx(0.0175)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cronicorn.store.retention import RetentionPolicy, prune
 from cronicorn.store.tables import (
+    AISessionRow,
     Alert,
     AlertChannel,
     AlertDelivery,
@@ -175,6 +176,7 @@ async def test_dry_run_counts_exactly_and_changes_nothing(engine: AsyncEngine) -
     assert planned.as_dict() == {
         "runs": 3,
         "endpoint_results": 3,
+        "ai_sessions": 0,
         "messages": 1,
         "job_errors": 1,
         "alerts": 0,
@@ -249,3 +251,52 @@ async def test_resolved_incidents_go_with_their_delivery_log_open_ones_stay(
     assert await ids(engine, AlertDelivery.id) == {recent_resolved[1], still_open[1]}
     assert (report.alerts, report.alert_deliveries) == (1, 1)
     assert old_resolved[0] not in await ids(engine, Alert.id)
+
+
+async def add_session(engine: AsyncEngine, run_id: str, job_id: str) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.insert(AISessionRow).values(
+                run_id=run_id,
+                job_id=job_id,
+                phase="plan",
+                model="gpt-4o",
+                started_at=T0,
+                outcome="success",
+                messages=[{"role": "user", "content": "hi"}],
+                attempts=[],
+            )
+        )
+
+
+async def test_ai_sessions_go_with_their_runs_and_the_cost_stays_on_the_job(
+    engine: AsyncEngine,
+) -> None:
+    tenant = await add_tenant(engine)
+    job_id = await add_job(engine, tenant, cost_usd_total=1.25)
+    old = await add_run(engine, job_id, days_ago(40))
+    recent = await add_run(engine, job_id, days_ago(1))
+    for run_id in (old, old, recent):
+        await add_session(engine, run_id, job_id)
+    policy = RetentionPolicy(run_retention_days=30)
+
+    planned = await prune(engine, policy, now=NOW, dry_run=True)
+    report = await prune(engine, policy, now=NOW)
+
+    assert planned.ai_sessions == report.ai_sessions == 2
+    async with engine.connect() as conn:
+        left = list((await conn.execute(sa.select(AISessionRow.run_id))).scalars())
+    assert left == [recent]
+    assert (await job(engine, job_id))["cost_usd_total"] == 1.25
+
+
+async def test_deleting_a_run_cascades_to_its_ai_sessions(engine: AsyncEngine) -> None:
+    tenant = await add_tenant(engine)
+    job_id = await add_job(engine, tenant)
+    run_id = await add_run(engine, job_id, days_ago(1))
+    await add_session(engine, run_id, job_id)
+    async with engine.begin() as conn:
+        await conn.execute(sa.delete(EndpointResult).where(EndpointResult.run_id == run_id))
+        await conn.execute(sa.delete(Run).where(Run.id == run_id))
+    async with engine.connect() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(AISessionRow)) == 0

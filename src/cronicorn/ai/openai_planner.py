@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -32,9 +33,11 @@ from cronicorn.ai.schemas import (
     parse_schedule,
     response_format,
 )
+from cronicorn.ai.sessions import build_session
 from cronicorn.ai.stats import AIObserver, PlannerStats
 from cronicorn.ai.transport import Backoff, ChatTransport, warm_up_sdk
 from cronicorn.domain.models import (
+    AISession,
     EndpointResult,
     JobContext,
     Plan,
@@ -103,10 +106,11 @@ class OpenAIPlanner:
         self._transport = ChatTransport(
             self._client, config, self.stats, self._clock, backoff or Backoff(), rng
         )
+        self._price = config.model_price()
         warm_up_sdk()  # the first job's AI call should not pay for the SDK's lazy set-up
 
     async def plan(self, context: JobContext) -> PlanDecision:
-        budget = _budget_exhausted(context, spent=0)
+        budget = self._budget_exhausted(context, spent=0)
         if budget:
             return await self._plan_fallback(context, PhaseOutcome(None, TokenUsage(), 0), budget)
         now = self._clock.now()
@@ -118,21 +122,23 @@ class OpenAIPlanner:
             lambda p: _with_notes(salvage_plan(p, context.endpoints, now)),
             phase="plan",
         )
-        outcome = await self._run(messages, spec)
+        outcome, session = await self._run(messages, spec, context)
         if outcome.value is None:
-            return await self._plan_fallback(context, outcome, outcome.failure or "no plan")
+            decision = await self._plan_fallback(context, outcome, outcome.failure or "no plan")
+            return replace(decision, sessions=(session,))
         return PlanDecision(
             plan=outcome.value,
             source=PlanSource.AI_REPAIRED if outcome.repaired else PlanSource.AI,
             usage=outcome.usage,
             ai_calls=outcome.ai_calls,
             repaired=outcome.repaired,
+            sessions=(session,),
         )
 
     async def schedule(
         self, context: JobContext, plan: PlanDecision, results: Sequence[EndpointResult]
     ) -> ScheduleDecision:
-        reason = _budget_exhausted(context, spent=plan.usage.total)
+        reason = self._budget_exhausted(context, spent=plan.usage.total)
         if reason is None and (plan.fallback_reason or "").startswith("transport"):
             reason = f"AI unreachable during planning ({plan.fallback_reason})"
         if reason:
@@ -148,16 +154,18 @@ class OpenAIPlanner:
             lambda s: _with_notes(salvage_schedule(s, now)),
             phase="schedule",
         )
-        outcome = await self._run(messages, spec)
+        outcome, session = await self._run(messages, spec, context)
         if outcome.value is None:
             failure = outcome.failure or "no schedule"
-            return await self._schedule_fallback(context, plan, results, outcome, failure)
+            decision = await self._schedule_fallback(context, plan, results, outcome, failure)
+            return replace(decision, sessions=(session,))
         return ScheduleDecision(
             proposal=outcome.value,
             source=PlanSource.AI_REPAIRED if outcome.repaired else PlanSource.AI,
             usage=outcome.usage,
             ai_calls=outcome.ai_calls,
             repaired=outcome.repaired,
+            sessions=(session,),
         )
 
     def set_observer(self, observer: AIObserver | None) -> None:
@@ -169,14 +177,46 @@ class OpenAIPlanner:
         if self._owns_client:
             await self._client.close()
 
-    async def _run(self, messages: list[ChatMessage], spec: PhaseSpec[T]) -> PhaseOutcome[T]:
-        return await run_phase(
+    async def _run(
+        self, messages: list[ChatMessage], spec: PhaseSpec[T], context: JobContext
+    ) -> tuple[PhaseOutcome[T], AISession]:
+        started_at = self._clock.now()
+        started = time.perf_counter()
+        outcome = await run_phase(
             self._transport,
             messages,
             spec,
             strict=self.config.strict,
             max_repairs=self.config.max_repair_attempts,
             stats=self.stats,
+        )
+        session = build_session(
+            phase=spec.phase,
+            model=self.config.model,
+            started_at=started_at,
+            latency_s=time.perf_counter() - started,
+            messages=messages,
+            outcome=outcome,
+            context=context,
+            price=self._price,
+            max_chars=self.config.session_max_chars,
+        )
+        return outcome, session
+
+    def _budget_exhausted(self, context: JobContext, spent: int) -> str | None:
+        """The job's daily token budget, then its tenant's monthly money budget."""
+        reason = _budget_exhausted(context, spent)
+        if reason is not None:
+            return reason
+        job = context.job
+        limit = job.tenant_monthly_budget_usd
+        if limit is None:
+            limit = self.config.tenant_monthly_budget_usd
+        if limit is None or job.tenant_cost_month_usd < limit:
+            return None
+        return (
+            f"budget: tenant monthly budget spent (${job.tenant_cost_month_usd:.4f} "
+            f"of ${limit:.2f} this month)"
         )
 
     async def _plan_fallback(

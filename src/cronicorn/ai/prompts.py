@@ -34,11 +34,13 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from cronicorn.ai.budget import ChatMessage, estimate_prompt_tokens, fit_history
 from cronicorn.ai.instructions import PLAN_INSTRUCTIONS, SCHEDULE_INSTRUCTIONS
 from cronicorn.domain.compaction import compact_json, cut
+from cronicorn.domain.governor import live_hint
 from cronicorn.domain.jmes import evaluate_view
 from cronicorn.domain.models import (
     EndpointResult,
     EndpointSpec,
     JobContext,
+    JobSnapshot,
     JsonValue,
     Message,
     MessageRole,
@@ -203,6 +205,9 @@ def render_job(
     ]
     if job.paused_until is not None:
         lines.append(f"Paused until: {_iso(job.paused_until)}")
+    hint = _hint_line(job, now)
+    if hint:
+        lines.append(hint)
     lines += ["", "Endpoints (one JSON object per line):"]
     lines += [
         json.dumps(mask.json(_endpoint_view(e)), ensure_ascii=False) for e in context.endpoints
@@ -210,6 +215,19 @@ def render_job(
     lines += ["", "Recent results by endpoint (oldest first):"]
     lines += _recent_results(context, result_chars, mask) or ["(none yet)"]
     return "\n".join(lines)
+
+
+def _hint_line(job: JobSnapshot, now: datetime) -> str | None:
+    """The user's live hint: it overrides the AI's next run until it expires."""
+    hint = live_hint(job.hint, now)
+    if hint is None:
+        return None
+    if hint.interval_ms is not None:
+        what = f"run every {_human_ms(hint.interval_ms)} (interval_ms={hint.interval_ms})"
+    else:
+        what = f"run next at {_iso(hint.next_run_at)}"
+    reason = f"; reason: {hint.reason}" if hint.reason else ""
+    return f"User hint (overrides your next_run_at until {_iso(hint.expires_at)}): {what}{reason}"
 
 
 def _endpoint_view(endpoint: EndpointSpec) -> dict[str, JsonValue]:

@@ -13,7 +13,7 @@ Transport failures end the phase at once (the transport already retried them).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from openai.types.chat import ChatCompletion
@@ -22,7 +22,7 @@ from cronicorn.ai.budget import ChatMessage
 from cronicorn.ai.schemas import OutputInvalid
 from cronicorn.ai.stats import InvalidKind, PlannerStats
 from cronicorn.ai.transport import ChatTransport, RequestCounter, TransportFailure
-from cronicorn.domain.models import TokenUsage
+from cronicorn.domain.models import AIAttempt, TokenUsage
 
 T = TypeVar("T")
 
@@ -50,6 +50,9 @@ class PhaseOutcome(Generic[T]):
     failure: str | None = None
     """Why no value: "<class>: <detail>", class one of transport (then "timeout",
     "connection" or "http_<status>"), refusal, truncated, schema_invalid, semantic_invalid."""
+    attempts: tuple[AIAttempt, ...] = field(default=())
+    """Every reply (or transport failure) of the phase, in order, for the AI session."""
+    salvaged: bool = False
 
 
 @dataclass
@@ -71,6 +74,7 @@ async def run_phase(
     usage = TokenUsage()
     requests = RequestCounter()
     request = list(messages)
+    attempts: list[AIAttempt] = []
     for attempt in range(max_repairs + 1):
         try:
             completion, latency_s = await transport.complete_timed(
@@ -80,29 +84,62 @@ async def run_phase(
             if attempt > 0:
                 stats.repair_failures += 1
                 transport.report_repair("failure")
-            return PhaseOutcome(None, usage, requests.count, failure=f"transport: {exc}")
+            attempts.append(AIAttempt(outcome="error", kind=exc.kind, errors=(str(exc),)))
+            return PhaseOutcome(
+                None, usage, requests.count, failure=f"transport: {exc}", attempts=tuple(attempts)
+            )
         spent = usage_of(completion)
         usage += spent
         stats.tokens += spent
         result = _check(completion, spec, strict, stats)
         valid = not isinstance(result, _Reply)
         transport.report(spec.phase, "success" if valid else "invalid_output", spent, latency_s)
+        attempts.append(_attempt(completion, result, spent, latency_s))
         if not isinstance(result, _Reply):
             if attempt > 0:
                 stats.repair_successes += 1
                 transport.report_repair("success")
             value, salvaged = result
-            return PhaseOutcome(value, usage, requests.count, repaired=attempt > 0 or salvaged)
+            return PhaseOutcome(
+                value,
+                usage,
+                requests.count,
+                repaired=attempt > 0 or salvaged,
+                attempts=tuple(attempts),
+                salvaged=salvaged,
+            )
         stats.count_invalid(result.kind)
         failure = f"{result.kind.value}: {'; '.join(result.errors)}"
         if result.kind is InvalidKind.REFUSAL or attempt == max_repairs:
             if attempt > 0:
                 stats.repair_failures += 1
                 transport.report_repair("failure")
-            return PhaseOutcome(None, usage, requests.count, failure=failure)
+            return PhaseOutcome(
+                None, usage, requests.count, failure=failure, attempts=tuple(attempts)
+            )
         stats.repair_attempts += 1
         request = [*messages, *repair_messages(result)]
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _attempt(
+    completion: ChatCompletion,
+    result: tuple[Any, bool] | _Reply,
+    usage: TokenUsage,
+    latency_s: float,
+) -> AIAttempt:
+    latency_ms = round(latency_s * 1000, 1)
+    if isinstance(result, _Reply):
+        return AIAttempt(
+            outcome="invalid_output",
+            raw_reply=result.raw,
+            kind=result.kind.value,
+            errors=tuple(result.errors),
+            usage=usage,
+            latency_ms=latency_ms,
+        )
+    raw = completion.choices[0].message.content if completion.choices else None
+    return AIAttempt(outcome="success", raw_reply=raw, usage=usage, latency_ms=latency_ms)
 
 
 def _check(

@@ -19,6 +19,7 @@ from cronicorn.alerting.dispatcher import AlertDispatcher
 from cronicorn.api.errors import install_error_handlers
 from cronicorn.api.middleware import BodyLimitMiddleware
 from cronicorn.api.routes import (
+    ai,
     alerts,
     endpoints,
     health,
@@ -27,6 +28,7 @@ from cronicorn.api.routes import (
     keys,
     scheduler,
     signing,
+    tenants,
 )
 from cronicorn.observability import ApiMetrics, MetricsMiddleware
 from cronicorn.service import Services
@@ -60,7 +62,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         box = settings.secret_box()
         app.state.db = db
         app.state.services = Services.build(
-            session_factory(db), box, alert_settings=settings.alerts, quotas=settings.quotas
+            session_factory(db),
+            box,
+            alert_settings=settings.alerts,
+            quotas=settings.quotas,
+            default_budget_usd=settings.tenant_monthly_budget_usd,
         )
         app.state.throttle = Throttle(RateLimitStore(db), settings.rate_limits)
         app.state.scheduler = LocalSchedulerBackend(db, box)
@@ -94,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics_registries = [registry]
     install_error_handlers(app)
-    for module in (health, jobs, endpoints, history, scheduler, keys, signing, alerts):
+    for module in (health, jobs, endpoints, history, ai, scheduler, keys, signing, alerts, tenants):
         app.include_router(module.router)
     mcp.mount(app)
     install_dashboard(app)  # the web dashboard at / (after the API: /api routes win)

@@ -33,7 +33,7 @@ INT32 = 2**31 - 1
 INT64 = 2**63 - 1
 WIDE_INTS = frozenset({"token", "input", "output", "reasoning", "cached", "total"})
 """Fields stored in 64-bit columns; every other integer must fit 32 bits."""
-JSON_FIELDS = frozenset({"response_body", "parameters", "body", "view", "ai_decision"})
+JSON_FIELDS = frozenset({"response_body", "parameters", "body", "view", "ai_decision", "decision"})
 """Fields stored in JSON columns: integers of any size are fine inside them (a response
 with an epoch-milliseconds timestamp must not make its run's completion a 422)."""
 MAX_TEXT = {"code": 64, "content_type": 200, "endpoint_id": 36, "job_id": 36, "run_id": 36}

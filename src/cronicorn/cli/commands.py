@@ -1,5 +1,5 @@
 """Registers the product commands on the `cronicorn` app (`cli/main.py` calls this once):
-`engine …`, `run`, `demo`, `mcp`, `jobs …`, `endpoints …` and `alerts …`."""
+`engine …`, `run`, `demo`, `mcp`, `simulate`, `jobs …`, `endpoints …` and `alerts …`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from cronicorn.cli.engine import app as engine_app
 from cronicorn.cli.jobs import endpoints_app, jobs_app
 from cronicorn.cli.mcp import mcp_command
 from cronicorn.cli.run import run_command
+from cronicorn.cli.simulate import simulate_command
 
 
 def register_product_commands(app: typer.Typer) -> None:
@@ -21,3 +22,4 @@ def register_product_commands(app: typer.Typer) -> None:
     app.command("run")(run_command)
     app.command("demo")(demo_command)
     app.command("mcp")(mcp_command)
+    app.command("simulate")(simulate_command)

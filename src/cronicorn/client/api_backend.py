@@ -114,6 +114,16 @@ class ApiSchedulerBackend:
         await self._completions.submit(CompleteRequest(lease=lease, completion=completion))
 
     async def _send_completions(self, items: list[CompleteRequest]) -> list[Exception | None]:
+        if len(items) > 1 and any(item.completion.ai_sessions for item in items):
+            # Stored AI sessions make completions large: keep each request well under the
+            # API's body limit (1 MiB by default) by sending them in smaller batches.
+            out: list[Exception | None] = []
+            for chunk in _chunks_by_size(items, SESSION_BATCH_BYTES):
+                out += await self._send_batch(chunk)
+            return out
+        return await self._send_batch(items)
+
+    async def _send_batch(self, items: list[CompleteRequest]) -> list[Exception | None]:
         if len(items) == 1:
             await self._call("POST", "/complete", items[0])
             return [None]
@@ -237,6 +247,22 @@ def _retry_after_s(value: str | None) -> float:
         return min(MAX_THROTTLE_WAIT_S, max(0.0, float(value or 1)))
     except ValueError:
         return 1.0
+
+
+SESSION_BATCH_BYTES = 256 * 1024
+
+
+def _chunks_by_size(items: list[CompleteRequest], limit: int) -> list[list[CompleteRequest]]:
+    chunks: list[list[CompleteRequest]] = [[]]
+    size = 0
+    for item in items:
+        item_size = len(item.model_dump_json())
+        if chunks[-1] and size + item_size > limit:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += item_size
+    return chunks
 
 
 def _raise_for_status(status: int, text: str, body: BaseModel | None) -> None:

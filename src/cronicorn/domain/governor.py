@@ -6,11 +6,11 @@ AI call) can see why a job runs when it does. Policy, in order:
 1. A `paused_until` in the future wins over everything (`paused`).
 2. `retry_soon` (the AI recommended `retry_failed_endpoints`) → the minimum interval
    (`clamped_min`: the run is pinned to the lower bound of the job's window).
-3. Otherwise a candidate, the first in the future of (`CANDIDATE_PRECEDENCE`): the AI's
-   `next_run_at` (`ai`); the reused AI decision's cadence (`ai_reused`); the plan's
+3. Otherwise a candidate, the first in the future of (`CANDIDATE_PRECEDENCE`): the user's
+   live hint (`hint`: `now + interval_ms`, or its `next_run_at`; ignored once expired);
+   the AI's `next_run_at` (`ai`); the reused AI decision's cadence (`ai_reused`); the plan's
    `preliminary_next_run_at` (`ai_preliminary`); else the baseline (`baseline_cron`,
    `baseline_interval`, or `backoff` after failures; `default` without a baseline).
-   New proposal kinds (e.g. a user's `hint`) slot into that tuple.
 4. The candidate is clamped into `[now + min_interval_ms, now + max_interval_ms]`
    (`clamped_min` / `clamped_max`); `proposed_at` keeps the unclamped candidate.
 
@@ -23,13 +23,21 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from cronicorn.domain.cron import next_cron_fire, validate_cron
-from cronicorn.domain.models import DEFAULT_INTERVAL_MS, JobSnapshot, NextRun, ScheduleSource
+from cronicorn.domain.models import (
+    DEFAULT_INTERVAL_MS,
+    Hint,
+    JobSnapshot,
+    NextRun,
+    ScheduleSource,
+)
 
 __all__ = [
     "CANDIDATE_PRECEDENCE",
     "MAX_BACKOFF_FACTOR",
     "backoff_factor",
     "baseline_next_run",
+    "hint_next_run_at",
+    "live_hint",
     "next_cron_fire",
     "next_run_decision",
     "validate_cron",
@@ -76,7 +84,28 @@ def baseline_next_run(
     return NextRun(at=at, source=source, proposed_at=at)
 
 
+def live_hint(hint: Hint | None, now: datetime) -> Hint | None:
+    """`hint` while it has not expired (`expires_at` after `now`), else None."""
+    if hint is None or _utc(hint.expires_at, "hint expires_at") <= _utc(now, "now"):
+        return None
+    return hint
+
+
+def hint_next_run_at(hint: Hint | None, now: datetime) -> datetime | None:
+    """The hint's proposal at `now`: `now + interval_ms`, or its `next_run_at` (a one-shot
+    time that has passed proposes nothing); None for no live hint."""
+    live = live_hint(hint, now)
+    if live is None:
+        return None
+    if live.interval_ms is not None:
+        return _utc(now, "now") + timedelta(milliseconds=max(0, live.interval_ms))
+    if live.next_run_at is not None:
+        return _utc(live.next_run_at, "hint next_run_at")
+    return None
+
+
 CANDIDATE_PRECEDENCE: tuple[ScheduleSource, ...] = (
+    ScheduleSource.HINT,
     ScheduleSource.AI,
     ScheduleSource.AI_REUSED,
     ScheduleSource.AI_PRELIMINARY,
@@ -120,6 +149,7 @@ def next_run_decision(
     lower = now + timedelta(milliseconds=max(0, job.min_interval_ms))
     upper = max(lower, now + timedelta(milliseconds=max(0, job.max_interval_ms)))
     proposals = {
+        ScheduleSource.HINT: hint_next_run_at(job.hint, now),
         ScheduleSource.AI: ai_next_run_at,
         ScheduleSource.AI_REUSED: reused_next_run_at,
         ScheduleSource.AI_PRELIMINARY: preliminary_next_run_at,

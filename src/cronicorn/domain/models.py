@@ -74,6 +74,8 @@ class PlanSource(StrEnum):
 
 
 class ScheduleSource(StrEnum):
+    HINT = "hint"
+    """A user's live hint (`POST /api/jobs/{id}/hints`)."""
     AI = "ai"
     AI_REUSED = "ai_reused"
     AI_PRELIMINARY = "ai_preliminary"
@@ -279,6 +281,18 @@ class ScheduleProposal:
 
 
 @dataclass(frozen=True, slots=True)
+class Hint:
+    """A user's steer without the model: run every `interval_ms`, or once at `next_run_at`,
+    until `expires_at` (the governor ignores an expired hint)."""
+
+    expires_at: datetime
+    interval_ms: int | None = None
+    next_run_at: datetime | None = None
+    reason: str = ""
+    set_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class JobSnapshot:
     """The job fields that planning and scheduling need, as of the claim."""
 
@@ -306,6 +320,12 @@ class JobSnapshot:
     """None: the engine's `ai_agent.mode`."""
     replan_requested_at: datetime | None = None
     """Set by `run-now` with `replan`: a decision made before it is not reused."""
+    hint: Hint | None = None
+    """The user's hint, if one is stored (it may have expired: see `domain.governor`)."""
+    tenant_cost_month_usd: float = 0.0
+    """What the job's tenant spent on the model this calendar month (UTC), as of the claim."""
+    tenant_monthly_budget_usd: float | None = None
+    """The tenant's own monthly budget (None: the engine's `ai_agent.tenant_monthly_budget_usd`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,6 +406,43 @@ class JobContext:
 
 
 @dataclass(frozen=True, slots=True)
+class AIAttempt:
+    """One request of a phase: the raw reply and what was wrong with it (if anything)."""
+
+    outcome: str
+    """`success`, `invalid_output` (then `kind`), `timeout`, `rate_limited` or `error`."""
+    raw_reply: str | None = None
+    kind: str | None = None
+    """refusal, truncated, schema_invalid or semantic_invalid for an unusable reply."""
+    errors: tuple[str, ...] = ()
+    usage: TokenUsage = TokenUsage()
+    latency_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AISession:
+    """One model exchange (a phase: the request, its repairs and their replies), as stored
+    for inspection (`GET /api/runs/{id}/ai`). Messages are the redacted prompt."""
+
+    phase: str
+    model: str
+    started_at: datetime
+    messages: tuple[Mapping[str, str], ...] = ()
+    attempts: tuple[AIAttempt, ...] = ()
+    decision: JsonValue = None
+    """The parsed, validated decision (plan or schedule) in the AI's field names."""
+    outcome: str = "success"
+    """`success`, `repaired`, `salvaged`, `invalid_output`, `refusal`, `transport_error`."""
+    failure: str | None = None
+    usage: TokenUsage = TokenUsage()
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    trigger: AITrigger | None = None
+    truncated: bool = False
+    """Some text was cut to the size cap (`ai_agent.session_max_chars`)."""
+
+
+@dataclass(frozen=True, slots=True)
 class PlanDecision:
     """A planner's answer to phase 1, with its provenance and cost."""
 
@@ -395,6 +452,8 @@ class PlanDecision:
     ai_calls: int = 0
     repaired: bool = False
     fallback_reason: str | None = None
+    sessions: tuple[AISession, ...] = ()
+    """The model exchanges behind this decision (none without a model)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,6 +466,7 @@ class ScheduleDecision:
     ai_calls: int = 0
     repaired: bool = False
     fallback_reason: str | None = None
+    sessions: tuple[AISession, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,6 +532,10 @@ class RunCompletion:
     was involved."""
     ai_decision: AIDecision | None = None
     """The job's last AI decision after this run (stored on the job)."""
+    cost_usd: float = 0.0
+    """What the run's model calls cost (`domain.pricing`)."""
+    ai_sessions: tuple[AISession, ...] = ()
+    """The run's model exchanges (only runs that called the model carry any)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -206,6 +206,8 @@ class CompletionBuilder:
             budget_exhausted=chosen.budget_exhausted,
             ai_trigger=state.ai_trigger,
             ai_decision=state.ai_decision,
+            cost_usd=state.cost_usd,
+            ai_sessions=state.stored_sessions(),
         )
 
     def _emit_decision(self, state: RunState, chosen: _Decision, escalation: Escalation) -> None:

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from cronicorn.domain.pricing import DEFAULT_PRICES, ModelPrice, price_for
+
 Hook = Callable[..., Any]
 
 
@@ -24,6 +26,15 @@ class PromptOptimizationConfig(_Section):
     max_result_chars: int = Field(2_000, ge=0, le=1_000_000)
     """Fresh response bodies are compacted (structure-aware) to about this many characters
     inside prompts; errors are cut to it."""
+
+
+class ModelPriceConfig(_Section):
+    """US dollars per million tokens (see `cronicorn.domain.pricing`)."""
+
+    input: float = Field(ge=0.0, le=10_000.0)
+    cached_input: float | None = Field(None, ge=0.0, le=10_000.0)
+    """None: the input price (no cache discount)."""
+    output: float = Field(ge=0.0, le=10_000.0)
 
 
 class AIAgentConfig(_Section):
@@ -49,6 +60,25 @@ class AIAgentConfig(_Section):
     change_threshold: float = Field(0.2, ge=0.0, le=100.0)
     """Relative change of a number in a response that counts as material (0.2 = 20 %)."""
     prompt_optimization: PromptOptimizationConfig = PromptOptimizationConfig()
+    prices: dict[str, ModelPriceConfig] = Field(default_factory=dict)
+    """Per-model prices merged over the built-in list prices (`domain.pricing`)."""
+    tenant_monthly_budget_usd: float | None = Field(None, ge=0.0, le=1e9)
+    """A tenant whose model spend this month reached its budget (its own, set by an admin,
+    else this one) gets the rules planner until the month ends. None: no default budget."""
+    session_max_chars: int = Field(40_000, ge=1_000, le=1_000_000)
+    """Characters of text (prompt messages and replies together) kept per stored AI
+    session; longer texts are cut, marked (see `cronicorn.ai.sessions`)."""
+
+    def price_table(self) -> dict[str, ModelPrice]:
+        """The built-in prices with `prices` applied over them."""
+        table = dict(DEFAULT_PRICES)
+        for name, p in self.prices.items():
+            cached = p.input if p.cached_input is None else p.cached_input
+            table[name] = ModelPrice(p.input, cached, p.output)
+        return table
+
+    def model_price(self) -> ModelPrice | None:
+        return price_for(self.model, self.price_table())
 
 
 class CircuitBreakerConfig(_Section):

@@ -9,6 +9,7 @@ Empty values count as unset, like most shells and container runtimes treat ``VAR
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -104,6 +105,17 @@ def _parse_ai_mode(raw: str) -> str:
     return raw.lower()
 
 
+def _parse_prices(raw: str) -> dict[str, Any]:
+    """`{"model": {"input": 2.5, "cached_input": 1.25, "output": 10}}` (JSON)."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise _BadValue from None
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise _BadValue
+    return value
+
+
 def _parse_format(raw: str) -> str:
     if raw.lower() not in ("text", "json"):
         raise _BadValue
@@ -131,6 +143,20 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("CRONICORN_AI_TIMEOUT_MS", "ai_agent", "timeout_ms", _parse_int, "{integer}"),
     EnvVar(
         "CRONICORN_AI_MODE", "ai_agent", "mode", _parse_ai_mode, "must be every_run or on_change"
+    ),
+    EnvVar(
+        "CRONICORN_AI_PRICES",
+        "ai_agent",
+        "prices",
+        _parse_prices,
+        'must be JSON like {"gpt-4o": {"input": 2.5, "cached_input": 1.25, "output": 10}}',
+    ),
+    EnvVar(
+        "CRONICORN_TENANT_MONTHLY_BUDGET_USD",
+        "ai_agent",
+        "tenant_monthly_budget_usd",
+        _parse_float,
+        "{number}",
     ),
     EnvVar("CRONICORN_MAX_CONCURRENCY", "execution", "max_concurrency", _parse_int, "{integer}"),
     EnvVar(

@@ -168,6 +168,7 @@ class JobPipeline:
         context = claimed_context
         if gate.reuse is not None:
             decision = self._reuse.reused_plan(claimed_context, gate.reuse)
+            state.avoid("reused")
         else:
             assert gate.trigger is not None
             context = asked_context(claimed_context, gate.trigger, self._clock.now())
@@ -206,6 +207,7 @@ class JobPipeline:
         if gate.reuse is not None:
             change = self._reuse.change_after_run(context, gate.reuse, decision, state.results)
             if change is None:
+                state.avoid("reused")
                 state.ai_decision = self._reuse.reused(gate.reuse, self._clock.now())
                 state.quiet = True
                 return self._reuse.reused_schedule(gate.reuse, self._clock.now())
@@ -238,7 +240,8 @@ class JobPipeline:
         )
 
     async def _record_plan(self, keeper: LeaseKeeper, decision: PlanDecision) -> None:
-        decision = replace(decision, usage=self._stored_usage(decision.usage))
+        # The sessions travel with the completion only (one write, and a small plan request).
+        decision = replace(decision, usage=self._stored_usage(decision.usage), sessions=())
         await self._backend.record_plan(keeper.lease, decision)
 
     async def _execute(
@@ -381,6 +384,9 @@ class JobPipeline:
             usage=state.usage,
             fallbacks=state.fallbacks,
             error=error,
+            ai_trigger=state.ai_trigger.value if state.ai_trigger else None,
+            cost_usd=state.cost_usd,
+            calls_avoided=dict(state.calls_avoided),
         )
 
     def _report_error(self, state: RunState, error: JobErrorRecord) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from cronicorn.domain.models import (
     AIDecision,
+    AISession,
     AITrigger,
     ClaimedJob,
     EndpointResult,
@@ -64,6 +65,10 @@ class RunState:
     quiet: bool = False
     """A run that reused the decision and saw no change: no summary message (bounded
     history)."""
+    sessions: list[AISession] = field(default_factory=list)
+    """The run's model exchanges, stored with the outcome."""
+    calls_avoided: dict[str, int] = field(default_factory=dict)
+    """AI phases not sent to the model, by why (`reused`, `budget`): for the metrics."""
 
     @property
     def job_id(self) -> str:
@@ -76,5 +81,19 @@ class RunState:
     def add_cost(self, decision: PlanDecision | ScheduleDecision) -> None:
         self.usage = self.usage + decision.usage
         self.ai_calls += decision.ai_calls
+        self.sessions += decision.sessions
         if decision.fallback_reason:
             self.fallbacks += 1
+            if decision.fallback_reason.startswith("budget"):
+                self.avoid("budget")
+
+    def avoid(self, reason: str) -> None:
+        self.calls_avoided[reason] = self.calls_avoided.get(reason, 0) + 1
+
+    def stored_sessions(self) -> tuple[AISession, ...]:
+        """The sessions, each stamped with why the model was asked."""
+        return tuple(replace(s, trigger=self.ai_trigger) for s in self.sessions)
+
+    @property
+    def cost_usd(self) -> float:
+        return round(sum(s.cost_usd for s in self.sessions), 9)

@@ -37,6 +37,10 @@ class JobOutcome:
     usage: TokenUsage = field(default_factory=TokenUsage)
     fallbacks: int = 0
     error: str | None = None
+    ai_trigger: str | None = None
+    cost_usd: float = 0.0
+    calls_avoided: dict[str, int] = field(default_factory=dict)
+    """AI phases not sent to the model, by reason (`reused`, `budget`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,8 @@ class EngineStats:
     repair_successes: int = 0
     fallbacks: int = 0
     leases_lost: int = 0
+    cost_usd: float = 0.0
+    ai_calls_avoided: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,6 +134,9 @@ class StatsRecorder:
             return
         if self.metrics is not None:  # it adds the job id label only if built to
             self.metrics.observe_run(outcome.status, results, lag_s, outcome.job_id)
+            self.metrics.observe_model_use(
+                outcome.ai_trigger, outcome.ai_calls, outcome.calls_avoided, outcome.cost_usd
+            )
         s = self._stats
         s.total_jobs_processed += 1
         if outcome.status is RunStatus.COMPLETED:
@@ -139,6 +148,8 @@ class StatsRecorder:
         s.total_endpoint_calls += outcome.endpoint_calls
         s.ai_agent_calls += outcome.ai_calls
         s.fallbacks += outcome.fallbacks
+        s.cost_usd = round(s.cost_usd + outcome.cost_usd, 9)
+        s.ai_calls_avoided += sum(outcome.calls_avoided.values())
         if self._config.track_token_usage:
             u = outcome.usage
             s.input_tokens += u.input

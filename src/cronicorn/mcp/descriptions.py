@@ -247,3 +247,32 @@ signing after revoke_signing_key. {_SHOWN_ONCE}"""
 REVOKE_SIGNING_KEY = """\
 Delete your tenant's signing secret: endpoint calls go out unsigned (receivers that verify \
 will reject them) until rotate_signing_key creates a new key. No undo for the old secret."""
+SET_HINT = """\
+Steer a job without the AI: give exactly one of `interval_ms` (run every N ms) or \
+`next_run_at` (run once at that ISO 8601 time, in the future), plus `ttl_ms` (how long the \
+hint lives, default 1 hour) and a `reason` the AI will see. While it lives the hint wins \
+over the AI's schedule (schedule source `hint`), below a pause and inside the job's \
+min/max interval. Replaces any earlier hint; an idle active job is rescheduled at once. \
+Returns the job with its `hint`. 409 if the job is archived."""
+
+CLEAR_HINT = """\
+Remove a job's hint: the AI and the baseline decide the schedule again from the next run. \
+Returns the job. 409 if the job is archived."""
+
+LIST_RUN_AI_SESSIONS = """\
+Show exactly what the AI was asked and answered in one run: for each model exchange (phase \
+plan or schedule) the messages sent (secrets masked), each raw reply with its validation \
+errors and repair attempts, the parsed decision, tokens, cost in US dollars, latency and \
+outcome. Runs that reused an earlier AI decision have none. Paginated: `limit`, and `after` \
+= the last session id seen."""
+
+LIST_DECISIONS = f"""\
+List a job's AI decisions over time (runs in which the model was asked): why it was asked \
+(`trigger`), the next run it chose with its reasoning and confidence, whether the model (not \
+the rules fallback) made it, how many later runs reused it without asking, and its tokens \
+and cost. {_PAGING}"""
+
+GET_COST = """\
+What your tenant spent on AI model calls this calendar month (UTC) and in total, in US \
+dollars, and the monthly budget in force (when it is spent, the tenant's jobs use the \
+rules planner until the month ends). Each job's own cost is in get_job (`cost`)."""

@@ -25,10 +25,17 @@ from fastapi.routing import APIRoute
 from mcp import types
 from pydantic import BaseModel, ConfigDict, create_model
 
-from cronicorn.api.routes import alerts, endpoints, history, jobs, signing
+from cronicorn.api.routes import ai, alerts, endpoints, history, jobs, signing
 from cronicorn.mcp import descriptions as text
 
-USER_ROUTERS = (jobs.router, endpoints.router, history.router, alerts.router, signing.router)
+USER_ROUTERS = (
+    jobs.router,
+    endpoints.router,
+    history.router,
+    ai.router,
+    alerts.router,
+    signing.router,
+)
 """The routers whose routes are the user operations (a `user` or `admin` key)."""
 
 PATH_PARAM_DESCRIPTIONS = {
@@ -107,6 +114,11 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
         "rotate_signing_key", signing.rotate_signing_key, text.ROTATE_SIGNING_KEY, destructive=True
     ),
     ToolSpec("revoke_signing_key", signing.revoke_signing_key, text.REVOKE_SIGNING_KEY),
+    ToolSpec("set_hint", jobs.set_hint, text.SET_HINT),
+    ToolSpec("clear_hint", jobs.clear_hint, text.CLEAR_HINT),
+    ToolSpec("list_run_ai_sessions", ai.list_run_ai_sessions, text.LIST_RUN_AI_SESSIONS),
+    ToolSpec("list_decisions", ai.list_decisions, text.LIST_DECISIONS),
+    ToolSpec("get_cost", ai.get_cost, text.GET_COST),
 )
 
 

@@ -9,7 +9,7 @@ appear in labels only with `per_job_labels=True` (unbounded cardinality, opt-in)
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 
@@ -23,6 +23,7 @@ from prometheus_client import (
 )
 
 from cronicorn.domain.models import (
+    AITrigger,
     CircuitState,
     EndpointResult,
     EndpointStatus,
@@ -67,6 +68,7 @@ class FallbackReason(StrEnum):
 
 
 TOKEN_KINDS = ("input", "output", "reasoning", "cached")
+AVOIDED_REASONS = ("reused", "budget")
 
 _FALLBACK_RULES: tuple[tuple[re.Pattern[str], FallbackReason], ...] = (
     (re.compile(r"budget", re.I), FallbackReason.BUDGET_EXCEEDED),
@@ -184,6 +186,27 @@ class EngineMetrics:
             namespace=ns,
             registry=r,
         )
+        self.model_calls = Counter(
+            "ai_model_calls_total",
+            "Requests sent to the model, by why the run asked (`ai_trigger`; none: no trigger).",
+            ["trigger"],
+            namespace=ns,
+            registry=r,
+        )
+        self.model_calls_avoided = Counter(
+            "ai_model_calls_avoided_total",
+            "AI phases not sent to the model: `reused` (on_change kept the last decision) "
+            "or `budget` (a token or money budget was spent).",
+            ["reason"],
+            namespace=ns,
+            registry=r,
+        )
+        self.ai_cost = Counter(
+            "ai_cost_usd_total",
+            "What the model calls cost, in US dollars (docs/ai.md, prices).",
+            namespace=ns,
+            registry=r,
+        )
         self.planner_fallbacks = Counter(
             "planner_fallbacks_total",
             "Switches to the rules planner by reason class.",
@@ -267,6 +290,24 @@ class EngineMetrics:
                 self.ai_tokens.labels(phase=phase_label, kind=kind).inc(
                     max(0, getattr(usage, kind))
                 )
+
+    def observe_model_use(
+        self,
+        trigger: AITrigger | str | None,
+        calls: int,
+        avoided: Mapping[str, int],
+        cost_usd: float,
+    ) -> None:
+        """One run's use of the model: requests made (by trigger), phases avoided, cost."""
+        if calls > 0:
+            label = "none" if trigger is None else bounded(trigger, _values(AITrigger))
+            self.model_calls.labels(trigger=label).inc(calls)
+        for reason, count in avoided.items():
+            if count > 0:
+                label = bounded(reason, AVOIDED_REASONS)
+                self.model_calls_avoided.labels(reason=label).inc(count)
+        if cost_usd > 0:
+            self.ai_cost.inc(cost_usd)
 
     def observe_repair(self, outcome: RepairOutcome | str) -> None:
         self.ai_repairs.labels(outcome=bounded(outcome, _values(RepairOutcome))).inc()

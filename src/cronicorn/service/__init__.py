@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cronicorn.alerting.config import AlertSettings
+from cronicorn.service.ai_insights import AIInsights
 from cronicorn.service.alert_channels import AlertChannels
 from cronicorn.service.alerts import Alerts
 from cronicorn.service.dashboard import Dashboard
@@ -25,6 +26,7 @@ from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import utcnow
 
 __all__ = [
+    "AIInsights",
     "AlertChannels",
     "Alerts",
     "Dashboard",
@@ -55,6 +57,7 @@ class Services:
     signing: SigningKeys
     dashboard: Dashboard
     web_sessions: WebSessions
+    ai: AIInsights
 
     @classmethod
     def build(
@@ -64,6 +67,8 @@ class Services:
         clock: Callable[[], datetime] = utcnow,
         alert_settings: AlertSettings | None = None,
         quotas: Quotas | None = None,
+        *,
+        default_budget_usd: float | None = None,
     ) -> Services:
         quotas = quotas or Quotas()
         keys = Keys(sessions)
@@ -77,4 +82,5 @@ class Services:
             alerts=Alerts(sessions, clock),
             dashboard=Dashboard(sessions, clock),
             web_sessions=WebSessions(sessions, keys, clock),
+            ai=AIInsights(sessions, clock, default_budget_usd),
         )

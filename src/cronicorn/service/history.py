@@ -177,5 +177,6 @@ def run_fields(run: Run) -> dict[str, Any]:
         ),
         "ai_calls": run.ai_calls,
         "ai_trigger": run.ai_trigger,
+        "cost_usd": run.cost_usd,
         "error": run.error,
     }

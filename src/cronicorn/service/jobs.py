@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cronicorn.domain.models import JobStatus
+from cronicorn.domain.governor import live_hint, next_run_decision
+from cronicorn.domain.models import JobSnapshot, JobStatus
 from cronicorn.errors import NotFoundError
+from cronicorn.service.ai_schemas import HintCreate, HintOut, JobCost
 from cronicorn.service.common import load_job, merge_secret_map, page, refuse_archived, visible
 from cronicorn.service.errors import FieldErrors, StateConflict
 from cronicorn.service.keys import Principal
 from cronicorn.service.quotas import Quotas
 from cronicorn.service.schemas import JobCreate, JobOut, JobUpdate, LastSchedule
 from cronicorn.store.locks import lock_row
+from cronicorn.store.mapping import hint_of
 from cronicorn.store.notify import notify_jobs_changed
 from cronicorn.store.secrets import SecretBox, masked
 from cronicorn.store.tables import Job, Tenant, utcnow
@@ -141,6 +144,40 @@ class Jobs:
             await notify_jobs_changed(session)
         return job_out(job, self._now())
 
+    async def set_hint(self, principal: Principal, job_id: str, data: HintCreate) -> JobOut:
+        """Store the hint (replacing any other) and move the job's next run to what the
+        governor now decides with it (unless the job is paused or running)."""
+        now = self._now()
+        if data.next_run_at is not None and data.next_run_at <= now:
+            raise FieldErrors([("next_run_at", "must be in the future")])
+        async with self._sessions() as session, session.begin():
+            job = await load_job(session, principal, job_id, for_update=True)
+            refuse_archived(job)
+            job.hint_interval_ms = data.interval_ms
+            job.hint_next_run_at = data.next_run_at
+            job.hint_expires_at = now + timedelta(milliseconds=data.ttl_ms)
+            job.hint_reason = data.reason
+            job.hint_set_at = now
+            job.updated_at = now
+            if _reschedulable(job, now):
+                job.next_run_at = _hinted_next_run(job, now)
+                await notify_jobs_changed(session)
+        return job_out(job, self._now())
+
+    async def clear_hint(self, principal: Principal, job_id: str) -> JobOut:
+        """Remove the hint; the job's next run is left as it is (the next run's end decides
+        again without it)."""
+        async with self._sessions() as session, session.begin():
+            job = await load_job(session, principal, job_id, for_update=True)
+            refuse_archived(job)
+            job.hint_interval_ms = None
+            job.hint_next_run_at = None
+            job.hint_expires_at = None
+            job.hint_reason = None
+            job.hint_set_at = None
+            job.updated_at = self._now()
+        return job_out(job, self._now())
+
     async def _set_status(self, principal: Principal, job_id: str, status: JobStatus) -> JobOut:
         async with self._sessions() as session, session.begin():
             job = await load_job(session, principal, job_id, for_update=True)
@@ -178,6 +215,52 @@ def _check_against_stored(job: Job, data: JobUpdate) -> None:
         raise FieldErrors(errors)
 
 
+def _reschedulable(job: Job, now: datetime) -> bool:
+    """Active and not running (a running job's next run is set by its run's end)."""
+    running = job.lease_expires_at is not None and job.lease_expires_at > now
+    return job.status == JobStatus.ACTIVE.value and not running
+
+
+def _hinted_next_run(job: Job, now: datetime) -> datetime:
+    """The governor's decision at `now` with the new hint (pause and min/max included)."""
+    snapshot = JobSnapshot(
+        id=job.id,
+        tenant_id=job.tenant_id,
+        name=job.name,
+        definition=job.definition,
+        cron=job.cron,
+        timezone=job.timezone,
+        interval_ms=job.interval_ms,
+        min_interval_ms=job.min_interval_ms,
+        max_interval_ms=job.max_interval_ms,
+        paused_until=job.paused_until,
+        hint=hint_of(job),
+    )
+    return next_run_decision(snapshot, now, consecutive_failures=job.consecutive_failures).at
+
+
+def hint_out(job: Job, now: datetime) -> HintOut | None:
+    hint = live_hint(hint_of(job), now)
+    if hint is None:
+        return None
+    return HintOut(
+        interval_ms=hint.interval_ms,
+        next_run_at=hint.next_run_at,
+        expires_at=hint.expires_at,
+        reason=hint.reason,
+        set_at=hint.set_at,
+    )
+
+
+def job_cost(job: Job, now: datetime) -> JobCost:
+    today = now.date().isoformat()
+    return JobCost(
+        today_usd=job.cost_usd_today if job.cost_day == today else 0.0,
+        month_usd=job.cost_usd_month if job.cost_month == today[:7] else 0.0,
+        total_usd=job.cost_usd_total,
+    )
+
+
 def job_out(job: Job, now: datetime) -> JobOut:
     locked = (
         job.lease_owner is not None
@@ -209,9 +292,11 @@ def job_out(job: Job, now: datetime) -> JobOut:
         last_schedule=LastSchedule.model_validate(job.last_schedule) if job.last_schedule else None,
         default_headers=masked(job.default_headers or {}),
         daily_token_budget=job.daily_token_budget,
+        ai_mode=job.ai_mode,  # type: ignore[arg-type]
         run_retention_days=job.run_retention_days,
         max_runs_per_job=job.max_runs_per_job,
-        ai_mode=job.ai_mode,  # type: ignore[arg-type]
+        hint=hint_out(job, now),
+        cost=job_cost(job, now),
         created_at=job.created_at,
         updated_at=job.updated_at,
     )

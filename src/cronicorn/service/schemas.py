@@ -18,6 +18,7 @@ from cronicorn.domain.models import (
     DEFAULT_MIN_INTERVAL_MS,
     MAX_RESPONSE_BYTES_LIMIT,
 )
+from cronicorn.service.ai_schemas import HintOut, JobCost
 from cronicorn.service.validation import (
     AiView,
     Condition,
@@ -143,7 +144,7 @@ class JobUpdate(InputModel):
 
 
 SOURCE_DOC = (
-    "Which rule chose the time: paused, ai, ai_reused, ai_preliminary, baseline_cron, "
+    "Which rule chose the time: paused, hint, ai, ai_reused, ai_preliminary, baseline_cron, "
     "baseline_interval, backoff, default, clamped_min or clamped_max (docs/scheduling.md)."
 )
 
@@ -180,9 +181,16 @@ class JobOut(BaseModel):
     last_schedule: LastSchedule | None
     default_headers: dict[str, str] = Field(description='Header names; values are "***".')
     daily_token_budget: int | None
+    ai_mode: AiMode | None = Field(None, description=AI_MODE_DOC)
     run_retention_days: int | None = Field(description="None: the server's retention policy.")
     max_runs_per_job: int | None = Field(description="None: the server's retention policy.")
-    ai_mode: AiMode | None = Field(None, description=AI_MODE_DOC)
+    hint: HintOut | None = Field(
+        None, description="The user's live hint (null when none is set or it expired)."
+    )
+    cost: JobCost = Field(
+        default_factory=lambda: JobCost(today_usd=0.0, month_usd=0.0, total_usd=0.0),
+        description="What the job's model calls cost, in US dollars.",
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -344,6 +352,7 @@ class RunOut(BaseModel):
         "failure_streak_started or failure_streak_ended; null when the last AI decision was "
         "reused (or no model is configured).",
     )
+    cost_usd: float = Field(0.0, description="What the run's model calls cost, in US dollars.")
     error: str | None
 
 

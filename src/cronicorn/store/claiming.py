@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cronicorn.domain.models import RunStatus
-from cronicorn.store.tables import UTCDateTime, jobs_t, runs_t
+from cronicorn.store.tables import UTCDateTime, jobs_t, runs_t, tenants_t
 
 NOW: sa.BindParameter[datetime] = sa.bindparam("now", type_=UTCDateTime())
 
@@ -47,8 +47,26 @@ def _lease_due() -> sa.Update:
             lease_expires_at=sa.bindparam("expires", type_=UTCDateTime()),
             updated_at=jobs_t.c.updated_at,
         )
-        .returning(*jobs_t.c)
+        .returning(*jobs_t.c, *_tenant_spend())
     )
+
+
+def _tenant_spend() -> list[sa.Label[Any]]:
+    """The job's tenant's spend and budget, as scalar subqueries in the claim's RETURNING
+    (the planner's monthly budget check) — no extra round trip."""
+
+    def of_tenant(column: str) -> sa.ScalarSelect[Any]:
+        return (
+            sa.select(tenants_t.c[column])
+            .where(tenants_t.c.id == jobs_t.c.tenant_id)
+            .scalar_subquery()
+        )
+
+    return [
+        of_tenant("cost_usd_month").label("tenant_cost_usd_month"),
+        of_tenant("cost_month").label("tenant_cost_month"),
+        of_tenant("monthly_budget_usd").label("tenant_monthly_budget_usd"),
+    ]
 
 
 LEASE_DUE = _lease_due()

@@ -17,10 +17,12 @@ from sqlalchemy import RowMapping
 from cronicorn.domain.compaction import compact_json
 from cronicorn.domain.jmes import evaluate_view
 from cronicorn.domain.models import (
+    AIAttempt,
     AIDecision,
     AIMode,
     EndpointSpec,
     EndpointStatus,
+    Hint,
     JobSnapshot,
     JobStatus,
     Message,
@@ -59,6 +61,23 @@ def decision_from_json(value: Any) -> AIDecision | None:
     except ValidationError as exc:
         logger.warning("ignoring an unreadable stored AI decision: %s", exc.errors()[:1])
         return None
+
+
+def attempt_json(attempt: AIAttempt) -> dict[str, Any]:
+    """One request of an AI session, as stored in `ai_sessions.attempts`."""
+    return {
+        "outcome": attempt.outcome,
+        "kind": attempt.kind,
+        "raw_reply": attempt.raw_reply,
+        "errors": list(attempt.errors),
+        "tokens": {
+            "input": attempt.usage.input,
+            "output": attempt.usage.output,
+            "reasoning": attempt.usage.reasoning,
+            "cached": attempt.usage.cached,
+        },
+        "latency_ms": attempt.latency_ms,
+    }
 
 
 def iso(value: datetime | None) -> str | None:
@@ -133,11 +152,30 @@ def last_schedule_json(schedule: Mapping[str, Any]) -> dict[str, Any]:
     return {k: schedule.get(k) for k in ("next_run_at", "source", "reasoning", "confidence")}
 
 
+def hint_of(row: Any) -> Hint | None:
+    """The job's stored hint (a row mapping or a `Job`), expired or not; None if unset."""
+    get = row.get if isinstance(row, Mapping) else lambda name: getattr(row, name)
+    expires = get("hint_expires_at")
+    if expires is None:
+        return None
+    return Hint(
+        expires_at=expires,
+        interval_ms=get("hint_interval_ms"),
+        next_run_at=get("hint_next_run_at"),
+        reason=get("hint_reason") or "",
+        set_at=get("hint_set_at"),
+    )
+
+
 def job_snapshot(
     row: RowMapping, box: SecretBox, today: str, signing_secret: str | None = None
 ) -> JobSnapshot:
-    """A claimed job row as the planner sees it; `default_headers` decrypted."""
+    """A claimed job row as the planner sees it; `default_headers` decrypted. The claim
+    also returns the tenant's spend (`tenant_cost_*`) and own monthly budget."""
     used_today = row["tokens_today"] if row["tokens_day"] == today else 0
+    spent = row.get("tenant_cost_usd_month") or 0.0
+    if row.get("tenant_cost_month") != today[:7]:
+        spent = 0.0
     return JobSnapshot(
         id=row["id"],
         tenant_id=row["tenant_id"],
@@ -159,6 +197,9 @@ def job_snapshot(
         signing_secret=signing_secret,
         ai_mode=AIMode(row["ai_mode"]) if row["ai_mode"] else None,
         replan_requested_at=row["replan_requested_at"],
+        hint=hint_of(row),
+        tenant_cost_month_usd=spent,
+        tenant_monthly_budget_usd=row.get("tenant_monthly_budget_usd"),
     )
 
 

@@ -27,6 +27,7 @@ import sqlalchemy.orm
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cronicorn.store.tables import (
+    AISessionRow,
     Alert,
     AlertDelivery,
     EndpointResult,
@@ -64,6 +65,7 @@ class PruneReport:
 
     runs: int = 0
     endpoint_results: int = 0
+    ai_sessions: int = 0
     messages: int = 0
     job_errors: int = 0
     alerts: int = 0
@@ -75,6 +77,7 @@ class PruneReport:
         return {
             "runs": self.runs,
             "endpoint_results": self.endpoint_results,
+            "ai_sessions": self.ai_sessions,
             "messages": self.messages,
             "job_errors": self.job_errors,
             "alerts": self.alerts,
@@ -230,8 +233,14 @@ async def _remove_runs(
                 .select_from(EndpointResult)
                 .where(EndpointResult.run_id.in_(matching))
             )
+            sessions = (
+                sa.select(sa.func.count())
+                .select_from(AISessionRow)
+                .where(AISessionRow.run_id.in_(matching))
+            )
             report.runs += int(await conn.scalar(runs) or 0)
             report.endpoint_results += int(await conn.scalar(results) or 0)
+            report.ai_sessions += int(await conn.scalar(sessions) or 0)
         return
     while True:
         async with engine.begin() as conn:
@@ -242,6 +251,9 @@ async def _remove_runs(
                 return
             report.endpoint_results += await _delete(
                 conn, sa.delete(EndpointResult).where(EndpointResult.run_id.in_(ids))
+            )
+            report.ai_sessions += await _delete(
+                conn, sa.delete(AISessionRow).where(AISessionRow.run_id.in_(ids))
             )
             report.runs += await _delete(conn, sa.delete(Run).where(Run.id.in_(ids)))
         report.batches += 1

@@ -35,6 +35,7 @@ from cronicorn.domain.models import (
     TokenUsage,
 )
 from cronicorn.store import mapping
+from cronicorn.store.tables import ai_sessions_t as sessions_t
 from cronicorn.store.tables import (
     alert_events_t,
     errors_t,
@@ -42,6 +43,7 @@ from cronicorn.store.tables import (
     messages_t,
     results_t,
     runs_t,
+    tenants_t,
 )
 
 Row = dict[str, Any]
@@ -93,6 +95,26 @@ def _token_increments() -> dict[str, Any]:
     }
 
 
+def _cost_increments(table: sa.Table, *, daily: bool) -> dict[str, Any]:
+    """`cost += :p_cost` in total, this month and (jobs) today; a new month or day starts
+    its counter from this run's cost."""
+    c = table.c
+    cost = sa.bindparam("p_cost", type_=sa.Float())
+    month = sa.bindparam("p_month", type_=sa.String())
+    values: dict[str, Any] = {
+        "cost_usd_total": c.cost_usd_total + cost,
+        "cost_usd_month": sa.case((c.cost_month == month, c.cost_usd_month + cost), else_=cost),
+        "cost_month": month,
+    }
+    if daily:
+        today = sa.bindparam("p_today", type_=sa.String())
+        values["cost_usd_today"] = sa.case(
+            (c.cost_day == today, c.cost_usd_today + cost), else_=cost
+        )
+        values["cost_day"] = today
+    return values
+
+
 def _job_finish_statement() -> sa.Update:
     c = jobs_t.c
     pause = sa.bindparam("p_pause", type_=sa.Boolean())
@@ -112,6 +134,7 @@ def _job_finish_statement() -> sa.Update:
                     )
                 },
                 **_token_increments(),
+                **_cost_increments(jobs_t, daily=True),
                 "ai_decision": sa.case(
                     (sa.bindparam("p_keep_decision", type_=sa.Boolean()), c.ai_decision),
                     else_=_param(jobs_t, "ai_decision"),
@@ -159,6 +182,16 @@ RUN_PLAN = (
     )
 )
 """The phase-1 plan on the lease's own run, which must still be running (row count 1)."""
+TENANT_COST = (
+    sa.update(tenants_t)
+    .where(tenants_t.c.id == sa.bindparam("p_id"))
+    .values(_cost_increments(tenants_t, daily=False))
+)
+"""A tenant's spend (only for runs that cost something: most runs never touch the row)."""
+TENANTS_OF_JOBS = sa.select(jobs_t.c.id, jobs_t.c.tenant_id).where(
+    jobs_t.c.id.in_(sa.bindparam("job_ids", expanding=True))
+)
+INSERT_SESSIONS = sa.insert(sessions_t)
 INSERT_RESULTS = sa.insert(results_t)
 INSERT_ERRORS = sa.insert(errors_t)
 INSERT_MESSAGES = sa.insert(messages_t)
@@ -182,6 +215,7 @@ def job_finish_row(
     pause: bool = False,
     ai_decision: AIDecision | None = None,
     keep_decision: bool = True,
+    cost_usd: float = 0.0,
 ) -> Row:
     """`keep_decision` leaves the stored AI decision as it is; otherwise it becomes
     `ai_decision`."""
@@ -197,6 +231,8 @@ def job_finish_row(
         "p_pause": pause,
         "p_keep_decision": keep_decision,
         "p_ai_decision": None if keep_decision else mapping.decision_to_json(ai_decision),
+        "p_cost": cost_usd,
+        "p_month": now.date().isoformat()[:7],
     }
 
 
@@ -283,6 +319,10 @@ class Writes:
     errors: list[Row] = field(default_factory=list)
     messages: list[Row] = field(default_factory=list)
     alert_events: list[Row] = field(default_factory=list)
+    sessions: list[Row] = field(default_factory=list)
+    costs: dict[str, float] = field(default_factory=dict)
+    """Job id → what its run cost (added to the job's tenant)."""
+    month: str = ""
 
     def update_run(self, run_id: str, values: Mapping[str, Any]) -> None:
         self.runs.setdefault(tuple(values), []).append(by_id(run_id, values))
@@ -296,6 +336,10 @@ class Writes:
         self.errors += other.errors
         self.messages += other.messages
         self.alert_events += other.alert_events
+        self.sessions += other.sessions
+        for job_id, cost in other.costs.items():
+            self.costs[job_id] = self.costs.get(job_id, 0.0) + cost
+        self.month = self.month or other.month
 
     async def execute(self, conn: AsyncConnection) -> None:
         """Job rows first (their token increments read the runs' recorded tokens), then
@@ -304,7 +348,10 @@ class Writes:
             await conn.execute(JOB_FINISH, self.finished_jobs)
         for columns, rows in self.runs.items():
             await conn.execute(update_by_id(runs_t, columns), rows)
+        if self.costs:
+            await self._add_tenant_costs(conn)
         for stmt, rows in (
+            (INSERT_SESSIONS, self.sessions),
             (INSERT_RESULTS, self.results),
             (INSERT_ERRORS, self.errors),
             (INSERT_MESSAGES, self.messages),
@@ -313,6 +360,20 @@ class Writes:
         ):
             if rows:
                 await conn.execute(stmt, rows)
+
+    async def _add_tenant_costs(self, conn: AsyncConnection) -> None:
+        """One increment per tenant, in tenant id order (concurrent transactions lock the
+        tenant rows in the same order, so they queue rather than deadlock)."""
+        rows = await conn.execute(TENANTS_OF_JOBS, {"job_ids": sorted(self.costs)})
+        per_tenant: dict[str, float] = {}
+        for job_id, tenant_id in rows:
+            per_tenant[tenant_id] = per_tenant.get(tenant_id, 0.0) + self.costs[job_id]
+        params = [
+            {"p_id": tenant_id, "p_cost": cost, "p_month": self.month}
+            for tenant_id, cost in sorted(per_tenant.items())
+        ]
+        if params:
+            await conn.execute(TENANT_COST, params)
 
 
 def _count(completion: RunCompletion, status: EndpointStatus) -> int:
@@ -339,6 +400,7 @@ def completion_writes(lease: Lease, completion: RunCompletion, now: datetime) ->
             pause=c.pause,
             ai_decision=c.ai_decision,
             keep_decision=False,
+            cost_usd=c.cost_usd,
         )
     )
     writes.update_run(
@@ -359,10 +421,15 @@ def completion_writes(lease: Lease, completion: RunCompletion, now: datetime) ->
             "schedule": schedule,
             "error": mapping.scrub(c.error),
             "ai_trigger": c.ai_trigger.value if c.ai_trigger else None,
+            "cost_usd": c.cost_usd,
             **run_token_values(c.usage, c.ai_calls),
         },
     )
     writes.results = result_rows(lease, c)
+    writes.sessions = session_rows(lease, c)
+    if c.cost_usd > 0:
+        writes.costs[lease.job_id] = c.cost_usd
+        writes.month = now.date().isoformat()[:7]
     writes.errors = [error_row(lease, e, now) for e in c.errors]
     if c.summary:
         writes.messages.append(summary_row(lease, c.summary, now))
@@ -387,6 +454,34 @@ def with_alert_event(
     if worth_queuing(facts, alert_open):
         writes.alert_events.append(alert_event_row(lease, facts, now))
     return writes
+
+
+def session_rows(lease: Lease, completion: RunCompletion) -> list[Row]:
+    return [
+        {
+            "run_id": lease.run_id,
+            "job_id": lease.job_id,
+            "position": position,
+            "phase": s.phase[:16],
+            "trigger": s.trigger.value if s.trigger else None,
+            "model": s.model[:200],
+            "started_at": s.started_at,
+            "latency_ms": s.latency_ms,
+            "outcome": s.outcome[:32],
+            "failure": mapping.scrub(s.failure),
+            "input_tokens": s.usage.input,
+            "output_tokens": s.usage.output,
+            "reasoning_tokens": s.usage.reasoning,
+            "cached_input_tokens": s.usage.cached,
+            "cost_usd": s.cost_usd,
+            "repair_attempts": max(0, len(s.attempts) - 1),
+            "messages": mapping.scrub([dict(m) for m in s.messages]),
+            "attempts": mapping.scrub([mapping.attempt_json(a) for a in s.attempts]),
+            "decision": mapping.scrub(s.decision),
+            "truncated": s.truncated,
+        }
+        for position, s in enumerate(completion.ai_sessions)
+    ]
 
 
 def plan_params(decision: PlanDecision) -> Row:

@@ -56,11 +56,21 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType, Any: JSONType}
 
 
+def _money() -> Mapped[float]:
+    return mapped_column(sa.Float, default=0.0, server_default="0")
+
+
 class Tenant(Base):
     __tablename__ = "tenants"
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Model spend (docs/ai.md, cost): this calendar month (UTC, `cost_month` YYYY-MM) and
+    # in total, and the tenant's own monthly budget (null: the engine's default).
+    monthly_budget_usd: Mapped[float | None] = mapped_column(sa.Float, default=None)
+    cost_usd_month: Mapped[float] = _money()
+    cost_month: Mapped[str | None] = mapped_column(sa.String(7), default=None)
+    cost_usd_total: Mapped[float] = _money()
 
 
 class ApiKey(Base):
@@ -111,6 +121,18 @@ class Job(Base):
     ai_mode: Mapped[str | None] = mapped_column(sa.String(16), default=None)
     ai_decision: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     replan_requested_at: Mapped[datetime | None] = mapped_column(default=None)
+    # A user's hint (POST /api/jobs/{id}/hints): interval or one-shot time, until expiry.
+    hint_interval_ms: Mapped[int | None] = mapped_column(sa.BigInteger, default=None)
+    hint_next_run_at: Mapped[datetime | None] = mapped_column(default=None)
+    hint_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    hint_reason: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    hint_set_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Model spend in US dollars; kept here so it survives run retention.
+    cost_usd_total: Mapped[float] = _money()
+    cost_usd_today: Mapped[float] = _money()
+    cost_day: Mapped[str | None] = mapped_column(sa.String(10), default=None)
+    cost_usd_month: Mapped[float] = _money()
+    cost_month: Mapped[str | None] = mapped_column(sa.String(7), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -186,6 +208,7 @@ class Run(Base):
     cached_input_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     ai_calls: Mapped[int] = mapped_column(default=0)
     ai_trigger: Mapped[str | None] = mapped_column(sa.String(32), default=None)
+    cost_usd: Mapped[float] = _money()
     error: Mapped[str | None] = mapped_column(sa.Text, default=None)
 
     __table_args__ = (
@@ -220,6 +243,35 @@ class EndpointResult(Base):
     error_category: Mapped[str | None] = mapped_column(sa.String(32), default=None)
 
     __table_args__ = (sa.Index("ix_results_endpoint_started", "endpoint_id", "started_at"),)
+
+
+class AISessionRow(Base):
+    """One model exchange of a run (docs/ai.md, AI sessions); deleted with its run."""
+
+    __tablename__ = "ai_sessions"
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    run_id: Mapped[str] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(sa.String(36))
+    position: Mapped[int] = mapped_column(default=0)
+    phase: Mapped[str] = mapped_column(sa.String(16))
+    trigger: Mapped[str | None] = mapped_column(sa.String(32), default=None)
+    model: Mapped[str] = mapped_column(sa.String(200))
+    started_at: Mapped[datetime] = mapped_column()
+    latency_ms: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    outcome: Mapped[str] = mapped_column(sa.String(32))
+    failure: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    input_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    cached_input_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    cost_usd: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    repair_attempts: Mapped[int] = mapped_column(default=0)
+    messages: Mapped[Any] = mapped_column()
+    attempts: Mapped[Any] = mapped_column()
+    decision: Mapped[Any | None] = mapped_column(default=None)
+    truncated: Mapped[bool] = mapped_column(default=False)
 
 
 class JobError(Base):
@@ -441,3 +493,5 @@ alert_channels_t = cast(sa.Table, AlertChannel.__table__)
 alert_rules_t = cast(sa.Table, AlertRule.__table__)
 rate_limits_t = cast(sa.Table, RateLimit.__table__)
 signing_keys_t = cast(sa.Table, SigningKey.__table__)
+tenants_t = cast(sa.Table, Tenant.__table__)
+ai_sessions_t = cast(sa.Table, AISessionRow.__table__)

@@ -10,6 +10,7 @@ from cronicorn.api.deps import Svc, UserKey
 from cronicorn.api.errors import error_responses
 from cronicorn.api.routes.params import Before, Limit
 from cronicorn.domain.models import JobStatus
+from cronicorn.service.ai_schemas import HintCreate
 from cronicorn.service.schemas import JobCreate, JobOut, JobUpdate, RunNow
 
 router = APIRouter(
@@ -70,3 +71,17 @@ async def run_job_now(
     `{"replan": true}` the run asks the model afresh instead of reusing its last decision."""
     replan = body.replan if body is not None else False
     return await svc.jobs.run_now(principal, job_id, replan=replan)
+
+
+@router.post("/{job_id}/hints", response_model=JobOut, responses=CONFLICT)
+async def set_hint(job_id: str, body: HintCreate, principal: UserKey, svc: Svc) -> JobOut:
+    """Steer the job without the model: run every `interval_ms`, or once at `next_run_at`,
+    for `ttl_ms` (schedule source `hint`: above the AI, below a pause, inside min/max).
+    Replaces any earlier hint; an active job that is not running is rescheduled at once."""
+    return await svc.jobs.set_hint(principal, job_id, body)
+
+
+@router.delete("/{job_id}/hints", response_model=JobOut, responses=CONFLICT)
+async def clear_hint(job_id: str, principal: UserKey, svc: Svc) -> JobOut:
+    """Remove the hint (the next run's end decides without it)."""
+    return await svc.jobs.clear_hint(principal, job_id)
