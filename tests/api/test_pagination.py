@@ -12,6 +12,8 @@ LISTS = [
     ("alice", "/api/jobs/{job}/messages"),
     ("alice", "/api/jobs/{job}/runs"),
     ("alice", "/api/jobs/{job}/errors"),
+    ("alice", "/api/jobs/{job}/decisions"),
+    ("alice", "/api/runs/{run}/ai"),
     ("alice", "/api/alerts/channels"),
     ("alice", "/api/alerts/channels/{channel}/deliveries"),
     ("alice", "/api/alerts"),
@@ -19,7 +21,13 @@ LISTS = [
     ("admin", "/api/admin/keys"),
     ("engine", "/api/scheduler/workers"),
 ]
-PATH_PARAMS = {"{job}": "{job_id}", "{channel}": "{channel_id}", "{alert}": "{alert_id}"}
+PATH_PARAMS = {
+    "{job}": "{job_id}",
+    "{channel}": "{channel_id}",
+    "{alert}": "{alert_id}",
+    "{run}": "{run_id}",
+}
+UNKNOWN_IDS = ("{alert}", "{run}")
 HOOK = {"name": "ops", "kind": "webhook", "url": "https://hooks.example.com/x"}
 
 
@@ -51,17 +59,17 @@ async def test_limit_out_of_bounds_is_a_422(
     sqlite_api: Api, who: str, path: str, limit: str
 ) -> None:
     """On a real job and channel of the caller. An incident only arises from failing runs
-    (tests/alerting), so `{alert}` is an id of no incident: `limit` is validated with the
-    request, before the route looks the incident up (the same request with a good limit is a
-    404, so the 422 is the limit's)."""
+    (tests/alerting) and a run from the engine, so `{alert}` and `{run}` are ids of nothing:
+    `limit` is validated with the request, before the route looks the id up (the same request
+    with a good limit is a 404, so the 422 is the limit's)."""
     job = (await sqlite_api.call("POST", "/api/jobs", json=JOB)).json()
     channel = (await sqlite_api.call("POST", "/api/alerts/channels", json=HOOK)).json()
-    url = path.format(job=job["id"], channel=channel["id"], alert="no-such-alert")
+    url = path.format(job=job["id"], channel=channel["id"], alert="no-such-alert", run="no-run")
     r = await sqlite_api.call("GET", url, who=who, params={"limit": limit})
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["loc"] == ["query", "limit"]
     ok = await sqlite_api.call("GET", url, who=who, params={"limit": "1000"})
-    assert ok.status_code == (404 if "{alert}" in path else 200), ok.text
+    assert ok.status_code == (404 if any(p in path for p in UNKNOWN_IDS) else 200), ok.text
 
 
 async def test_endpoints_page_in_creation_order(api: Api) -> None:
