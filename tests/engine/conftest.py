@@ -17,6 +17,8 @@ from cronicorn.executor import HttpExecutor
 from cronicorn.store.db import create_engine
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.secrets import SecretBox
+from tests.api.conftest import Api, make_api
+from tests.fakes.fake_openai import FakeOpenAI
 
 
 @dataclass
@@ -119,3 +121,17 @@ async def make_backend(db: AsyncEngine, box: SecretBox) -> AsyncIterator[Backend
     yield make
     for backend in made:
         await backend.close()
+
+
+@pytest.fixture
+async def api(database_url: str) -> AsyncIterator[Api]:
+    """The real REST app on the test database (for tests that drive jobs through the API)."""
+    async with make_api(database_url) as client:
+        yield client
+
+
+@pytest.fixture
+async def fake_ai() -> AsyncIterator[FakeOpenAI]:
+    """The fake OpenAI-compatible server, answering every request with a valid reply."""
+    async with FakeOpenAI(auto=True, next_run_s=60) as fake:
+        yield fake

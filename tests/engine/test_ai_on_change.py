@@ -31,7 +31,7 @@ from cronicorn.engine.engine import SchedulingEngine
 from cronicorn.executor import HttpExecutor
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.secrets import SecretBox
-from tests.api.conftest import SECRET_KEY, Api, live_server, make_api
+from tests.api.conftest import SECRET_KEY, Api, live_server
 from tests.engine.conftest import engine_config
 from tests.fakes.clock import FakeClock
 from tests.fakes.fake_openai import FakeOpenAI, Reply, auto_reply
@@ -108,18 +108,6 @@ async def shop() -> AsyncIterator[Shop]:
     state.base_url = f"http://127.0.0.1:{port}"
     yield state
     await runner.cleanup()
-
-
-@pytest.fixture
-async def api(database_url: str) -> AsyncIterator[Api]:
-    async with make_api(database_url) as client:
-        yield client
-
-
-@pytest.fixture
-async def fake_ai() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI(auto=True, next_run_s=60) as fake:
-        yield fake
 
 
 class Harness:

@@ -28,7 +28,7 @@ from cronicorn.engine.clock import SystemClock
 from cronicorn.engine.engine import SchedulingEngine
 from cronicorn.executor import HttpExecutor
 from cronicorn.store.tables import AISessionRow
-from tests.api.conftest import Api, live_server, make_api
+from tests.api.conftest import Api, live_server
 from tests.engine.conftest import engine_config
 from tests.engine.test_ai_on_change import Harness
 from tests.fakes.fake_openai import FakeOpenAI, Reply
@@ -38,18 +38,6 @@ SECRETS = {
     "bearer": "bearer-T0ken+/with=stuff",
     "default": "dflt-Secret#Value?q=1",
 }
-
-
-@pytest.fixture
-async def api(database_url: str) -> AsyncIterator[Api]:
-    async with make_api(database_url) as client:
-        yield client
-
-
-@pytest.fixture
-async def fake_ai() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI(auto=True, next_run_s=60) as fake:
-        yield fake
 
 
 @pytest.fixture
