@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -170,6 +171,44 @@ async def test_undecryptable_job_fails_once_and_backs_off(
     assert row["next_run_at"] > T0
     assert row["consecutive_failures"] == 1
     assert await repo.claim_due_jobs("w", 10, LEASE_MS, now=at(1)) == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "next_run_at", "source"),
+    [
+        # interval x2 per consecutive failure: the third failure in a row is 8 min away
+        ({"interval_ms": 60_000, "consecutive_failures": 2}, at(8 * 60), "backoff"),
+        # a cron keeps its times after failures (the same rule as any failed run)
+        ({"cron": "30 12 * * *", "consecutive_failures": 4}, at(30 * 60), "baseline_cron"),
+    ],
+)
+async def test_undecryptable_job_gets_the_governors_fallback(
+    repo: SchedulerRepository,
+    engine: AsyncEngine,
+    fields: dict[str, Any],
+    next_run_at: datetime,
+    source: str,
+) -> None:
+    """The claim-phase failure has no rule of its own: the governor's `fallback_next_run`
+    decides, as for a run that failed in any other phase."""
+    tenant = await add_tenant(engine)
+    foreign = SecretBox(SecretBox.generate_key())
+    secrets = foreign.encrypt_map({"A": "b"})
+    job_id = await add_job(engine, tenant, default_headers=secrets, **fields)
+
+    assert await repo.claim_due_jobs("w", 10, LEASE_MS, now=T0) == []
+
+    row = await job(engine, job_id)
+    assert (row["next_run_at"], row["last_schedule"]["source"]) == (next_run_at, source)
+    assert row["consecutive_failures"] == fields["consecutive_failures"] + 1
+    [failed] = await runs(engine, job_id)
+    assert (failed["status"], failed["schedule"]["source"]) == ("failed", source)
+
+
+async def runs(engine: AsyncEngine, job_id: str) -> list[sa.RowMapping]:
+    async with engine.connect() as conn:
+        query = sa.select(Run.__table__).where(Run.__table__.c.job_id == job_id)
+        return list((await conn.execute(query)).mappings())
 
 
 async def test_claim_leases_with_one_statement(

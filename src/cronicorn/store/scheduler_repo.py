@@ -27,8 +27,8 @@ from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cronicorn.domain.alerts import MAX_ERROR_CHARS, RunFacts, run_facts
+from cronicorn.domain.governor import fallback_next_run
 from cronicorn.domain.models import (
-    DEFAULT_INTERVAL_MS,
     ClaimedJob,
     ErrorPhase,
     Escalation,
@@ -39,7 +39,6 @@ from cronicorn.domain.models import (
     PlanDecision,
     RunCompletion,
     RunStatus,
-    ScheduleSource,
     TokenUsage,
 )
 from cronicorn.errors import LeaseLostError
@@ -209,13 +208,15 @@ class SchedulerRepository:
     async def _fail_unloadable(
         self, lease: Lease, row: RowMapping, reason: str, now: datetime
     ) -> None:
-        """A job whose secrets cannot be decrypted fails once and backs off (no hot loop)."""
-        delay = min(max(row["min_interval_ms"], DEFAULT_INTERVAL_MS), row["max_interval_ms"])
+        """A job whose secrets cannot be decrypted fails like any failed run: its error is
+        recorded once and the governor's fallback (with backoff) sets its next run."""
+        failures = row["consecutive_failures"] + 1
+        schedule = mapping.job_snapshot(row, None, now.date().isoformat())
         await self.fail_run(
             lease,
             JobErrorRecord(ErrorPhase.CLAIM, "context_unavailable", reason),
-            NextRun(now + timedelta(milliseconds=delay), ScheduleSource.BACKOFF),
-            row["consecutive_failures"] + 1,
+            fallback_next_run(schedule, now, consecutive_failures=failures),
+            failures,
             now=now,
         )
 
