@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 from typing import Any
@@ -203,6 +204,45 @@ async def test_undecryptable_job_gets_the_governors_fallback(
     assert row["consecutive_failures"] == fields["consecutive_failures"] + 1
     [failed] = await runs(engine, job_id)
     assert (failed["status"], failed["schedule"]["source"]) == ("failed", source)
+
+
+@pytest.mark.parametrize(
+    ("interrupt", "reason"),
+    [
+        ("cancel", "not started: the engine stopped or disconnected during the claim"),
+        ("raise", "not started: the job's context could not be loaded (RuntimeError)"),
+    ],
+)
+async def test_claim_interrupted_while_loading_contexts_gives_the_jobs_back(
+    repo: SchedulerRepository, engine: AsyncEngine, interrupt: str, reason: str
+) -> None:
+    """The leases are committed before the contexts are read. An engine that stops during
+    its claim cancels it there (in-process; over the API the server does when the engine
+    hangs up): the run it started is recorded as aborted because the engine stopped — not
+    as a context that could not be loaded — and the job is due again at once."""
+    tenant = await add_tenant(engine)
+    job_id = await add_job(engine, tenant)
+    claim = asyncio.ensure_future(repo.claim_due_jobs("w", 10, LEASE_MS, now=T0))
+
+    def interrupt_first_context_read(*args: Any) -> None:
+        if "FROM endpoints" in str(args[2]):
+            if interrupt == "raise":
+                raise RuntimeError("database went away")
+            claim.cancel()
+
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", interrupt_first_context_read)
+    try:
+        with pytest.raises(asyncio.CancelledError if interrupt == "cancel" else RuntimeError):
+            await claim
+    finally:
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", interrupt_first_context_read)
+
+    row = await job(engine, job_id)
+    assert (row["lease_owner"], row["next_run_at"]) == (None, at(-60))
+    [aborted] = await runs(engine, job_id)
+    assert (aborted["status"], aborted["error"]) == ("aborted", reason)
+    [again] = await repo.claim_due_jobs("w2", 10, LEASE_MS, now=at(1))
+    assert again.lease.job_id == job_id
 
 
 async def runs(engine: AsyncEngine, job_id: str) -> list[sa.RowMapping]:

@@ -48,6 +48,8 @@ from cronicorn.engine.worker import WorkerPresence, close_resources
 
 logger = logging.getLogger("cronicorn.engine")
 CLAIM_CANCEL_ATTEMPTS = 40
+NOT_STARTED = "not started: the engine stopped"
+"""The error of a run given back unrun on shutdown (claimed, but never started)."""
 ABORT_RECORD_TIMEOUT_S = 10.0
 """After the grace period: how long aborted jobs get to record themselves before their
 tasks are cancelled (which releases their leases)."""
@@ -342,7 +344,7 @@ class SchedulingEngine:
             return []
         jobs = claim.result()
         if self.stopping:
-            await self._release_all(jobs)
+            await self._release_all(jobs, NOT_STARTED)
             return []
         return jobs
 
@@ -374,14 +376,14 @@ class SchedulingEngine:
             lambda done: (
                 None
                 if done.cancelled() or done.exception() is not None
-                else self._background(self._release_all(done.result()))
+                else self._background(self._release_all(done.result(), NOT_STARTED))
             )
         )
 
-    async def _release_all(self, jobs: list[ClaimedJob]) -> None:
+    async def _release_all(self, jobs: list[ClaimedJob], reason: str) -> None:
         for job in jobs:
             try:
-                await self.backend.release(job.lease)
+                await self.backend.release(job.lease, reason)
             except Exception as exc:
                 logger.warning("releasing job %s failed: %s", job.lease.job_id, exc)
 
@@ -412,7 +414,7 @@ class SchedulingEngine:
             job = replace(job, lease=keeper.lease)
             if not started:
                 if not keeper.lost:
-                    await self._release_all([job])
+                    await self._release_all([job], NOT_STARTED)
                 return JobOutcome(
                     job.lease.job_id,
                     job.lease.run_id,

@@ -83,6 +83,14 @@ def _finished(check: FinishedRun) -> LeaseLostError:
     return LeaseLostError(lease.job_id, lease.token, detail)
 
 
+def _not_started(exc: BaseException) -> str:
+    """Why runs a claim started are given back before their contexts were delivered."""
+    if isinstance(exc, asyncio.CancelledError):
+        # The engine cancels its claim when it stops; the API does when the engine hangs up.
+        return "not started: the engine stopped or disconnected during the claim"
+    return f"not started: the job's context could not be loaded ({type(exc).__name__})"
+
+
 def utc_now(now: datetime | None = None) -> datetime:
     if now is None:
         return datetime.now(UTC)
@@ -153,8 +161,9 @@ class SchedulerRepository:
                     results_per_endpoint=self.results_per_endpoint,
                     excerpt_chars=self.excerpt_chars,
                 )
-            except BaseException:
-                await self._release_quietly(rows, run_ids, worker_id, expires, now)
+            except BaseException as exc:
+                reason = _not_started(exc)
+                await self._release_quietly(rows, run_ids, worker_id, expires, now, reason)
                 raise
         claimed: list[ClaimedJob] = []
         for row in rows:
@@ -197,13 +206,15 @@ class SchedulerRepository:
         worker_id: str,
         expires: datetime,
         now: datetime,
+        reason: str,
     ) -> None:
-        """Best effort: give back leases whose context could not be delivered."""
+        """Best effort: give back leases whose context was never delivered (their runs are
+        aborted with `reason`; `next_run_at` is unchanged)."""
         for row in rows:
             lease = Lease(row["id"], run_ids[row["id"]], worker_id, row["lease_token"], expires)
             # The caller re-raises the original error; a failed release just expires.
             with contextlib.suppress(Exception):
-                await self.release(lease, now=now, reason="context could not be loaded")
+                await self.release(lease, now=now, reason=reason)
 
     async def _fail_unloadable(
         self, lease: Lease, row: RowMapping, reason: str, now: datetime
