@@ -359,16 +359,63 @@ def _wait_http(url: str, timeout_s: float, process: subprocess.Popen[bytes]) -> 
 @contextlib.contextmanager
 def api_server(db: BenchDatabase) -> Iterator[str]:
     """`cronicorn serve` on a free port (subprocess); yields its base URL."""
+    with api_process(db) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def api_process(
+    db: BenchDatabase, workers: int = 1
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`cronicorn serve [--workers N]` on a free port; yields its base URL and process."""
     port = free_port()
     env = {**os.environ, "CRONICORN_DATABASE_URL": db.url, "CRONICORN_SECRET_KEY": db.secret_key}
     cli = Path(sys.executable).parent / "cronicorn"
     cmd = [str(cli), "serve", "--port", str(port), "--log-level", "warning"]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
     process = subprocess.Popen(cmd, env=env, cwd=REPO)
     try:
         _wait_http(f"http://127.0.0.1:{port}/health", 60, process)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", process
     finally:
         _stop(process)
+
+
+def _proc_stats() -> dict[int, tuple[int, str, float]]:
+    """pid → (parent pid, command name, CPU seconds used so far) for every process."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, tuple[int, str, float]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            text = stat.read_text()
+            name = text[text.index("(") + 1 : text.rindex(")")]
+            fields = text[text.rindex(")") + 2 :].split()
+            out[int(stat.parent.name)] = (
+                int(fields[1]),
+                name,
+                (int(fields[11]) + int(fields[12])) / tick,
+            )
+    return out
+
+
+def cpu_seconds(roots: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds used so far by each named group of process trees (each root pid and all
+    its descendants), plus `postgres`: every PostgreSQL server process on the machine."""
+    stats = _proc_stats()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    out: dict[str, float] = {}
+    for group, pids in roots.items():
+        total, todo = 0.0, list(pids)
+        while todo:
+            pid = todo.pop()
+            total += stats.get(pid, (0, "", 0.0))[2]
+            todo.extend(children.get(pid, []))
+        out[group] = total
+    out["postgres"] = sum(cpu for _, name, cpu in stats.values() if name == "postgres")
+    return out
 
 
 async def create_engine_key(db: BenchDatabase) -> str:

@@ -31,8 +31,9 @@ from typing import Any
 from bench._fixtures import (
     BenchDatabase,
     EndpointServer,
-    api_server,
+    api_process,
     bench_database,
+    cpu_seconds,
     create_engine_key,
     engine_config,
     engine_workers,
@@ -199,37 +200,59 @@ async def measure_api(
     try:
         await seed_jobs(engine, jobs, due=far_future, endpoint_url=server.url)
         key = await create_engine_key(db)
-        with api_server(db) as url, engine_workers(workers, url, key, config):
+        with api_process(db) as (url, api), engine_workers(workers, url, key, config) as procs:
             await wait_workers(engine, workers)
             await asyncio.sleep(0.5)
             server.reset()
+            roots = {"api": [api.pid], "workers": [p.pid for p in procs]}
+            cpu_before = cpu_seconds(roots)
             started = await make_all_due(engine)
             done, failed, last = await wait_finished(engine, jobs, timeout_s)
+            cpu_used = _cpu_per_job(cpu_before, cpu_seconds(roots), done)
             calls, _ = await asyncio.to_thread(server.arrivals)
-        return _figures(done, failed, calls, started, last, jobs)
+        return {**_figures(done, failed, calls, started, last, jobs), **cpu_used}
     finally:
         await engine.dispose()
+
+
+def _cpu_per_job(before: dict[str, float], after: dict[str, float], jobs: int) -> dict[str, Any]:
+    """CPU milliseconds per finished job by process group over the measurement (the
+    `postgres` figure counts every PostgreSQL process on the machine)."""
+    per_job = {
+        group: round(1000 * (after[group] - before[group]) / max(1, jobs), 3) for group in after
+    }
+    return {"cpu_ms_per_job": per_job, "cpu_ms_per_job_total": round(sum(per_job.values()), 3)}
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     config = engine_config(job_concurrency=args.job_concurrency, max_batch_size=args.batch)
     results: dict[str, Any] = {}
     kinds = ["sqlite"] + ([] if args.skip_postgres else ["postgres"])
+    wanted = set(args.only.split(",")) if args.only else None
+
+    def skip(name: str) -> bool:
+        return wanted is not None and name not in wanted
+
     with EndpointServer() as server:
         for kind in kinds:
+            if skip(f"floor_{kind}"):
+                continue
             async with bench_database(kind) as db:
                 results[f"floor_{kind}"] = await measure_floor(
                     db, args.jobs, args.batch, args.job_concurrency, args.timeout
                 )
             print(f"floor_{kind}: {results[f'floor_{kind}']}", flush=True)
-        async with bench_database("sqlite") as db:
-            results["sqlite_inprocess_1w"] = await measure_inprocess(
-                db, args.jobs, server, config, args.timeout
-            )
-        print(f"sqlite_inprocess_1w: {results['sqlite_inprocess_1w']}", flush=True)
+        if not skip("sqlite_inprocess_1w"):
+            async with bench_database("sqlite") as db:
+                results["sqlite_inprocess_1w"] = await measure_inprocess(
+                    db, args.jobs, server, config, args.timeout
+                )
+            print(f"sqlite_inprocess_1w: {results['sqlite_inprocess_1w']}", flush=True)
         if not args.skip_postgres:
             for workers in (1, 2):
                 name = f"postgres_api_{workers}w"
+                if skip(name):
+                    continue
                 async with bench_database("postgres") as db:
                     results[name] = await measure_api(
                         db, args.jobs, workers, server, config, args.timeout
@@ -261,6 +284,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5_000)
     parser.add_argument("--quick", action="store_true", help="500 jobs (script check)")
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument(
+        "--only", default="", help="comma-separated measurement names (e.g. postgres_api_2w)"
+    )
     parser.add_argument("--job-concurrency", type=int, default=100)
     parser.add_argument("--batch", type=int, default=50, help="scheduler.max_batch_size")
     parser.add_argument(

@@ -45,57 +45,132 @@ LeaseMs = Annotated[int, Field(ge=1_000, le=24 * 3600 * 1000)]
 def check_storable(
     value: Any, path: str = "body", name: str = "", *, in_json: bool = False
 ) -> None:
-    """Raise ValueError naming the first value no database column could hold."""
-    in_json = in_json or name in JSON_FIELDS
-    if isinstance(value, str):
-        _check_text(value, path, name)
-    elif isinstance(value, bool) or value is None:
+    """Raise ValueError naming the first value no database column could hold.
+
+    Runs on every scheduler request, so the walk builds no path strings on the way down:
+    the path of a refused value is assembled only when it is refused."""
+    try:
+        _walk(value, name, in_json or name in JSON_FIELDS)
+    except _Unstorable as exc:
+        raise ValueError(f"{path}{''.join(reversed(exc.segments))} {exc.reason}") from None
+
+
+class _Unstorable(Exception):
+    """A refused value; `segments` (innermost first) locate it below the checked value."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.segments: list[str] = []
+
+
+_FIELDS: dict[type[Any], tuple[tuple[str, bool], ...]] = {}
+
+
+def _fields(cls: type[Any]) -> tuple[tuple[str, bool], ...]:
+    """(name, stored in a JSON column) per field of a dataclass or model, cached."""
+    cached = _FIELDS.get(cls)
+    if cached is None:
+        names = list(cls.model_fields) if issubclass(cls, BaseModel) else _dataclass_names(cls)
+        cached = _FIELDS[cls] = tuple((name, name in JSON_FIELDS) for name in names)
+    return cached
+
+
+def _dataclass_names(cls: Any) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _walk(value: Any, name: str, in_json: bool) -> None:
+    kind = type(value)
+    if kind is str:
+        _check_text(value, name)
+    elif value is None or kind is bool:
         return
-    elif isinstance(value, int):
+    elif kind is int:
         if not in_json and abs(value) > (INT64 if name in WIDE_INTS else INT32):
-            raise ValueError(f"{path} is out of range")
-    elif isinstance(value, float):
+            raise _Unstorable("is out of range")
+    elif kind is float:
         if not math.isfinite(value):
-            raise ValueError(f"{path} must be a finite number")
+            raise _Unstorable("must be a finite number")
+    elif kind is list or kind is tuple:
+        _walk_items(value, name, in_json)
+    elif kind is dict:
+        _walk_mapping(value, in_json)
+    else:
+        _walk_other(value, name, in_json)
+
+
+def _walk_other(value: Any, name: str, in_json: bool) -> None:
+    """Subclasses of the basic types (str enums, …), datetimes, dataclasses and models."""
+    if isinstance(value, str):
+        _check_text(value, name)
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int | float):
+        _walk(int(value) if isinstance(value, int) else float(value), name, in_json)
     elif isinstance(value, datetime):
-        _check_time(value, path)
+        _check_time(value)
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for f in dataclasses.fields(value):
-            check_storable(getattr(value, f.name), f"{path}.{f.name}", f.name, in_json=in_json)
+        _walk_fields(value, in_json)
     elif isinstance(value, BaseModel):
-        for key in type(value).model_fields:
-            check_storable(getattr(value, key), f"{path}.{key}", key)
-        _check_mapping(value.model_extra or {}, path)
+        _walk_fields(value, False)
+        _walk_mapping(value.model_extra or {}, False)
     elif isinstance(value, Mapping):
-        _check_mapping(value, path, in_json)
+        _walk_mapping(value, in_json)
     elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            check_storable(item, f"{path}[{i}]", name, in_json=in_json)
+        _walk_items(value, name, in_json)
 
 
-def _check_mapping(value: Mapping[Any, Any], path: str, in_json: bool = False) -> None:
+def _walk_fields(value: Any, in_json: bool) -> None:
+    """A dataclass's fields (inside a JSON column or not) or a model's (never inside)."""
+    for field, json_field in _fields(type(value)):
+        try:
+            _walk(getattr(value, field), field, in_json or json_field)
+        except _Unstorable as exc:
+            exc.segments.append("." + field)
+            raise
+
+
+def _walk_items(value: list[Any] | tuple[Any, ...], name: str, in_json: bool) -> None:
+    for i, item in enumerate(value):
+        try:
+            _walk(item, name, in_json)
+        except _Unstorable as exc:
+            exc.segments.append(f"[{i}]")
+            raise
+
+
+def _walk_mapping(value: Mapping[Any, Any], in_json: bool) -> None:
     for key, item in value.items():
-        check_storable(key, f"{path} key", in_json=in_json)
-        check_storable(item, f"{path}.{key}", in_json=in_json)
+        try:
+            _walk(key, "", in_json)
+        except _Unstorable as exc:
+            exc.segments.append(" key")
+            raise
+        try:
+            _walk(item, "", in_json)
+        except _Unstorable as exc:
+            exc.segments.append(f".{key}")
+            raise
 
 
-def _check_text(value: str, path: str, name: str) -> None:
+def _check_text(value: str, name: str) -> None:
     try:
         db_safe_text(value)
     except ValueError as exc:
-        raise ValueError(f"{path} {exc}") from None
+        raise _Unstorable(str(exc)) from None
     limit = MAX_TEXT.get(name)
     if limit is not None and len(value) > limit:
-        raise ValueError(f"{path} must be at most {limit} characters")
+        raise _Unstorable(f"must be at most {limit} characters")
 
 
-def _check_time(value: datetime, path: str) -> None:
+def _check_time(value: datetime) -> None:
     if value.tzinfo is None:
-        raise ValueError(f"{path} must include a time zone offset")
+        raise _Unstorable("must include a time zone offset")
     try:
         value.astimezone(UTC)
     except OverflowError:
-        raise ValueError(f"{path} is out of range") from None
+        raise _Unstorable("is out of range") from None
 
 
 class WireRequest(BaseModel):

@@ -217,6 +217,14 @@ class Run(Base):
         sa.Index("ix_runs_started", "started_at"),
         # The dashboard's 24 h success rate counts runs by status from the index alone.
         sa.Index("ix_runs_job_started_status", "job_id", "started_at", "status"),
+        # A claim aborts the previous holder's still-running run of each claimed job: this
+        # small partial index finds it without reading the job's whole history.
+        sa.Index(
+            "ix_runs_running_job",
+            "job_id",
+            postgresql_where=sa.text("status = 'running'"),
+            sqlite_where=sa.text("status = 'running'"),
+        ),
     )
 
 
