@@ -21,8 +21,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from cronicorn.ai.planner import Planner
 from cronicorn.domain.models import ClaimedJob, RunStatus
-from cronicorn.engine.clock import SystemClock
 from cronicorn.engine.config import EngineConfig
 from cronicorn.engine.delivery import DeliveryGate
 from cronicorn.engine.events import EventBus
@@ -31,9 +31,10 @@ from cronicorn.engine.lease import LeaseKeeper
 from cronicorn.engine.logs import log_cycle_end, log_cycle_start
 from cronicorn.engine.loop import Dispatch, IdleWaiter, run_loop
 from cronicorn.engine.pipeline import JobPipeline
-from cronicorn.engine.ports import Clock, Executor, Planner, SchedulerBackend
+from cronicorn.engine.ports import Executor, SchedulerBackend
 from cronicorn.engine.signals import SHUTDOWN_SIGNALS, signals_set
 from cronicorn.observability.logging import log_context
+from cronicorn.runtime.clock import Clock, SystemClock
 
 if TYPE_CHECKING:
     from cronicorn.observability.metrics import EngineMetrics
