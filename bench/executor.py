@@ -31,8 +31,8 @@ import aiohttp
 
 from bench.common import write_results
 from cronicorn.domain.models import EndpointSpec, ExecutionStrategy, Plan, PlannedCall
-from cronicorn.engine.config import ExecutionConfig
 from cronicorn.executor import HttpExecutor
+from cronicorn.executor.config import ExecutionConfig
 
 IN_FLIGHT = 100
 PLAN_SIZE = 10

@@ -24,11 +24,11 @@ _EXPORTS: dict[str, str] = {
     "EngineState": "cronicorn.engine.stats",
     "EngineStats": "cronicorn.engine.stats",
     "EngineEvent": "cronicorn.engine.events",
-    "SystemClock": "cronicorn.engine.clock",
+    "SystemClock": "cronicorn.runtime.clock",
     # ports
-    "Clock": "cronicorn.engine.ports",
+    "Clock": "cronicorn.runtime.clock",
     "Executor": "cronicorn.engine.ports",
-    "Planner": "cronicorn.engine.ports",
+    "Planner": "cronicorn.ai.planner",
     "SchedulerBackend": "cronicorn.engine.ports",
     # domain
     "ClaimedJob": "cronicorn.domain.models",
@@ -112,6 +112,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from cronicorn.ai.planner import Planner
     from cronicorn.domain.models import (
         ClaimedJob,
         EndpointResult,
@@ -135,11 +136,11 @@ if TYPE_CHECKING:
         ScheduleSource,
         TokenUsage,
     )
-    from cronicorn.engine.clock import SystemClock
     from cronicorn.engine.config import EngineConfig
     from cronicorn.engine.engine import SchedulingEngine
     from cronicorn.engine.events import EngineEvent
     from cronicorn.engine.factory import create_scheduling_engine
-    from cronicorn.engine.ports import Clock, Executor, Planner, SchedulerBackend
+    from cronicorn.engine.ports import Executor, SchedulerBackend
     from cronicorn.engine.stats import CycleResult, EngineState, EngineStats
     from cronicorn.errors import ConfigError, CronicornError, LeaseLostError
+    from cronicorn.runtime.clock import Clock, SystemClock

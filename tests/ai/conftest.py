@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from cronicorn.ai import OpenAIPlanner, RulesPlanner
+from cronicorn.ai.config import AIAgentConfig
 from cronicorn.ai.transport import Backoff
 from cronicorn.domain.models import (
     EndpointResult,
@@ -23,7 +24,6 @@ from cronicorn.domain.models import (
     MessageSource,
     PastResult,
 )
-from cronicorn.engine.config import AIAgentConfig
 from tests.fakes.fake_openai import FakeOpenAI
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

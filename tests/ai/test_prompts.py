@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cronicorn.ai.budget import ChatMessage, estimate_prompt_tokens, estimate_tokens
+from cronicorn.ai.config import PromptOptimizationConfig
 from cronicorn.ai.prompts import build_plan_messages, build_schedule_messages, redact_url
 from cronicorn.domain.models import (
     Message,
@@ -20,7 +21,6 @@ from cronicorn.domain.models import (
     PlannedCall,
     PlanSource,
 )
-from cronicorn.engine.config import PromptOptimizationConfig
 from tests.ai.conftest import NOW, SECRETS, fresh_results, make_context
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"

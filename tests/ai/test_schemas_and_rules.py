@@ -11,6 +11,7 @@ import pytest
 
 import cronicorn.ai as ai
 from cronicorn.ai import OpenAIPlanner, RulesPlanner, create_planner
+from cronicorn.ai.config import AIAgentConfig, RulesStrategy
 from cronicorn.ai.schemas import (
     AIPlan,
     AISchedule,
@@ -20,7 +21,6 @@ from cronicorn.ai.schemas import (
     strict_json_schema,
 )
 from cronicorn.domain.models import ExecutionStrategy, PlanSource
-from cronicorn.engine.config import AIAgentConfig, SchedulerConfig
 from tests.ai.conftest import call, make_context, plan_json, schedule_json
 from tests.fakes.fake_openai import strict_schema_problem
 
@@ -137,8 +137,8 @@ def test_parse_schedule_normalises_offsets() -> None:
 
 
 @pytest.mark.parametrize("strategy", ["sequential", "parallel"])
-async def test_rules_planner_calls_every_endpoint_in_order(strategy: str) -> None:
-    planner = RulesPlanner(SchedulerConfig(rules_strategy=strategy))  # type: ignore[arg-type]
+async def test_rules_planner_calls_every_endpoint_in_order(strategy: RulesStrategy) -> None:
+    planner = RulesPlanner(strategy)
     context = make_context(endpoints=5)
     decision = await planner.plan(context)
     assert [c.endpoint_id for c in decision.plan.calls] == [e.id for e in context.endpoints]
@@ -153,8 +153,8 @@ async def test_create_planner_without_key_warns_once(
 ) -> None:
     monkeypatch.setattr(ai, "_warned_no_key", False)
     with caplog.at_level(logging.WARNING, logger="cronicorn.ai"):
-        first = create_planner(AIAgentConfig(), SchedulerConfig(rules_strategy="parallel"))
-        second = create_planner(AIAgentConfig(), SchedulerConfig())
+        first = create_planner(AIAgentConfig(), rules_strategy="parallel")
+        second = create_planner(AIAgentConfig())
     assert isinstance(first, RulesPlanner)
     assert isinstance(second, RulesPlanner)
     assert first.strategy is ExecutionStrategy.PARALLEL
@@ -163,7 +163,7 @@ async def test_create_planner_without_key_warns_once(
 
 async def test_create_planner_with_key_uses_openai_with_rules_fallback() -> None:
     config = AIAgentConfig(api_key="sk-x", base_url="http://127.0.0.1:9/v1")  # type: ignore[arg-type]
-    planner = create_planner(config, SchedulerConfig(rules_strategy="parallel"))
+    planner = create_planner(config, rules_strategy="parallel")
     assert isinstance(planner, OpenAIPlanner)
     try:
         # Nothing listens on port 9: the call fails in transport and falls back to rules.

@@ -173,7 +173,9 @@ async def make_stack(
             }
         )
         engine = create_scheduling_engine(
-            config, backend=app.state.scheduler, planner=RulesPlanner(config.scheduler)
+            config,
+            backend=app.state.scheduler,
+            planner=RulesPlanner(config.scheduler.rules_strategy),
         )
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

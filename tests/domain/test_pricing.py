@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from cronicorn.ai.config import AIAgentConfig
 from cronicorn.domain.models import TokenUsage
 from cronicorn.domain.pricing import DEFAULT_PRICES, ModelPrice, cost_usd, price_for
-from cronicorn.engine.config import AIAgentConfig
 
 
 def test_cached_input_is_billed_at_its_own_price() -> None:

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cronicorn.ai import OpenAIPlanner, RulesPlanner
-from cronicorn.engine.config import AIAgentConfig
+from cronicorn.ai.config import AIAgentConfig
 from cronicorn.engine.engine import SchedulingEngine
 from cronicorn.engine.events import EngineEvent
 from cronicorn.executor import HttpExecutor

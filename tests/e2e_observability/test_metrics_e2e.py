@@ -13,7 +13,8 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cronicorn.ai import OpenAIPlanner, RulesPlanner
-from cronicorn.engine.config import AIAgentConfig, EngineConfig
+from cronicorn.ai.config import AIAgentConfig
+from cronicorn.engine.config import EngineConfig
 from cronicorn.engine.engine import SchedulingEngine
 from cronicorn.engine.stats import CycleResult
 from cronicorn.executor import HttpExecutor

@@ -12,8 +12,9 @@ import pytest
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cronicorn.engine.config import EngineConfig, ExecutionConfig
+from cronicorn.engine.config import EngineConfig
 from cronicorn.executor import HttpExecutor
+from cronicorn.executor.config import ExecutionConfig
 from cronicorn.store.db import create_engine
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.secrets import SecretBox

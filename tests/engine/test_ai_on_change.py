@@ -26,9 +26,9 @@ from cronicorn.ai.openai_planner import OpenAIPlanner
 from cronicorn.ai.rules_planner import RulesPlanner
 from cronicorn.client.api_backend import ApiSchedulerBackend
 from cronicorn.demo import demo_job_spec, split_spec, start_target
-from cronicorn.engine.clock import SystemClock
 from cronicorn.engine.engine import SchedulingEngine
 from cronicorn.executor import HttpExecutor
+from cronicorn.runtime.clock import SystemClock
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.secrets import SecretBox
 from tests.api.conftest import SECRET_KEY, Api, live_server
@@ -126,7 +126,7 @@ class Harness:
         self.planner: OpenAIPlanner | RulesPlanner = (
             OpenAIPlanner(config.ai_agent, clock=self.clock)
             if fake_ai is not None
-            else RulesPlanner(config.scheduler)
+            else RulesPlanner(config.scheduler.rules_strategy)
         )
         self.engine = SchedulingEngine(
             config,

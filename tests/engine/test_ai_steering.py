@@ -24,9 +24,9 @@ from aiohttp import web
 
 from cronicorn.ai.openai_planner import OpenAIPlanner
 from cronicorn.client.api_backend import ApiSchedulerBackend
-from cronicorn.engine.clock import SystemClock
 from cronicorn.engine.engine import SchedulingEngine
 from cronicorn.executor import HttpExecutor
+from cronicorn.runtime.clock import SystemClock
 from cronicorn.store.tables import AISessionRow
 from tests.api.conftest import Api, live_server
 from tests.engine.conftest import engine_config

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from cronicorn.ai import OpenAIPlanner, RulesPlanner
+from cronicorn.ai.config import AIAgentConfig
 from cronicorn.domain.models import PlanSource
-from cronicorn.engine.config import AIAgentConfig
 from tests.ai.conftest import make_context
 
 

@@ -27,8 +27,8 @@ from cronicorn.domain.models import (
 )
 from cronicorn.engine.engine import SchedulingEngine
 from cronicorn.engine.events import EVENT_NAMES, EngineEvent
-from cronicorn.engine.ports import ExecutorEvents
 from cronicorn.executor import HttpExecutor
+from cronicorn.executor.events import ExecutorEvents
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.secrets import SecretBox
 from tests.engine import factory as f
@@ -545,11 +545,11 @@ async def test_runs_with_the_real_rules_planner(
     make_backend: BackendFactory,
 ) -> None:
     from cronicorn.ai import create_planner
-    from cronicorn.engine.config import AIAgentConfig, SchedulerConfig
+    from cronicorn.ai.config import AIAgentConfig
 
     clock = FakeClock()
     job_id = await setup_job(db, box, clock, [target.url("/ok")], interval_ms=120_000)
-    planner = create_planner(AIAgentConfig(), SchedulerConfig(), clock=clock)
+    planner = create_planner(AIAgentConfig(), clock=clock)
     engine = make_engine(make_backend(clock=clock), planner, executor, clock)
 
     result = await engine.process_cycle()

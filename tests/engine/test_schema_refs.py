@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cronicorn.ai import OpenAIPlanner, RulesPlanner
+from cronicorn.ai.config import AIAgentConfig
 from cronicorn.ai.transport import Backoff
 from cronicorn.domain.models import PlanSource
 from cronicorn.domain.plan_validation import validate_plan
-from cronicorn.engine.config import AIAgentConfig
 from cronicorn.store.secrets import SecretBox
 from tests.ai.conftest import call, plan_json
 from tests.engine.conftest import BackendFactory

@@ -21,9 +21,10 @@ import pytest
 from aiohttp import web
 
 from cronicorn.ai import OpenAIPlanner, RulesPlanner
-from cronicorn.engine.config import AIAgentConfig, ExecutionConfig
+from cronicorn.ai.config import AIAgentConfig
 from cronicorn.engine.engine import SchedulingEngine
 from cronicorn.executor import HttpExecutor
+from cronicorn.executor.config import ExecutionConfig
 from cronicorn.observability import configure_logging
 from cronicorn.observability.redaction import clear_secrets
 from cronicorn.store.local_backend import LocalSchedulerBackend

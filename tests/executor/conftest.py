@@ -12,9 +12,15 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from cronicorn.domain.models import EndpointSpec, ExecutionStrategy, Plan, PlannedCall
-from cronicorn.engine.config import CircuitBreakerConfig, ExecutionConfig
+from cronicorn.domain.models import (
+    CircuitState,
+    EndpointSpec,
+    ExecutionStrategy,
+    Plan,
+    PlannedCall,
+)
 from cronicorn.executor import HttpExecutor
+from cronicorn.executor.config import CircuitBreakerConfig, ExecutionConfig
 from cronicorn.executor.ssrf import IPAddress
 
 Serve = Callable[[web.Application], Awaitable[str]]
@@ -95,7 +101,9 @@ class RecordingEvents:
     def on_retry_exhausted(self, endpoint_id: str, attempts: int, reason: str) -> None:
         self.calls.append(("exhausted", endpoint_id, attempts, reason))
 
-    def on_circuit_state_change(self, endpoint_id: str, old: str, new: str) -> None:
+    def on_circuit_state_change(
+        self, endpoint_id: str, old: CircuitState, new: CircuitState
+    ) -> None:
         self.calls.append(("circuit", endpoint_id, old, new))
 
     def of(self, kind: str) -> list[tuple[Any, ...]]:

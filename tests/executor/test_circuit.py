@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from aiohttp import web
 
-from cronicorn.domain.models import EndpointResult, EndpointStatus, ErrorCategory
+from cronicorn.domain.models import CircuitState, EndpointResult, EndpointStatus, ErrorCategory
 from cronicorn.executor import HttpExecutor
 
 from .conftest import (
@@ -114,6 +114,9 @@ async def test_breaker_opens_short_circuits_half_opens_with_bounded_trials_and_c
         ("circuit", "e", "open", "half_open"),
         ("circuit", "e", "half_open", "closed"),
     ]
+    # Typed through the ExecutorEvents port, not bare strings.
+    assert all(isinstance(state, CircuitState) for c in events.of("circuit") for state in c[2:])
+    assert ex.circuit_state("e") is CircuitState.CLOSED
     assert (await run(ex, url, events)).status == EndpointStatus.SUCCESS
 
 

@@ -13,8 +13,8 @@ import pytest
 from aiohttp import web
 
 from cronicorn.domain.models import EndpointStatus, ErrorCategory
-from cronicorn.engine.config import ExecutionConfig
 from cronicorn.executor import HttpExecutor
+from cronicorn.executor.config import ExecutionConfig
 from cronicorn.executor.retry import AttemptOutcome, RetryPolicy, parse_retry_after
 
 from .conftest import RawServe, RecordingEvents, Serve, by_id, call, endpoint, local_config, plan

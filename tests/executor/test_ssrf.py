@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 
 from cronicorn.domain.models import EndpointResult, EndpointStatus, ErrorCategory
-from cronicorn.engine.config import ExecutionConfig
 from cronicorn.executor import HttpExecutor
+from cronicorn.executor.config import ExecutionConfig
 from cronicorn.executor.ssrf import blocked_reason
 
 from .conftest import MapResolver, Serve, by_id, call, endpoint, plan

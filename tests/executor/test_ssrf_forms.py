@@ -18,8 +18,8 @@ import pytest
 from aiohttp import web
 
 from cronicorn.domain.models import EndpointResult, EndpointStatus, ErrorCategory
-from cronicorn.engine.config import CircuitBreakerConfig, ExecutionConfig
 from cronicorn.executor import HttpExecutor
+from cronicorn.executor.config import CircuitBreakerConfig, ExecutionConfig
 from cronicorn.executor.ssrf import IPAddress, parse_ipv4_loose
 
 from .conftest import MapResolver, Serve, by_id, call, endpoint, plan

@@ -9,19 +9,19 @@ calls the failed attempts cost.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import TypeVar
 
 import openai
 
 from cronicorn.ai import prompts
 from cronicorn.ai.budget import ChatMessage
+from cronicorn.ai.config import AIAgentConfig
+from cronicorn.ai.planner import Planner
 from cronicorn.ai.repair import PhaseOutcome, PhaseSpec, run_phase
 from cronicorn.ai.rules_planner import RulesPlanner
 from cronicorn.ai.schemas import (
@@ -53,10 +53,9 @@ from cronicorn.domain.plan_validation import (
     validate_plan,
     validate_schedule,
 )
-from cronicorn.engine.config import AIAgentConfig
-from cronicorn.engine.ports import Clock, Planner
 from cronicorn.errors import ConfigError
 from cronicorn.observability.redaction import register_secret
+from cronicorn.runtime.clock import Clock, SystemClock
 
 log = logging.getLogger("cronicorn.ai")
 
@@ -65,19 +64,6 @@ S = TypeVar("S", Plan, ScheduleProposal)
 
 _PLAN_FORMAT = response_format(PLAN_SCHEMA_NAME, AIPlan)
 _SCHEDULE_FORMAT = response_format(SCHEDULE_SCHEMA_NAME, AISchedule)
-
-
-class _SystemClock:
-    """Real time; used when no Clock is injected."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def monotonic(self) -> float:
-        return asyncio.get_running_loop().time()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
 
 class OpenAIPlanner:
@@ -99,7 +85,7 @@ class OpenAIPlanner:
     ) -> None:
         self.config = config
         self.stats = PlannerStats()
-        self._clock: Clock = clock or _SystemClock()
+        self._clock: Clock = clock or SystemClock()
         self._owns_client = client is None
         self._client = client or _make_client(config)
         self._fallback: Planner = fallback or RulesPlanner()

@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from cronicorn.ai.budget import ChatMessage, estimate_prompt_tokens, fit_history
+from cronicorn.ai.config import PromptOptimizationConfig
 from cronicorn.ai.instructions import PLAN_INSTRUCTIONS, SCHEDULE_INSTRUCTIONS
 from cronicorn.domain.compaction import compact_json, cut
 from cronicorn.domain.governor import live_hint
@@ -48,7 +49,6 @@ from cronicorn.domain.models import (
     PastResult,
     PlanDecision,
 )
-from cronicorn.engine.config import PromptOptimizationConfig
 from cronicorn.observability.redaction import SecretMasker, job_secrets, masker_for
 
 log = logging.getLogger("cronicorn.ai")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cronicorn.ai.config import RulesStrategy
 from cronicorn.domain.models import (
     EndpointResult,
     ExecutionStrategy,
@@ -25,12 +26,11 @@ from cronicorn.domain.models import (
     PlanSource,
     ScheduleDecision,
 )
-from cronicorn.engine.config import SchedulerConfig
 
 
 class RulesPlanner:
-    def __init__(self, scheduler: SchedulerConfig | None = None) -> None:
-        self.strategy = ExecutionStrategy((scheduler or SchedulerConfig()).rules_strategy)
+    def __init__(self, strategy: RulesStrategy = "sequential") -> None:
+        self.strategy = ExecutionStrategy(strategy)
 
     async def plan(self, context: JobContext) -> PlanDecision:
         """Every endpoint, equal priority, endpoint order, none critical; conditional ones

@@ -24,9 +24,9 @@ import openai
 from openai.types.chat import ChatCompletion
 
 from cronicorn.ai.budget import ChatMessage
+from cronicorn.ai.config import AIAgentConfig
 from cronicorn.ai.stats import AIObserver, PlannerStats
 from cronicorn.domain.models import TokenUsage
-from cronicorn.engine.config import AIAgentConfig
 from cronicorn.observability.logging import sampled
 
 log = logging.getLogger("cronicorn.ai")

@@ -50,7 +50,6 @@ from cronicorn.domain.models import (
     RunCompletion,
     TokenUsage,
 )
-from cronicorn.engine.batching import WriteBatcher
 from cronicorn.errors import (
     BackendUnavailableError,
     ConfigError,
@@ -58,6 +57,7 @@ from cronicorn.errors import (
     LeaseLostError,
     ValidationFailed,
 )
+from cronicorn.runtime.batching import WriteBatcher
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 MAX_THROTTLE_WAIT_S = 60.0

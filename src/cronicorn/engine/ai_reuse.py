@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from cronicorn.ai.config import AIAgentConfig
 from cronicorn.domain.ai_decision import (
     Trigger,
     effective_mode,
@@ -49,7 +50,6 @@ from cronicorn.domain.models import (
     ScheduleDecision,
     ScheduleProposal,
 )
-from cronicorn.engine.config import AIAgentConfig
 
 AI_SOURCES = (PlanSource.AI, PlanSource.AI_REPAIRED)
 

@@ -33,10 +33,10 @@ from cronicorn.domain.models import (
 )
 from cronicorn.engine.config import EngineConfig
 from cronicorn.engine.events import EventBus
-from cronicorn.engine.ports import Clock
 from cronicorn.engine.run_state import RunState
 from cronicorn.engine.summary import run_summary
 from cronicorn.observability.redaction import SecretMasker, job_secrets, masker_for
+from cronicorn.runtime.clock import Clock
 
 logger = logging.getLogger("cronicorn.engine.completion")
 

@@ -24,8 +24,9 @@ import logging
 import random
 
 from cronicorn.domain.models import Lease, RunCompletion
-from cronicorn.engine.ports import Clock, SchedulerBackend
+from cronicorn.engine.ports import SchedulerBackend
 from cronicorn.errors import BackendUnavailableError
+from cronicorn.runtime.clock import Clock
 
 logger = logging.getLogger("cronicorn.engine.delivery")
 FIRST_DELAY_S = 0.2

@@ -25,9 +25,10 @@ from cronicorn.engine.delivery import DeliveryGate
 from cronicorn.engine.events import EventBus
 from cronicorn.engine.lease import LeaseKeeper
 from cronicorn.engine.logs import log_cycle_end, log_cycle_start
-from cronicorn.engine.ports import Clock, SchedulerBackend
+from cronicorn.engine.ports import SchedulerBackend
 from cronicorn.engine.stats import CycleResult, JobOutcome, StatsRecorder
 from cronicorn.observability.logging import log_context
+from cronicorn.runtime.clock import Clock
 
 logger = logging.getLogger("cronicorn.engine")
 CLAIM_CANCEL_ATTEMPTS = 40

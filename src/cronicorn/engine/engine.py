@@ -21,7 +21,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from cronicorn.engine.clock import SystemClock
+from cronicorn.ai.planner import Planner
 from cronicorn.engine.config import EngineConfig
 from cronicorn.engine.delivery import DeliveryGate
 from cronicorn.engine.dispatcher import Dispatch, Dispatcher
@@ -29,11 +29,12 @@ from cronicorn.engine.events import EventBus
 from cronicorn.engine.heap import freeze_startup_heap
 from cronicorn.engine.loop import IdleWaiter, run_loop
 from cronicorn.engine.pipeline import JobPipeline
-from cronicorn.engine.ports import Clock, Executor, Planner, SchedulerBackend
+from cronicorn.engine.ports import Executor, SchedulerBackend
 from cronicorn.engine.signals import SHUTDOWN_SIGNALS, signals_set
 from cronicorn.engine.stats import CycleResult, EngineState, EngineStatus, StatsRecorder
 from cronicorn.engine.worker import WorkerPresence, close_resources
 from cronicorn.observability.logging import log_context
+from cronicorn.runtime.clock import Clock, SystemClock
 
 if TYPE_CHECKING:
     from cronicorn.observability.metrics import EngineMetrics

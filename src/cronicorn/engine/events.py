@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from cronicorn.domain.models import CircuitState
 from cronicorn.engine.config import EventsConfig
 from cronicorn.engine.logs import (
     log_circuit_change,
@@ -23,7 +24,7 @@ from cronicorn.engine.logs import (
     log_retry,
     log_retry_exhausted,
 )
-from cronicorn.engine.ports import Clock
+from cronicorn.runtime.clock import Clock
 
 logger = logging.getLogger("cronicorn.engine.events")
 
@@ -99,7 +100,7 @@ class JobExecutorEvents:
         bus: EventBus,
         job_id: str,
         run_id: str,
-        on_circuit: Callable[[str, str, str], None] | None = None,
+        on_circuit: Callable[[str, CircuitState, CircuitState], None] | None = None,
     ) -> None:
         self._bus = bus
         self._ids = {"job_id": job_id, "run_id": run_id}
@@ -137,7 +138,9 @@ class JobExecutorEvents:
             reason=reason,
         )
 
-    def on_circuit_state_change(self, endpoint_id: str, old: str, new: str) -> None:
+    def on_circuit_state_change(
+        self, endpoint_id: str, old: CircuitState, new: CircuitState
+    ) -> None:
         log_circuit_change(endpoint_id, old, new)
         if self._on_circuit is not None:
             try:

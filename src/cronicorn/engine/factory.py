@@ -17,10 +17,12 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from cronicorn.ai.planner import Planner
 from cronicorn.engine.config import EngineConfig
 from cronicorn.engine.engine import SchedulingEngine
-from cronicorn.engine.ports import Clock, Executor, Planner, SchedulerBackend
+from cronicorn.engine.ports import Executor, SchedulerBackend
 from cronicorn.errors import ConfigError
+from cronicorn.runtime.clock import Clock
 
 API_URL_ENV = "CRONICORN_API_URL"
 API_KEY_ENV = "CRONICORN_API_KEY"
@@ -50,7 +52,9 @@ def create_scheduling_engine(
     if planner is None:
         from cronicorn.ai import create_planner
 
-        planner = create_planner(cfg.ai_agent, cfg.scheduler, clock=clock)
+        planner = create_planner(
+            cfg.ai_agent, rules_strategy=cfg.scheduler.rules_strategy, clock=clock
+        )
         owned.append(planner)
     if executor is None:
         from cronicorn.executor import HttpExecutor

@@ -24,8 +24,9 @@ from collections.abc import Callable
 from types import TracebackType
 
 from cronicorn.domain.models import Lease
-from cronicorn.engine.ports import Clock, SchedulerBackend
+from cronicorn.engine.ports import SchedulerBackend
 from cronicorn.errors import LeaseLostError
+from cronicorn.runtime.clock import Clock
 
 logger = logging.getLogger("cronicorn.engine.lease")
 RENEWALS_PER_LEASE = 3

@@ -13,7 +13,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from cronicorn.domain.models import ClaimedJob, EndpointStatus, PlanDecision, RunStatus
+from cronicorn.domain.models import (
+    CircuitState,
+    ClaimedJob,
+    EndpointStatus,
+    PlanDecision,
+    RunStatus,
+)
 from cronicorn.engine.run_state import RunState
 from cronicorn.engine.stats import CycleResult, JobOutcome
 from cronicorn.observability.logging import sampled
@@ -162,9 +168,9 @@ def log_retry_exhausted(endpoint_id: str, attempts: int, reason: str) -> None:
     )
 
 
-def log_circuit_change(endpoint_id: str, old: str, new: str) -> None:
+def log_circuit_change(endpoint_id: str, old: CircuitState, new: CircuitState) -> None:
     endpoint_log.log(
-        logging.WARNING if new == "open" else logging.INFO,
+        logging.WARNING if new is CircuitState.OPEN else logging.INFO,
         "endpoint %s: circuit %s -> %s",
         endpoint_id,
         old,

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from cronicorn.engine.config import SchedulerConfig
     from cronicorn.engine.dispatcher import Dispatch, Dispatcher
-    from cronicorn.engine.ports import Clock
+    from cronicorn.runtime.clock import Clock
 
 logger = logging.getLogger("cronicorn.engine.loop")
 SPIN_GUARD_BASE_S = 0.02

@@ -20,6 +20,7 @@ from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from cronicorn.ai.planner import Planner
 from cronicorn.domain.governor import fallback_next_run
 from cronicorn.domain.idempotency import DueRun
 from cronicorn.domain.models import (
@@ -49,11 +50,12 @@ from cronicorn.engine.logs import (
     log_plan,
     register_context_secrets,
 )
-from cronicorn.engine.ports import Clock, Executor, Planner, SchedulerBackend
+from cronicorn.engine.ports import Executor, SchedulerBackend
 from cronicorn.engine.run_state import Aborted, PhaseFailure, RunState, error_record
 from cronicorn.engine.stats import JobOutcome, StatsRecorder
 from cronicorn.errors import LeaseLostError
 from cronicorn.observability.logging import log_context
+from cronicorn.runtime.clock import Clock
 
 logger = logging.getLogger("cronicorn.engine.pipeline")
 T = TypeVar("T")

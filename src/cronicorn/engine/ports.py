@@ -1,11 +1,17 @@
-"""The engine's ports. Adapters implement these structurally (typing.Protocol)."""
+"""The engine's ports. Adapters implement these structurally (typing.Protocol).
+
+The ports an adapter itself has to name live next to what they speak, so that adapters never
+import the engine: `Planner` in `cronicorn.ai.planner`, `ExecutorEvents` (the callbacks an
+executor raises, implemented by the engine) in `cronicorn.executor.events`, `Clock` in
+`cronicorn.runtime.clock`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from cronicorn.domain.idempotency import DueRun
 from cronicorn.domain.models import (
@@ -13,50 +19,15 @@ from cronicorn.domain.models import (
     EndpointResult,
     EndpointSpec,
     Heartbeat,
-    JobContext,
     JobErrorRecord,
     Lease,
     NextRun,
     Plan,
     PlanDecision,
     RunCompletion,
-    ScheduleDecision,
     TokenUsage,
 )
-
-
-class Clock(Protocol):
-    def now(self) -> datetime:
-        """Current time, timezone-aware UTC."""
-        ...
-
-    def monotonic(self) -> float: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
-class Planner(Protocol):
-    async def plan(self, context: JobContext) -> PlanDecision: ...
-
-    async def schedule(
-        self, context: JobContext, plan: PlanDecision, results: Sequence[EndpointResult]
-    ) -> ScheduleDecision: ...
-
-
-class ExecutorEvents(Protocol):
-    """Callbacks the executor raises; implementations must not raise back."""
-
-    def on_endpoint_progress(
-        self, endpoint_id: str, stage: str, data: Mapping[str, Any]
-    ) -> None: ...
-
-    def on_retry_attempt(
-        self, endpoint_id: str, attempt: int, delay_s: float, reason: str
-    ) -> None: ...
-
-    def on_retry_exhausted(self, endpoint_id: str, attempts: int, reason: str) -> None: ...
-
-    def on_circuit_state_change(self, endpoint_id: str, old: str, new: str) -> None: ...
+from cronicorn.executor.events import ExecutorEvents
 
 
 class Executor(Protocol):

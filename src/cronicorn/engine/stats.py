@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from cronicorn.domain.models import EndpointResult, RunStatus, TokenUsage
+from cronicorn.domain.models import CircuitState, EndpointResult, RunStatus, TokenUsage
 from cronicorn.engine.config import MetricsConfig
 
 if TYPE_CHECKING:
@@ -178,7 +178,7 @@ class StatsRecorder:
         if self.metrics is not None:
             self.metrics.fallback(reason)
 
-    def record_circuit(self, endpoint_id: str, old: str, new: str) -> None:
+    def record_circuit(self, endpoint_id: str, old: CircuitState, new: CircuitState) -> None:
         if self.metrics is not None:
             self.metrics.circuit_changed(endpoint_id, old, new)
 

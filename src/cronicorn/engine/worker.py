@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 from cronicorn.domain.models import Heartbeat
 
 if TYPE_CHECKING:
-    from cronicorn.engine.ports import Clock, SchedulerBackend
+    from cronicorn.engine.ports import SchedulerBackend
     from cronicorn.engine.stats import EngineState
     from cronicorn.observability.metrics import EngineMetrics
     from cronicorn.observability.server import MetricsServer
+    from cronicorn.runtime.clock import Clock
 
 logger = logging.getLogger("cronicorn.engine.worker")
 

@@ -1,13 +1,28 @@
 """HTTP execution of plans: strategies, retries, circuit breaker, SSRF guard (SPEC §7).
 
-`HttpExecutor` implements the engine's `Executor` port on aiohttp.
+`HttpExecutor` implements the engine's `Executor` port on aiohttp. Names are imported lazily
+(PEP 562): the settings (`cronicorn.executor.config`) are read by `EngineConfig` without
+loading aiohttp.
 """
 
-from cronicorn.executor.http import HttpExecutor
-from cronicorn.executor.ssrf import HostPolicy, Resolver, SsrfBlocked, SystemResolver
-from cronicorn.executor.strategies import run_calls, validate_calls
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "ExecutorEvents": "cronicorn.executor.events",
+    "HostPolicy": "cronicorn.executor.ssrf",
+    "HttpExecutor": "cronicorn.executor.http",
+    "Resolver": "cronicorn.executor.ssrf",
+    "SsrfBlocked": "cronicorn.executor.ssrf",
+    "SystemResolver": "cronicorn.executor.ssrf",
+    "run_calls": "cronicorn.executor.strategies",
+    "validate_calls": "cronicorn.executor.strategies",
+}
 
 __all__ = [
+    "ExecutorEvents",
     "HostPolicy",
     "HttpExecutor",
     "Resolver",
@@ -16,3 +31,23 @@ __all__ = [
     "run_calls",
     "validate_calls",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cronicorn.executor' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+if TYPE_CHECKING:
+    from cronicorn.executor.events import ExecutorEvents
+    from cronicorn.executor.http import HttpExecutor
+    from cronicorn.executor.ssrf import HostPolicy, Resolver, SsrfBlocked, SystemResolver
+    from cronicorn.executor.strategies import run_calls, validate_calls

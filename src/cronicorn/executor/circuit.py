@@ -18,13 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cronicorn.domain.models import CircuitState
-from cronicorn.engine.config import CircuitBreakerConfig
+from cronicorn.executor.config import CircuitBreakerConfig
 
-CLOSED = CircuitState.CLOSED.value
-OPEN = CircuitState.OPEN.value
-HALF_OPEN = CircuitState.HALF_OPEN.value
+CLOSED = CircuitState.CLOSED
+OPEN = CircuitState.OPEN
+HALF_OPEN = CircuitState.HALF_OPEN
 
-TransitionHook = Callable[[str, str, str], None]
+TransitionHook = Callable[[str, CircuitState, CircuitState], None]
 """(endpoint_id, old_state, new_state)."""
 
 
@@ -39,7 +39,7 @@ class Ticket:
 @dataclass(slots=True)
 class _Circuit:
     closed_ticket: Ticket
-    state: str = CLOSED
+    state: CircuitState = CLOSED
     failures: deque[float] = field(default_factory=deque)
     opened_at: float = 0.0
     trials_in_flight: int = 0
@@ -53,7 +53,7 @@ class CircuitBreakers:
         self._monotonic = monotonic
         self._circuits: dict[str, _Circuit] = {}
 
-    def state(self, endpoint_id: str) -> str:
+    def state(self, endpoint_id: str) -> CircuitState:
         circuit = self._circuits.get(endpoint_id)
         return circuit.state if circuit is not None else CLOSED
 
@@ -110,7 +110,9 @@ class CircuitBreakers:
         self._move(endpoint_id, circuit, OPEN, on_change)
 
     @staticmethod
-    def _move(endpoint_id: str, circuit: _Circuit, new: str, on_change: TransitionHook) -> None:
+    def _move(
+        endpoint_id: str, circuit: _Circuit, new: CircuitState, on_change: TransitionHook
+    ) -> None:
         old, circuit.state = circuit.state, new
         if old != new:
             on_change(endpoint_id, old, new)

@@ -1,4 +1,5 @@
-"""Event delivery isolated from the executor's control flow.
+"""The callbacks the executor raises (`ExecutorEvents`, a port the engine implements), and
+their delivery isolated from the executor's control flow.
 
 Hooks are user code. A hook that raises must not fail an endpoint call, skip a retry or leave
 a circuit half-updated, so every delivery is wrapped: the error is logged and dropped.
@@ -8,11 +9,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from cronicorn.engine.ports import ExecutorEvents
+from cronicorn.domain.models import CircuitState
 
 log = logging.getLogger("cronicorn.executor.events")
+
+
+class ExecutorEvents(Protocol):
+    """Callbacks the executor raises; implementations must not raise back."""
+
+    def on_endpoint_progress(
+        self, endpoint_id: str, stage: str, data: Mapping[str, Any]
+    ) -> None: ...
+
+    def on_retry_attempt(
+        self, endpoint_id: str, attempt: int, delay_s: float, reason: str
+    ) -> None: ...
+
+    def on_retry_exhausted(self, endpoint_id: str, attempts: int, reason: str) -> None: ...
+
+    def on_circuit_state_change(
+        self, endpoint_id: str, old: CircuitState, new: CircuitState
+    ) -> None: ...
 
 
 class SafeEvents:
@@ -51,7 +70,9 @@ class SafeEvents:
             except Exception:
                 self._fail("on_retry_exhausted")
 
-    def on_circuit_state_change(self, endpoint_id: str, old: str, new: str) -> None:
+    def on_circuit_state_change(
+        self, endpoint_id: str, old: CircuitState, new: CircuitState
+    ) -> None:
         if self._target is not None:
             try:
                 self._target.on_circuit_state_change(endpoint_id, old, new)

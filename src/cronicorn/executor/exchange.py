@@ -18,12 +18,12 @@ import aiohttp
 from yarl import URL
 
 from cronicorn.domain.models import EndpointResult, EndpointSpec, ErrorCategory
-from cronicorn.engine.config import ExecutionConfig
-from cronicorn.engine.ports import Clock
+from cronicorn.executor.config import ExecutionConfig
 from cronicorn.executor.request import PreparedRequest, signed_headers
 from cronicorn.executor.response import decode_body, read_capped
 from cronicorn.executor.retry import SUCCESS, AttemptOutcome, parse_retry_after, status_retryable
 from cronicorn.executor.ssrf import HostPolicy
+from cronicorn.runtime.clock import Clock
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding"})

@@ -25,6 +25,7 @@ import aiohttp
 from cronicorn.domain.conditions import condition_holds
 from cronicorn.domain.idempotency import DueRun
 from cronicorn.domain.models import (
+    CircuitState,
     EndpointResult,
     EndpointSpec,
     EndpointStatus,
@@ -33,11 +34,9 @@ from cronicorn.domain.models import (
     Plan,
     PlannedCall,
 )
-from cronicorn.engine.clock import SystemClock
-from cronicorn.engine.config import ExecutionConfig
-from cronicorn.engine.ports import Clock, ExecutorEvents
-from cronicorn.executor.circuit import CircuitBreakers, Ticket
-from cronicorn.executor.events import SafeEvents
+from cronicorn.executor.circuit import CircuitBreakers, Ticket, TransitionHook
+from cronicorn.executor.config import ExecutionConfig
+from cronicorn.executor.events import ExecutorEvents, SafeEvents
 from cronicorn.executor.exchange import Exchange
 from cronicorn.executor.request import InvalidRequest, PreparedRequest, RequestBuilder
 from cronicorn.executor.retry import AttemptOutcome, RetryPolicy
@@ -51,6 +50,7 @@ from cronicorn.executor.ssrf import (
 )
 from cronicorn.executor.strategies import run_calls, validate_calls
 from cronicorn.observability.logging import sampled
+from cronicorn.runtime.clock import Clock, SystemClock
 
 log = logging.getLogger("cronicorn.executor")
 _sampled_log = sampled(log)
@@ -131,7 +131,7 @@ class HttpExecutor:
         self._session: aiohttp.ClientSession | None = None
         self._exchange = Exchange(config, self._policy, self._clock)
 
-    def circuit_state(self, endpoint_id: str) -> str:
+    def circuit_state(self, endpoint_id: str) -> CircuitState:
         """`closed`, `open` or `half_open` (an open circuit half-opens on the next call
         after its cooldown)."""
         return self._breakers.state(endpoint_id)
@@ -324,7 +324,7 @@ class HttpExecutor:
         request: PreparedRequest,
         result: EndpointResult,
         ticket: Ticket,
-        on_change: Callable[[str, str, str], None],
+        on_change: TransitionHook,
         signing_secret: str | None = None,
     ) -> AttemptOutcome:
         """One attempt under a global slot and a deadline covering redirects and the body
@@ -370,7 +370,7 @@ class HttpExecutor:
         outcome: AttemptOutcome,
         result: EndpointResult,
         ticket: Ticket,
-        on_change: Callable[[str, str, str], None],
+        on_change: TransitionHook,
     ) -> None:
         if outcome.category is None:
             if ticket.trial:  # a success only matters to a half-open circuit

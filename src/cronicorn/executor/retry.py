@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from cronicorn.domain.models import ErrorCategory
-from cronicorn.engine.config import ExecutionConfig
+from cronicorn.executor.config import ExecutionConfig
 
 NON_IDEMPOTENT = frozenset({"POST", "PATCH"})
 RETRYABLE_STATUS = frozenset({408, 429})

@@ -155,7 +155,9 @@ async def run_simulation(
         box = SecretBox(SecretBox.generate_key())
         services = Services.build(session_factory(db), box, clock.now)
         backend = LocalSchedulerBackend(db, box, clock=clock, listen=False)
-        planner = create_planner(config.ai_agent, config.scheduler, clock=clock)
+        planner = create_planner(
+            config.ai_agent, rules_strategy=config.scheduler.rules_strategy, clock=clock
+        )
         executor = HttpExecutor(config.execution, clock=clock)
         engine = SchedulingEngine(
             config, backend=backend, planner=planner, executor=executor, clock=clock

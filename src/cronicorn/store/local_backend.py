@@ -31,9 +31,9 @@ from cronicorn.domain.models import (
     RunCompletion,
     TokenUsage,
 )
-from cronicorn.engine.batching import WriteBatcher
-from cronicorn.engine.ports import Clock
 from cronicorn.errors import BackendUnavailableError, LeaseLostError
+from cronicorn.runtime.batching import WriteBatcher
+from cronicorn.runtime.clock import Clock
 from cronicorn.store.db import create_engine
 from cronicorn.store.notify import JobChangeListener, register_local_waker
 from cronicorn.store.scheduler_repo import SchedulerRepository

@@ -1,10 +1,21 @@
-"""The real clock. Time is a port so that tests can drive it (tests/fakes/clock.py)."""
+"""Time as a port, so that tests can drive it (tests/fakes/clock.py), and the real clock."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from datetime import UTC, datetime
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Current time, timezone-aware UTC."""
+        ...
+
+    def monotonic(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
 
 
 class SystemClock:

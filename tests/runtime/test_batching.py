@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from cronicorn.engine.batching import WriteBatcher
+from cronicorn.runtime.batching import WriteBatcher
 
 
 class Store:

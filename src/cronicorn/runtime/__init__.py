@@ -1,0 +1,40 @@
+"""Process primitives every layer may use: time (the `Clock` port and `SystemClock`), group
+commit (`WriteBatcher`) and the base of typed config sections (`ConfigSection`).
+
+Neutral ground: this package imports nothing of engine/, ai/, executor/ or store/, so the
+adapters and the engine can share it without depending on each other. Names are imported
+lazily (PEP 562).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "Clock": "cronicorn.runtime.clock",
+    "SystemClock": "cronicorn.runtime.clock",
+    "WriteBatcher": "cronicorn.runtime.batching",
+    "ConfigSection": "cronicorn.runtime.config",
+}
+
+__all__ = ["Clock", "ConfigSection", "SystemClock", "WriteBatcher"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cronicorn.runtime' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+if TYPE_CHECKING:
+    from cronicorn.runtime.batching import WriteBatcher
+    from cronicorn.runtime.clock import Clock, SystemClock
+    from cronicorn.runtime.config import ConfigSection
