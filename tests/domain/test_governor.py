@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from cronicorn.domain.governor import (
     MAX_BACKOFF_FACTOR,
     baseline_next_run,
+    fallback_next_run,
     hint_next_run_at,
     live_hint,
     next_cron_fire,
@@ -124,6 +125,59 @@ def test_backoff_monotone_in_failures_and_capped(
     assert more.at - now <= ms(interval * MAX_BACKOFF_FACTOR)
     assert fewer.at - now == ms(interval * min(2**failures, MAX_BACKOFF_FACTOR))
     assert more.source is ScheduleSource.BACKOFF
+
+
+# -- failures: the same governor, and a last resort that cannot raise ----------------------------
+
+broken_schedules = st.sampled_from(
+    [("not a cron", "UTC"), ("0 0 31 2 *", "UTC"), ("*/5 * * * *", "Mars/Olympus_Mons")]
+)
+
+
+@given(decisions())
+def test_fallback_is_the_governor_without_ai_input(
+    case: tuple[JobSnapshot, datetime, dict[str, object]],
+) -> None:
+    """A failed or aborted run (engine) and an unloadable job (store) get what the governor
+    decides without proposals: the same clamps, backoff and sources."""
+    the_job, now, kwargs = case
+    failures, retry = kwargs["consecutive_failures"], kwargs["retry_soon"]
+    assert isinstance(failures, int)
+    assert isinstance(retry, bool)
+    fallback = fallback_next_run(the_job, now, consecutive_failures=failures, retry_soon=retry)
+    assert fallback == next_run_decision(
+        the_job, now, consecutive_failures=failures, retry_soon=retry
+    )
+
+
+@given(jobs(), nows, st.integers(0, 50), broken_schedules, st.booleans())
+def test_fallback_for_a_schedule_that_cannot_be_evaluated_backs_off(
+    the_job: JobSnapshot, now: datetime, failures: int, broken: tuple[str, str], retry: bool
+) -> None:
+    """The governor raises for a cron or time zone it cannot evaluate; the fallback never
+    does: it backs off from max(min_interval, 1 s), x2 per failure up to x32, at most
+    max(max_interval, 1 s) — never a hot loop."""
+    cron, zone = broken
+    bad = replace(the_job, cron=cron, timezone=zone)
+    with pytest.raises(ValueError):
+        next_run_decision(bad, now, consecutive_failures=failures)
+    fewer = fallback_next_run(bad, now, consecutive_failures=failures, retry_soon=retry)
+    more = fallback_next_run(bad, now, consecutive_failures=failures + 1, retry_soon=retry)
+    base, cap = max(bad.min_interval_ms, 1_000), max(bad.max_interval_ms, 1_000)
+    assert fewer.source is more.source is ScheduleSource.BACKOFF
+    assert fewer.at - now == ms(min(base * min(2**failures, MAX_BACKOFF_FACTOR), cap))
+    assert now + ms(1_000) <= fewer.at <= more.at <= now + ms(cap)
+
+
+def test_fallback_after_failures_backs_off_an_interval_job() -> None:
+    decision = fallback_next_run(job(interval_ms=60_000), NOW, consecutive_failures=3)
+    assert (decision.at, decision.source) == (NOW + timedelta(minutes=8), ScheduleSource.BACKOFF)
+
+
+def test_fallback_for_an_aborted_run_retries_soon() -> None:
+    the_job = job(interval_ms=3_600_000, min_interval_ms=30_000)
+    decision = fallback_next_run(the_job, NOW, consecutive_failures=0, retry_soon=True)
+    assert (decision.at, decision.source) == (NOW + ms(30_000), ScheduleSource.CLAMPED_MIN)
 
 
 # -- one example per source ---------------------------------------------------------------------

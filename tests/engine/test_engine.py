@@ -485,6 +485,8 @@ async def test_jobs_waiting_for_a_run_slot_are_released_unrun_on_stop(
     assert waiting not in timeline.started  # never ran
     row = await f.job(db, waiting)
     assert row["lease_owner"] is None  # given back for another worker
+    [run] = await f.runs(db, waiting)
+    assert (run["status"], run["error"]) == ("aborted", "not started: the engine stopped")
     target.release.set()
     await backend.close()
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -170,6 +172,83 @@ async def test_undecryptable_job_fails_once_and_backs_off(
     assert row["next_run_at"] > T0
     assert row["consecutive_failures"] == 1
     assert await repo.claim_due_jobs("w", 10, LEASE_MS, now=at(1)) == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "next_run_at", "source"),
+    [
+        # interval x2 per consecutive failure: the third failure in a row is 8 min away
+        ({"interval_ms": 60_000, "consecutive_failures": 2}, at(8 * 60), "backoff"),
+        # a cron keeps its times after failures (the same rule as any failed run)
+        ({"cron": "30 12 * * *", "consecutive_failures": 4}, at(30 * 60), "baseline_cron"),
+    ],
+)
+async def test_undecryptable_job_gets_the_governors_fallback(
+    repo: SchedulerRepository,
+    engine: AsyncEngine,
+    fields: dict[str, Any],
+    next_run_at: datetime,
+    source: str,
+) -> None:
+    """The claim-phase failure has no rule of its own: the governor's `fallback_next_run`
+    decides, as for a run that failed in any other phase."""
+    tenant = await add_tenant(engine)
+    foreign = SecretBox(SecretBox.generate_key())
+    secrets = foreign.encrypt_map({"A": "b"})
+    job_id = await add_job(engine, tenant, default_headers=secrets, **fields)
+
+    assert await repo.claim_due_jobs("w", 10, LEASE_MS, now=T0) == []
+
+    row = await job(engine, job_id)
+    assert (row["next_run_at"], row["last_schedule"]["source"]) == (next_run_at, source)
+    assert row["consecutive_failures"] == fields["consecutive_failures"] + 1
+    [failed] = await runs(engine, job_id)
+    assert (failed["status"], failed["schedule"]["source"]) == ("failed", source)
+
+
+@pytest.mark.parametrize(
+    ("interrupt", "reason"),
+    [
+        ("cancel", "not started: the engine stopped or disconnected during the claim"),
+        ("raise", "not started: the job's context could not be loaded (RuntimeError)"),
+    ],
+)
+async def test_claim_interrupted_while_loading_contexts_gives_the_jobs_back(
+    repo: SchedulerRepository, engine: AsyncEngine, interrupt: str, reason: str
+) -> None:
+    """The leases are committed before the contexts are read. An engine that stops during
+    its claim cancels it there (in-process; over the API the server does when the engine
+    hangs up): the run it started is recorded as aborted because the engine stopped — not
+    as a context that could not be loaded — and the job is due again at once."""
+    tenant = await add_tenant(engine)
+    job_id = await add_job(engine, tenant)
+    claim = asyncio.ensure_future(repo.claim_due_jobs("w", 10, LEASE_MS, now=T0))
+
+    def interrupt_first_context_read(*args: Any) -> None:
+        if "FROM endpoints" in str(args[2]):
+            if interrupt == "raise":
+                raise RuntimeError("database went away")
+            claim.cancel()
+
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", interrupt_first_context_read)
+    try:
+        with pytest.raises(asyncio.CancelledError if interrupt == "cancel" else RuntimeError):
+            await claim
+    finally:
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", interrupt_first_context_read)
+
+    row = await job(engine, job_id)
+    assert (row["lease_owner"], row["next_run_at"]) == (None, at(-60))
+    [aborted] = await runs(engine, job_id)
+    assert (aborted["status"], aborted["error"]) == ("aborted", reason)
+    [again] = await repo.claim_due_jobs("w2", 10, LEASE_MS, now=at(1))
+    assert again.lease.job_id == job_id
+
+
+async def runs(engine: AsyncEngine, job_id: str) -> list[sa.RowMapping]:
+    async with engine.connect() as conn:
+        query = sa.select(Run.__table__).where(Run.__table__.c.job_id == job_id)
+        return list((await conn.execute(query)).mappings())
 
 
 async def test_claim_leases_with_one_statement(

@@ -16,6 +16,11 @@ AI call) can see why a job runs when it does. Policy, in order:
 
 `now` is the run's *end* time, so a run that outlived its planned next time never schedules
 into the past: every result is ≥ now (≥ now + min unless paused).
+
+Failures use the same rules: `fallback_next_run` is the governor without AI input, for a run
+that failed or was aborted before anything was proposed (the engine's failed and aborted runs,
+the store's job whose secrets cannot be decrypted). It never raises: a job whose own schedule
+cannot be evaluated gets a plain backoff from its minimum interval, so no job hot-loops.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ __all__ = [
     "MAX_BACKOFF_FACTOR",
     "backoff_factor",
     "baseline_next_run",
+    "fallback_next_run",
     "hint_next_run_at",
     "live_hint",
     "next_cron_fire",
@@ -45,6 +51,8 @@ __all__ = [
 
 MAX_BACKOFF_FACTOR = 32
 """Interval multiplier cap: x2 per consecutive failure, at most x32 (five failures)."""
+MIN_BACKOFF_MS = 1_000
+"""The last-resort backoff (see `fallback_next_run`) starts and ends at least this far out."""
 
 
 def _utc(value: datetime, name: str) -> datetime:
@@ -165,3 +173,35 @@ def next_run_decision(
     if proposed > upper:
         return NextRun(at=upper, source=ScheduleSource.CLAMPED_MAX, proposed_at=proposed)
     return candidate
+
+
+def fallback_next_run(
+    job: JobSnapshot,
+    now: datetime,
+    *,
+    consecutive_failures: int,
+    retry_soon: bool = False,
+    default_interval_ms: int = DEFAULT_INTERVAL_MS,
+) -> NextRun:
+    """`next_run_decision` without AI input, for a run that failed or was aborted before
+    anything was proposed. Never raises.
+
+    A job whose schedule cannot be evaluated (a cron or time zone that no longer parses)
+    backs off from its minimum interval instead: `max(min_interval_ms, 1 s)` doubled per
+    consecutive failure (at most x32), capped at `max(max_interval_ms, 1 s)`, source
+    `backoff`. The error is not reported here: the same job's normal scheduling fails too,
+    and the engine records that once as a `schedule` error.
+    """
+    try:
+        return next_run_decision(
+            job,
+            now,
+            consecutive_failures=consecutive_failures,
+            retry_soon=retry_soon,
+            default_interval_ms=default_interval_ms,
+        )
+    except Exception:
+        base_ms = max(job.min_interval_ms, MIN_BACKOFF_MS)
+        cap_ms = max(job.max_interval_ms, MIN_BACKOFF_MS)
+        delay_ms = min(base_ms * backoff_factor(consecutive_failures), cap_ms)
+        return NextRun(at=now + timedelta(milliseconds=delay_ms), source=ScheduleSource.BACKOFF)

@@ -1,8 +1,8 @@
 """Turning a run's state into the single `RunCompletion` write.
 
 Three shapes: completed (the governor clamps the planner's proposal; actions, escalation),
-failed (a phase raised: governor fallback with backoff, no AI) and aborted (shutdown:
-retried soon, failure count unchanged). Each carries the compact summary message.
+failed (a phase raised: the governor's `fallback_next_run`, with backoff, no AI) and aborted
+(shutdown: retried soon, failure count unchanged). Each carries the compact summary message.
 
 Every text a completion writes (response bodies, errors, the summary, reasoning) passes
 through the job's `SecretMasker` here, before it leaves the engine for the store or the API:
@@ -14,16 +14,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from cronicorn.domain.escalation import escalation_level, is_run_failure
-from cronicorn.domain.governor import next_run_decision
+from cronicorn.domain.governor import fallback_next_run, next_run_decision
 from cronicorn.domain.models import (
     ActionType,
     EndpointResult,
     Escalation,
     JobErrorRecord,
-    JobSnapshot,
     NextRun,
     PlanDecision,
     PlanSource,
@@ -31,7 +30,6 @@ from cronicorn.domain.models import (
     RunCompletion,
     RunStatus,
     ScheduleDecision,
-    ScheduleSource,
 )
 from cronicorn.engine.config import EngineConfig
 from cronicorn.engine.events import EventBus
@@ -41,7 +39,6 @@ from cronicorn.engine.summary import run_summary
 from cronicorn.observability.redaction import SecretMasker, job_secrets, masker_for
 
 logger = logging.getLogger("cronicorn.engine.completion")
-MAX_BACKOFF_EXPONENT = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,31 +49,6 @@ class _Decision:
     actions: tuple[RecommendedAction, ...] = ()
     pause: bool = False
     budget_exhausted: bool = False
-
-
-def fallback_next_run(
-    job: JobSnapshot,
-    now: datetime,
-    consecutive_failures: int,
-    default_interval_ms: int,
-    *,
-    retry_soon: bool = False,
-) -> NextRun:
-    """The governor without AI input. Cannot raise: if the governor itself fails (say, a
-    corrupt cron), back off from the job's minimum interval so the job never hot-loops."""
-    try:
-        return next_run_decision(
-            job,
-            now,
-            consecutive_failures=consecutive_failures,
-            retry_soon=retry_soon,
-            default_interval_ms=default_interval_ms,
-        )
-    except Exception:
-        logger.exception("governor failed for job %s; using plain backoff", job.id)
-        factor = 2 ** min(max(consecutive_failures, 0), MAX_BACKOFF_EXPONENT)
-        delay_ms = min(max(job.min_interval_ms, 1_000) * factor, max(job.max_interval_ms, 1_000))
-        return NextRun(at=now + timedelta(milliseconds=delay_ms), source=ScheduleSource.BACKOFF)
 
 
 class CompletionBuilder:
@@ -124,7 +96,9 @@ class CompletionBuilder:
         job = state.claimed.context.job
         now = self._clock.now()
         failures = job.consecutive_failures + 1
-        next_run = fallback_next_run(job, now, failures, self._default_interval_ms)
+        next_run = fallback_next_run(
+            job, now, consecutive_failures=failures, default_interval_ms=self._default_interval_ms
+        )
         reasoning = f"fallback after {error.phase.value} error ({error.code})"
         chosen = _Decision(next_run, reasoning, None)
         return self._build(state, RunStatus.FAILED, now, chosen, failures, error=error)
@@ -133,7 +107,13 @@ class CompletionBuilder:
         job = state.claimed.context.job
         now = self._clock.now()
         failures = job.consecutive_failures
-        next_run = fallback_next_run(job, now, failures, self._default_interval_ms, retry_soon=True)
+        next_run = fallback_next_run(
+            job,
+            now,
+            consecutive_failures=failures,
+            retry_soon=True,
+            default_interval_ms=self._default_interval_ms,
+        )
         chosen = _Decision(next_run, f"run aborted ({reason}); retried soon", None)
         return self._build(state, RunStatus.ABORTED, now, chosen, failures)
 

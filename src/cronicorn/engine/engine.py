@@ -1,9 +1,10 @@
-"""`SchedulingEngine`: claims due jobs and runs them through the pipeline, concurrently.
+"""`SchedulingEngine`: the worker's lifecycle around the dispatcher and the loop.
 
-One worker runs up to `scheduler.job_concurrency` jobs at once; the loop claims only as
-many jobs as there are free slots (at most `max_batch_size` per claim) and claims again as
-soon as a slot frees up, so a slow job never blocks the others. The loop never overlaps
-itself (claims are serialised); waiting between claims lives in `cronicorn.engine.loop`.
+The engine composes the parts (the per-job pipeline, the dispatcher that claims into free run
+slots, the idle loop, the worker's presence) and owns start, stop and `process_cycle`.
+Claiming, the jobs' tasks and draining live in `cronicorn.engine.dispatcher`; waiting
+between claims in `cronicorn.engine.loop`; heartbeats and /metrics in
+`cronicorn.engine.worker`.
 """
 
 from __future__ import annotations
@@ -15,42 +16,29 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import Coroutine, Iterable
-from dataclasses import replace
+from collections.abc import Iterable
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from cronicorn.domain.models import ClaimedJob, RunStatus
 from cronicorn.engine.clock import SystemClock
 from cronicorn.engine.config import EngineConfig
 from cronicorn.engine.delivery import DeliveryGate
+from cronicorn.engine.dispatcher import Dispatch, Dispatcher
 from cronicorn.engine.events import EventBus
 from cronicorn.engine.heap import freeze_startup_heap
-from cronicorn.engine.lease import LeaseKeeper
-from cronicorn.engine.logs import log_cycle_end, log_cycle_start
-from cronicorn.engine.loop import Dispatch, IdleWaiter, run_loop
+from cronicorn.engine.loop import IdleWaiter, run_loop
 from cronicorn.engine.pipeline import JobPipeline
 from cronicorn.engine.ports import Clock, Executor, Planner, SchedulerBackend
 from cronicorn.engine.signals import SHUTDOWN_SIGNALS, signals_set
+from cronicorn.engine.stats import CycleResult, EngineState, EngineStatus, StatsRecorder
+from cronicorn.engine.worker import WorkerPresence, close_resources
 from cronicorn.observability.logging import log_context
 
 if TYPE_CHECKING:
     from cronicorn.observability.metrics import EngineMetrics
-from cronicorn.engine.stats import (
-    CycleResult,
-    EngineState,
-    EngineStatus,
-    JobOutcome,
-    StatsRecorder,
-)
-from cronicorn.engine.worker import WorkerPresence, close_resources
 
 logger = logging.getLogger("cronicorn.engine")
-CLAIM_CANCEL_ATTEMPTS = 40
-ABORT_RECORD_TIMEOUT_S = 10.0
-"""After the grace period: how long aborted jobs get to record themselves before their
-tasks are cancelled (which releases their leases)."""
 
 
 def default_worker_id() -> str:
@@ -110,19 +98,36 @@ class SchedulingEngine:
         self._status: EngineStatus = "stopped"
         self._start_time: datetime | None = None
         self._stop_time: datetime | None = None
-        self._last_processing_time: datetime | None = None
-        self._running: dict[asyncio.Task[JobOutcome], asyncio.Event] = {}
-        self._cycles: set[asyncio.Task[CycleResult]] = set()
-        self._cleanup: set[asyncio.Future[None]] = set()
-        self._claim_lock = asyncio.Lock()
-        self._slot_freed = asyncio.Event()
-        self._run_slots = asyncio.Semaphore(config.scheduler.job_concurrency)
-        """At most `job_concurrency` jobs run; a cycle may claim more (up to
-        `max_batch_size`), which wait here for a slot with their leases kept."""
         self._stopping = asyncio.Event()
-        self.idle = IdleWaiter(self)
+        self._dispatcher = Dispatcher(
+            scheduler=config.scheduler,
+            worker_id=self.worker_id,
+            backend=backend,
+            run_job=self._pipeline.run,
+            clock=self.clock,
+            events=self.events,
+            stats=self._stats,
+            deliveries=self.deliveries,
+            stopping=self._stopping,
+        )
+        self.idle = IdleWaiter(
+            dispatcher=self._dispatcher,
+            next_due_at=backend.next_due_at,
+            clock=self.clock,
+            scheduler=config.scheduler,
+            stopping=self._stopping,
+        )
+        self._presence = WorkerPresence(
+            worker_id=self.worker_id,
+            backend=backend,
+            state=self.get_state,
+            clock=self.clock,
+            stopping=self._stopping,
+            heartbeat_interval_ms=config.scheduler.heartbeat_interval_ms,
+            metrics=self.metrics,
+            metrics_port=config.metrics.port,
+        )
         self._loop_task: asyncio.Task[None] | None = None
-        self._presence = WorkerPresence(self)
         self._stopped = asyncio.Event()
         self._backend_prepared = False
 
@@ -162,9 +167,7 @@ class SchedulingEngine:
         if self._loop_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
-        await self._drain_jobs()
-        if self._cycles:
-            await asyncio.wait(set(self._cycles), timeout=ABORT_RECORD_TIMEOUT_S)
+        await self._dispatcher.drain()
         await self._presence.stop()
         await self.events.drain()
         await close_resources(self._owned)
@@ -179,7 +182,7 @@ class SchedulingEngine:
         """Claim what is due now (up to the free slots) and wait for those jobs."""
         await self._prepare_backend()
         started = self.clock.monotonic()
-        dispatch = await self.dispatch(wait_ms=0, count_empty=True)
+        dispatch = await self._dispatcher.dispatch(wait_ms=0, count_empty=True)
         if dispatch.cycle is None:
             return CycleResult(0, 0, 0, [], (self.clock.monotonic() - started) * 1000)
         return await dispatch.cycle
@@ -199,10 +202,10 @@ class SchedulingEngine:
             status=self._status,
             start_time=self._start_time,
             stop_time=self._stop_time,
-            last_processing_time=self._last_processing_time,
+            last_processing_time=self._dispatcher.last_cycle_at,
             stats=self._stats.snapshot(),
             worker_id=self.worker_id,
-            running_jobs=len(self._running),
+            running_jobs=self._dispatcher.running,
         )
 
     @property
@@ -241,7 +244,7 @@ class SchedulingEngine:
     ) -> None:
         await self.stop()
 
-    # -- claiming and dispatch ----------------------------------------------------------
+    # -- the stop signal, and the dispatcher's view (for observers) -------------------
 
     @property
     def stopping(self) -> bool:
@@ -255,264 +258,26 @@ class SchedulingEngine:
     @property
     def free_slots(self) -> int:
         """Run slots not taken by a claimed job (running or waiting to run)."""
-        return max(0, self.config.scheduler.job_concurrency - len(self._running))
+        return self._dispatcher.free_slots
 
     def claim_limit(self) -> int:
-        """How many jobs the next claim asks for: a cycle that starts idle takes up to
-        `max_batch_size` (those beyond `job_concurrency` wait for a run slot); while jobs are
-        in flight the loop only refills free run slots, so a busy worker does not hoard."""
-        batch = self.config.scheduler.max_batch_size
-        return batch if not self._running else min(batch, self.free_slots)
+        """How many jobs the next claim asks for (see `Dispatcher.claim_limit`)."""
+        return self._dispatcher.claim_limit()
 
     async def wait_for_slot(self) -> int:
         """Block until at least one job slot is free (or the engine stops: returns 0)."""
-        while not self.stopping and self.free_slots == 0:
-            self._slot_freed.clear()
-            stop = asyncio.ensure_future(self._stopping.wait())
-            freed = asyncio.ensure_future(self._slot_freed.wait())
-            await asyncio.wait({stop, freed}, return_when=asyncio.FIRST_COMPLETED)
-            stop.cancel()
-            freed.cancel()
-        return 0 if self.stopping else self.free_slots
+        return await self._dispatcher.wait_for_slot()
 
     async def dispatch(self, *, wait_ms: int, count_empty: bool) -> Dispatch:
-        """One claim (serialised: the loop never overlaps itself) and its jobs started.
-
-        The returned `cycle` task completes with the cycle's result once all its jobs end;
-        it is None when nothing was claimed and `count_empty` is False (an idle long-poll
-        that found nothing is not a cycle)."""
-        async with self._claim_lock:
-            cycle_id = uuid.uuid4().hex[:12]
-            with log_context(worker_id=self.worker_id, cycle_id=cycle_id):
-                return await self._dispatch(cycle_id, wait_ms, count_empty)
-
-    async def _dispatch(self, cycle_id: str, wait_ms: int, count_empty: bool) -> Dispatch:
-        """`dispatch` under its log context: the claim, the jobs and the cycle task all log
-        this cycle's id."""
-        started = self.clock.monotonic()
-        limit = self.claim_limit()
-        errors: list[str] = []
-        claimed: list[ClaimedJob] = []
-        if limit > 0 and not self.stopping:
-            try:
-                claimed = await self._claim(limit, wait_ms)
-            except Exception as exc:
-                errors.append(self._claim_failed(cycle_id, exc))
-            if wait_ms > 0:
-                # Time spent idle inside a long-poll is not part of the cycle.
-                started = self.clock.monotonic()
-        if not claimed and not errors and not count_empty:
-            return Dispatch(0, limit)
-        if claimed:
-            self.idle.claimed()
-        self._last_processing_time = self.clock.now()
-        log_cycle_start(len(claimed), limit)
-        self.events.emit("on_cycle_start", cycle_id=cycle_id, claimed=len(claimed))
-        tasks = [self._spawn(job, cycle_id) for job in claimed]
-        cycle = asyncio.create_task(self._finish_cycle(cycle_id, started, tasks, errors))
-        self._cycles.add(cycle)
-        cycle.add_done_callback(self._cycles.discard)
-        return Dispatch(len(claimed), limit, failed=bool(errors), cycle=cycle)
-
-    def _claim_failed(self, cycle_id: str, exc: Exception) -> str:
-        logger.warning("claim failed: %s", exc)
-        self.events.emit(
-            "on_error", cycle_id=cycle_id, phase="claim", code=type(exc).__name__, message=str(exc)
-        )
-        self.idle.claim_failed()
-        return f"claim: {type(exc).__name__}: {exc}"
-
-    async def _claim(self, limit: int, wait_ms: int) -> list[ClaimedJob]:
-        lease_ms = self.config.scheduler.stale_lock_threshold_ms
-        if self.deliveries.waiting:
-            await self._await_deliveries()
-            if self.stopping:
-                return []
-        if wait_ms <= 0:
-            return await self.backend.claim(self.worker_id, limit, lease_ms, 0)
-        # A long-poll must not delay shutdown: cancel it when stop() is called; anything it
-        # claimed anyway is given straight back.
-        claim = asyncio.ensure_future(self.backend.claim(self.worker_id, limit, lease_ms, wait_ms))
-        stop = asyncio.ensure_future(self._stopping.wait())
-        await asyncio.wait({claim, stop}, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        if not claim.done():
-            await self._cancel_claim(claim)
-        if claim.cancelled():
-            return []
-        jobs = claim.result()
-        if self.stopping:
-            await self._release_all(jobs)
-            return []
-        return jobs
-
-    async def _await_deliveries(self) -> None:
-        """Completions are waiting for the backend (it was unreachable): deliver them before
-        claiming more. Once the API is back, a claim landing first could take over one of
-        their jobs — its lease may have run out during the outage — and run it again. Not
-        bounded by time: a delivery ends as soon as the API answers at all, and a claim
-        could not get through before that either. stop() ends the wait."""
-        idle = asyncio.ensure_future(self.deliveries.wait_idle())
-        stop = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({idle, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            idle.cancel()
-            stop.cancel()
-
-    async def _cancel_claim(self, claim: asyncio.Future[list[ClaimedJob]]) -> None:
-        """Cancel a long-poll claim and wait until it has really ended. Cancellation can be
-        swallowed when it races a wake-up (asyncio.wait_for on 3.11), so insist a while; if
-        the claim still runs, let it go and give back whatever it claims."""
-        for _ in range(CLAIM_CANCEL_ATTEMPTS):
-            claim.cancel()
-            await asyncio.wait({claim}, timeout=0.05)
-            if claim.done():
-                return
-        logger.warning("a long-poll claim ignored cancellation; its jobs will be released")
-        claim.add_done_callback(
-            lambda done: (
-                None
-                if done.cancelled() or done.exception() is not None
-                else self._background(self._release_all(done.result()))
-            )
-        )
-
-    async def _release_all(self, jobs: list[ClaimedJob]) -> None:
-        for job in jobs:
-            try:
-                await self.backend.release(job.lease)
-            except Exception as exc:
-                logger.warning("releasing job %s failed: %s", job.lease.job_id, exc)
-
-    def _background(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(work)
-        self._cleanup.add(task)
-        task.add_done_callback(self._cleanup.discard)
-
-    def _spawn(self, job: ClaimedJob, cycle_id: str) -> asyncio.Task[JobOutcome]:
-        abort = asyncio.Event()
-        task = asyncio.create_task(
-            self._run_in_slot(job, abort, cycle_id), name=f"job-{job.lease.job_id}"
-        )
-        self._running[task] = abort
-        task.add_done_callback(self._job_done)
-        return task
-
-    async def _run_in_slot(
-        self, job: ClaimedJob, abort: asyncio.Event, cycle_id: str
-    ) -> JobOutcome:
-        """Run the job once a run slot is free; until then its lease is kept alive. A job
-        still waiting when the engine stops (or whose lease is lost) is given back unrun."""
-        if self._run_slots.locked():
-            lease_ms = self.config.scheduler.stale_lock_threshold_ms
-            keeper = LeaseKeeper(self.backend, job.lease, lease_ms, self.clock, abort.set)
-            async with keeper:
-                started = await self._wait_for_run_slot(abort)
-            job = replace(job, lease=keeper.lease)
-            if not started:
-                if not keeper.lost:
-                    await self._release_all([job])
-                return JobOutcome(
-                    job.lease.job_id,
-                    job.lease.run_id,
-                    RunStatus.ABORTED,
-                    written=False,
-                    error="not started: the engine stopped or the lease was lost",
-                )
-        else:
-            await self._run_slots.acquire()
-        try:
-            return await self._pipeline.run(job, abort, cycle_id)
-        finally:
-            self._run_slots.release()
-
-    async def _wait_for_run_slot(self, abort: asyncio.Event) -> bool:
-        """True once a run slot is held; False (holding none) if stopped or aborted first."""
-        acquire = asyncio.ensure_future(self._run_slots.acquire())
-        stop = asyncio.ensure_future(self._stopping.wait())
-        lost = asyncio.ensure_future(abort.wait())
-        try:
-            await asyncio.wait({acquire, stop, lost}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            lost.cancel()
-            if not acquire.done():
-                acquire.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await acquire
-        held = acquire.done() and not acquire.cancelled()
-        if held and (self.stopping or abort.is_set()):
-            self._run_slots.release()
-            return False
-        return held
-
-    def _job_done(self, task: asyncio.Task[JobOutcome]) -> None:
-        self._running.pop(task, None)
-        self._slot_freed.set()
-
-    async def _finish_cycle(
-        self,
-        cycle_id: str,
-        started: float,
-        tasks: list[asyncio.Task[JobOutcome]],
-        errors: list[str],
-    ) -> CycleResult:
-        gathered = await asyncio.gather(*tasks, return_exceptions=True)
-        outcomes: list[JobOutcome] = []
-        for task, item in zip(tasks, gathered, strict=True):
-            if isinstance(item, JobOutcome):
-                outcomes.append(item)
-            else:
-                outcomes.append(self._crashed(task, item))
-        duration_ms = (self.clock.monotonic() - started) * 1000
-        result = CycleResult.from_outcomes(cycle_id, outcomes, errors, duration_ms)
-        self._stats.record_cycle(duration_ms)
-        log_cycle_end(result, len(errors))
-        self.events.emit(
-            "on_cycle_end",
-            cycle_id=cycle_id,
-            jobs_processed=result.jobs_processed,
-            successful_jobs=result.successful_jobs,
-            failed_jobs=result.failed_jobs,
-            aborted_jobs=result.aborted_jobs,
-            errors=list(result.errors),
-            duration_ms=duration_ms,
-        )
-        return result
-
-    def _crashed(self, task: asyncio.Task[JobOutcome], exc: BaseException) -> JobOutcome:
-        """A pipeline task that was cancelled (shutdown) or crashed: it released its lease."""
-        name = task.get_name().removeprefix("job-")
-        status = RunStatus.ABORTED if isinstance(exc, asyncio.CancelledError) else RunStatus.FAILED
-        if status is RunStatus.FAILED:
-            logger.error("pipeline crashed for job %s", name, exc_info=exc)
-        outcome = JobOutcome(name, "", status, written=False, error=repr(exc))
-        self._stats.record_job(outcome)
-        return outcome
+        """One claim and its jobs started (see `Dispatcher.dispatch`)."""
+        return await self._dispatcher.dispatch(wait_ms=wait_ms, count_empty=count_empty)
 
     # -- background tasks ---------------------------------------------------------------
 
     async def _run_loop(self) -> None:
         try:
-            await run_loop(self)
+            await run_loop(self._dispatcher, self.idle, self._stopping)
         except Exception:
             logger.exception("engine loop crashed")
             self._status = "error"
             self._stopping.set()
-
-    async def _drain_jobs(self) -> None:
-        if not self._running:
-            return
-        grace_s = self.config.scheduler.shutdown_grace_ms / 1000
-        _, pending = await asyncio.wait(set(self._running), timeout=grace_s)
-        if not pending:
-            return
-        logger.warning("aborting %d job(s) still running after the grace period", len(pending))
-        for task in pending:
-            self._running[task].set()
-        _, pending = await asyncio.wait(pending, timeout=ABORT_RECORD_TIMEOUT_S)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending)

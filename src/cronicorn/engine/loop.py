@@ -9,8 +9,8 @@
 While idle with `claim_wait_ms` > 0 the engine waits *inside* a long-poll claim (bounded by
 the next due time), so a new or run-now job is picked up within milliseconds and a job due
 in 2 s starts on time even with a 60 s processing interval. With `claim_wait_ms` = 0 it
-sleeps precisely until the next due time instead. Claims are serialised by the engine, so
-the loop never overlaps itself.
+sleeps precisely until the next due time instead. Claims are serialised by the dispatcher
+(`cronicorn.engine.dispatcher`), so the loop never overlaps itself.
 
 Every claim is a write transaction, so the loop avoids the ones that cannot find anything:
 after a claim that left slots free it asks for the next due time before claiming again
@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cronicorn.engine.engine import SchedulingEngine
-    from cronicorn.engine.stats import CycleResult
+    from cronicorn.engine.config import SchedulerConfig
+    from cronicorn.engine.dispatcher import Dispatch, Dispatcher
+    from cronicorn.engine.ports import Clock
 
 logger = logging.getLogger("cronicorn.engine.loop")
 SPIN_GUARD_BASE_S = 0.02
@@ -45,36 +47,40 @@ DUE_MARGIN_S = 0.001
 job as due (an early wake-up would find nothing and back off through the spin guard)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Dispatch:
-    """What one claim did: how many jobs it started out of how many slots."""
-
-    claimed: int
-    limit: int
-    failed: bool = False
-    cycle: asyncio.Task[CycleResult] | None = None
-
-
-async def run_loop(engine: SchedulingEngine) -> None:
+async def run_loop(dispatcher: Dispatcher, idle: IdleWaiter, stopping: asyncio.Event) -> None:
+    """Claim and wait, until `stopping` is set (see the module docstring)."""
     polled: Dispatch | None = None  # a long-poll's claim that the loop has not judged yet
-    while not engine.stopping:
-        if await engine.wait_for_slot() == 0:
+    while not stopping.is_set():
+        if await dispatcher.wait_for_slot() == 0:
             break
         if polled is None:
-            engine.idle.clear_wake()
-            dispatch = await engine.dispatch(wait_ms=0, count_empty=True)
+            idle.clear_wake()
+            dispatch = idle.observe(await dispatcher.dispatch(wait_ms=0, count_empty=True))
         else:
             dispatch, polled = polled, None
         if dispatch.claimed and dispatch.claimed >= dispatch.limit:
             continue  # probably more due: claim again as soon as a slot is free
-        polled = await engine.idle.wait_for_work(dispatch)
+        polled = await idle.wait_for_work(dispatch)
 
 
 class IdleWaiter:
-    """Sleeps between claims; woken by stop(), engine.wake() or a long-poll claim."""
+    """Sleeps between claims; woken by `stopping`, `wake()` (engine.wake()) or a long-poll
+    claim. Its long-polls are the dispatcher's claims; `next_due_at` is the backend's."""
 
-    def __init__(self, engine: SchedulingEngine) -> None:
-        self._engine = engine
+    def __init__(
+        self,
+        *,
+        dispatcher: Dispatcher,
+        next_due_at: Callable[[], Awaitable[datetime | None]],
+        clock: Clock,
+        scheduler: SchedulerConfig,
+        stopping: asyncio.Event,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._next_due_at = next_due_at
+        self._clock = clock
+        self._scheduler = scheduler
+        self._stopping = stopping
         self._wake = asyncio.Event()
         self._empty_streak = 0
         self._error_streak = 0
@@ -85,27 +91,29 @@ class IdleWaiter:
     def clear_wake(self) -> None:
         self._wake.clear()
 
-    def claimed(self) -> None:
-        self._empty_streak = 0
-        self._error_streak = 0
-
-    def claim_failed(self) -> None:
-        self._error_streak += 1
+    def observe(self, dispatch: Dispatch) -> Dispatch:
+        """Count the loop's claims: one that found jobs ends both streaks (empty claims for
+        the spin guard, failed ones for the error backoff)."""
+        if dispatch.claimed:
+            self._empty_streak = 0
+            self._error_streak = 0
+        elif dispatch.failed:
+            self._error_streak += 1
+        return dispatch
 
     async def wait_for_work(self, after: Dispatch) -> Dispatch | None:
         """Wait until a claim is worth making. Returns the long-poll's dispatch when one
         claimed jobs (the loop judges it instead of claiming at once), else None: claim
         now."""
-        engine = self._engine
-        clock = engine.clock
-        interval_s = engine.config.scheduler.processing_interval_ms / 1000
+        clock = self._clock
+        interval_s = self._scheduler.processing_interval_ms / 1000
         if after.failed:
             backoff_s = ERROR_BACKOFF_BASE_S * 2 ** min(max(self._error_streak - 1, 0), 10)
             await self.sleep(min(interval_s, backoff_s))
             return None
         deadline = clock.monotonic() + interval_s
         first = True
-        while not engine.stopping:
+        while not self._stopping.is_set():
             remaining = deadline - clock.monotonic()
             if remaining <= 0:
                 return None
@@ -133,12 +141,11 @@ class IdleWaiter:
     async def _long_poll(self, wait_s: float) -> Dispatch | None:
         """Wait inside a claim when enabled; its dispatch, or None when a long-poll does
         not apply (sleep instead)."""
-        engine = self._engine
-        claim_wait_ms = engine.config.scheduler.claim_wait_ms
-        if claim_wait_ms <= 0 or wait_s < 0.002 or engine.free_slots == 0:
+        claim_wait_ms = self._scheduler.claim_wait_ms
+        if claim_wait_ms <= 0 or wait_s < 0.002 or self._dispatcher.free_slots == 0:
             return None
         wait_ms = max(1, int(min(claim_wait_ms, wait_s * 1000)))
-        return await engine.dispatch(wait_ms=wait_ms, count_empty=False)
+        return self.observe(await self._dispatcher.dispatch(wait_ms=wait_ms, count_empty=False))
 
     def _spin_guard(self, remaining: float) -> float:
         self._empty_streak += 1
@@ -147,22 +154,20 @@ class IdleWaiter:
 
     async def _due_in(self) -> float | None:
         """Seconds until the earliest claimable job is due (None: nothing scheduled)."""
-        engine = self._engine
         try:
-            due_at = await engine.backend.next_due_at()
+            due_at = await self._next_due_at()
         except Exception as exc:
             logger.debug("next_due_at failed: %s", exc)
             return None
         if due_at is None:
             return None
-        return (due_at - engine.clock.now()).total_seconds()
+        return (due_at - self._clock.now()).total_seconds()
 
     async def sleep(self, seconds: float) -> bool:
         """Sleep unless woken or stopped first. True when woken/stopped."""
-        engine = self._engine
-        sleeper = asyncio.ensure_future(engine.clock.sleep(seconds))
+        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
         woken = asyncio.ensure_future(self._wake.wait())
-        stopped = asyncio.ensure_future(engine.stopping_event.wait())
+        stopped = asyncio.ensure_future(self._stopping.wait())
         done, pending = await asyncio.wait(
             {sleeper, woken, stopped}, return_when=asyncio.FIRST_COMPLETED
         )

@@ -20,6 +20,7 @@ from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from cronicorn.domain.governor import fallback_next_run
 from cronicorn.domain.idempotency import DueRun
 from cronicorn.domain.models import (
     ClaimedJob,
@@ -36,12 +37,7 @@ from cronicorn.domain.models import (
     TokenUsage,
 )
 from cronicorn.engine.ai_reuse import AIReuse, Gate, asked_context, model_involved
-from cronicorn.engine.completion import (
-    CompletionBuilder,
-    fallback_next_run,
-    mask_error,
-    run_masker,
-)
+from cronicorn.engine.completion import CompletionBuilder, mask_error, run_masker
 from cronicorn.engine.config import EngineConfig
 from cronicorn.engine.delivery import DeliveryGate, deliver_completion
 from cronicorn.engine.events import EventBus, JobExecutorEvents
@@ -327,7 +323,12 @@ class JobPipeline:
         job = state.claimed.context.job
         failures = job.consecutive_failures + 1
         now = self._clock.now()
-        next_run = fallback_next_run(job, now, failures, self._config.scheduler.default_interval_ms)
+        next_run = fallback_next_run(
+            job,
+            now,
+            consecutive_failures=failures,
+            default_interval_ms=self._config.scheduler.default_interval_ms,
+        )
         try:
             await self._backend.fail(
                 keeper.lease,

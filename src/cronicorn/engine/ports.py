@@ -122,8 +122,9 @@ class SchedulerBackend(Protocol):
         written) if fenced out."""
         ...
 
-    async def release(self, lease: Lease) -> None:
-        """Give the job back without completing it (the run is marked aborted)."""
+    async def release(self, lease: Lease, reason: str = "released") -> None:
+        """Give the job back without completing it (the run is marked aborted, with
+        `reason` as its error; `next_run_at` is unchanged)."""
         ...
 
     async def next_due_at(self) -> datetime | None:

@@ -8,21 +8,44 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from cronicorn.domain.models import Heartbeat
 
 if TYPE_CHECKING:
-    from cronicorn.engine.engine import SchedulingEngine
+    from cronicorn.engine.ports import Clock, SchedulerBackend
+    from cronicorn.engine.stats import EngineState
+    from cronicorn.observability.metrics import EngineMetrics
     from cronicorn.observability.server import MetricsServer
 
 logger = logging.getLogger("cronicorn.engine.worker")
 
 
 class WorkerPresence:
-    def __init__(self, engine: SchedulingEngine) -> None:
-        self._engine = engine
+    """Heartbeats `state()` to the backend every `heartbeat_interval_ms` until `stopping`
+    is set, and serves `metrics` on `metrics_port` (if both are given)."""
+
+    def __init__(
+        self,
+        *,
+        worker_id: str,
+        backend: SchedulerBackend,
+        state: Callable[[], EngineState],
+        clock: Clock,
+        stopping: asyncio.Event,
+        heartbeat_interval_ms: int,
+        metrics: EngineMetrics | None = None,
+        metrics_port: int | None = None,
+    ) -> None:
+        self._worker_id = worker_id
+        self._backend = backend
+        self._state = state
+        self._clock = clock
+        self._stopping = stopping
+        self._interval_s = heartbeat_interval_ms / 1000
+        self._metrics = metrics
+        self._metrics_port = metrics_port
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._server: MetricsServer | None = None
 
@@ -32,13 +55,12 @@ class WorkerPresence:
 
     async def start(self) -> None:
         self._heartbeat_task = asyncio.create_task(self._heartbeats(), name="cronicorn-heartbeat")
-        engine = self._engine
-        port = engine.config.metrics.port
-        if port is not None and engine.metrics is not None and self._server is None:
+        port, metrics = self._metrics_port, self._metrics
+        if port is not None and metrics is not None and self._server is None:
             from cronicorn.observability.server import start_metrics_server
 
             self._server = await start_metrics_server(
-                engine.metrics.registry, port=port, health=self._health
+                metrics.registry, port=port, health=self._health
             )
 
     async def stop(self) -> None:
@@ -55,19 +77,16 @@ class WorkerPresence:
             self._server = None
 
     async def _heartbeats(self) -> None:
-        engine = self._engine
-        interval_s = engine.config.scheduler.heartbeat_interval_ms / 1000
-        while not engine.stopping:
+        while not self._stopping.is_set():
             await self.send_heartbeat()
-            sleeper = asyncio.ensure_future(engine.clock.sleep(interval_s))
-            stop = asyncio.ensure_future(engine.stopping_event.wait())
+            sleeper = asyncio.ensure_future(self._clock.sleep(self._interval_s))
+            stop = asyncio.ensure_future(self._stopping.wait())
             await asyncio.wait({sleeper, stop}, return_when=asyncio.FIRST_COMPLETED)
             sleeper.cancel()
             stop.cancel()
 
     async def send_heartbeat(self, *, stopped: bool = False) -> None:
-        engine = self._engine
-        state = engine.get_state()
+        state = self._state()
         info = Heartbeat(
             host=socket.gethostname(),
             pid=os.getpid(),
@@ -78,23 +97,22 @@ class WorkerPresence:
             stats=state.stats.as_dict(),
         )
         try:
-            await engine.backend.heartbeat(engine.worker_id, info)
+            await self._backend.heartbeat(self._worker_id, info)
         except Exception as exc:
             logger.warning("heartbeat failed: %s", exc)
 
     async def _mark_stopped(self) -> None:
         """Optional backend capability: show this worker as stopped in `status` at once."""
-        engine = self._engine
-        mark = getattr(engine.backend, "mark_worker_stopped", None)
+        mark = getattr(self._backend, "mark_worker_stopped", None)
         if mark is None:
             return
         try:
-            await mark(engine.worker_id)
+            await mark(self._worker_id)
         except Exception as exc:
-            logger.warning("marking worker %s stopped failed: %s", engine.worker_id, exc)
+            logger.warning("marking worker %s stopped failed: %s", self._worker_id, exc)
 
     def _health(self) -> dict[str, Any]:
-        state = self._engine.get_state()
+        state = self._state()
         status = "ok" if state.status == "running" else state.status
         return {"status": status, "worker_id": state.worker_id, "running_jobs": state.running_jobs}
 

@@ -168,9 +168,10 @@ def hint_of(row: Any) -> Hint | None:
 
 
 def job_snapshot(
-    row: RowMapping, box: SecretBox, today: str, signing_secret: str | None = None
+    row: RowMapping, box: SecretBox | None, today: str, signing_secret: str | None = None
 ) -> JobSnapshot:
-    """A claimed job row as the planner sees it; `default_headers` decrypted. The claim
+    """A claimed job row as the planner sees it; `default_headers` decrypted (left out
+    without a `box`: the schedule of a job whose secrets cannot be decrypted). The claim
     also returns the tenant's spend (`tenant_cost_*`) and own monthly budget."""
     used_today = row["tokens_today"] if row["tokens_day"] == today else 0
     spent = row.get("tenant_cost_usd_month") or 0.0
@@ -191,7 +192,7 @@ def job_snapshot(
         last_run_at=row["last_run_at"],
         consecutive_failures=row["consecutive_failures"],
         paused_until=row["paused_until"],
-        default_headers=box.decrypt_map(row["default_headers"] or {}),
+        default_headers={} if box is None else box.decrypt_map(row["default_headers"] or {}),
         daily_token_budget=row["daily_token_budget"],
         tokens_used_today=used_today,
         signing_secret=signing_secret,

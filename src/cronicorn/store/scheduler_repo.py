@@ -27,8 +27,8 @@ from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cronicorn.domain.alerts import MAX_ERROR_CHARS, RunFacts, run_facts
+from cronicorn.domain.governor import fallback_next_run
 from cronicorn.domain.models import (
-    DEFAULT_INTERVAL_MS,
     ClaimedJob,
     ErrorPhase,
     Escalation,
@@ -39,7 +39,6 @@ from cronicorn.domain.models import (
     PlanDecision,
     RunCompletion,
     RunStatus,
-    ScheduleSource,
     TokenUsage,
 )
 from cronicorn.errors import LeaseLostError
@@ -82,6 +81,14 @@ def _finished(check: FinishedRun) -> LeaseLostError:
     lease = check.lease
     detail = f"run {lease.run_id} is already {check.status}"
     return LeaseLostError(lease.job_id, lease.token, detail)
+
+
+def _not_started(exc: BaseException) -> str:
+    """Why runs a claim started are given back before their contexts were delivered."""
+    if isinstance(exc, asyncio.CancelledError):
+        # The engine cancels its claim when it stops; the API does when the engine hangs up.
+        return "not started: the engine stopped or disconnected during the claim"
+    return f"not started: the job's context could not be loaded ({type(exc).__name__})"
 
 
 def utc_now(now: datetime | None = None) -> datetime:
@@ -154,8 +161,9 @@ class SchedulerRepository:
                     results_per_endpoint=self.results_per_endpoint,
                     excerpt_chars=self.excerpt_chars,
                 )
-            except BaseException:
-                await self._release_quietly(rows, run_ids, worker_id, expires, now)
+            except BaseException as exc:
+                reason = _not_started(exc)
+                await self._release_quietly(rows, run_ids, worker_id, expires, now, reason)
                 raise
         claimed: list[ClaimedJob] = []
         for row in rows:
@@ -198,24 +206,28 @@ class SchedulerRepository:
         worker_id: str,
         expires: datetime,
         now: datetime,
+        reason: str,
     ) -> None:
-        """Best effort: give back leases whose context could not be delivered."""
+        """Best effort: give back leases whose context was never delivered (their runs are
+        aborted with `reason`; `next_run_at` is unchanged)."""
         for row in rows:
             lease = Lease(row["id"], run_ids[row["id"]], worker_id, row["lease_token"], expires)
             # The caller re-raises the original error; a failed release just expires.
             with contextlib.suppress(Exception):
-                await self.release(lease, now=now, reason="context could not be loaded")
+                await self.release(lease, now=now, reason=reason)
 
     async def _fail_unloadable(
         self, lease: Lease, row: RowMapping, reason: str, now: datetime
     ) -> None:
-        """A job whose secrets cannot be decrypted fails once and backs off (no hot loop)."""
-        delay = min(max(row["min_interval_ms"], DEFAULT_INTERVAL_MS), row["max_interval_ms"])
+        """A job whose secrets cannot be decrypted fails like any failed run: its error is
+        recorded once and the governor's fallback (with backoff) sets its next run."""
+        failures = row["consecutive_failures"] + 1
+        schedule = mapping.job_snapshot(row, None, now.date().isoformat())
         await self.fail_run(
             lease,
             JobErrorRecord(ErrorPhase.CLAIM, "context_unavailable", reason),
-            NextRun(now + timedelta(milliseconds=delay), ScheduleSource.BACKOFF),
-            row["consecutive_failures"] + 1,
+            fallback_next_run(schedule, now, consecutive_failures=failures),
+            failures,
             now=now,
         )
 
