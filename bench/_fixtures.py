@@ -27,7 +27,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
@@ -209,6 +209,21 @@ async def make_all_due(engine: AsyncEngine, at: datetime | None = None) -> datet
         await conn.execute(sa.update(jobs_t).values(next_run_at=at))
         await notify_jobs_changed(conn)
     return at
+
+
+async def schedule_due(engine: AsyncEngine, due: Sequence[datetime]) -> None:
+    """Give job `i` (as seeded) the due time `due[i]`, in one transaction with the wake-ups
+    of `make_all_due` — so the engines are already up and idle when the times are set."""
+    from cronicorn.store.notify import notify_jobs_changed
+
+    stmt = (
+        sa.update(jobs_t)
+        .where(jobs_t.c.id == sa.bindparam("job"))
+        .values(next_run_at=sa.bindparam("due"))
+    )
+    async with engine.begin() as conn:
+        await conn.execute(stmt, [{"job": job_id(i), "due": at} for i, at in enumerate(due)])
+        await notify_jobs_changed(conn)
 
 
 async def finished_runs(engine: AsyncEngine) -> tuple[int, int, datetime | None]:

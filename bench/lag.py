@@ -1,6 +1,7 @@
 """Scheduling lag: first request at the endpoint server minus the job's due time.
 
-2,000 jobs with due times spread over 20 s (100 due/s) and over 4 s (500 due/s), one GET
+40 jobs due 500 ms apart (an idle engine between them), then 2,000 jobs with due times spread
+over 20 s (100 due/s) and over 4 s (500 due/s), one GET
 endpoint each on a local zero-latency server (own process, records arrival times). The
 engine (rules planner) runs in-process on SQLite by default, or as worker processes on
 `cronicorn serve` + PostgreSQL with `--backend postgres-api`.
@@ -9,6 +10,7 @@ Baseline in the same run: a bare asyncio loop that sleeps until each due time an
 GET with aiohttp — the lag this machine adds by itself (timer wake-ups, scheduling noise).
 
     .venv/bin/python -m bench.lag [--quick] [--backend sqlite|postgres-api] [--workers 1]
+                                  [--rates idle,100,500]
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from bench._fixtures import (
     engine_workers,
     machine_load,
     quiet_logs,
+    schedule_due,
     seed_jobs,
     wait_finished,
     wait_workers,
@@ -39,9 +42,16 @@ from bench._fixtures import (
 from bench.common import summarize, write_results
 from cronicorn.store.db import create_engine
 
-LEAD_S = 3.0
-"""Time between seeding and the first due job (the engine starts meanwhile)."""
-TARGETS_MS = {"100_per_s": {"p50": 20.0, "p99": 100.0}, "500_per_s": {"p99": 250.0}}
+LEAD_S = 1.0
+"""Time between setting the due times (the engines are up and idle) and the first due job."""
+FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
+TARGETS_MS = {
+    "idle": {"p50": 9.9},
+    "100_per_s": {"p50": 20.0, "p99": 100.0},
+    "500_per_s": {"p99": 250.0},
+}
+IDLE_RATE = 2.0
+"""Due jobs per second of the idle measurement: 500 ms apart, the engine idles between."""
 
 
 def lags_ms(arrivals: dict[int, float], due: list[datetime]) -> tuple[list[float], int]:
@@ -103,15 +113,17 @@ async def measure(
     config = engine_config(job_concurrency=args.job_concurrency, max_batch_size=args.batch)
     async with bench_database(kind) as db:
         engine = create_engine(db.url)
-        lead = LEAD_S if args.backend == "sqlite" else LEAD_S + 5.0
-        start = datetime.now(UTC) + timedelta(seconds=lead)
-        due = [due_spread(start, rate)(i) for i in range(jobs)]
-        await seed_jobs(engine, jobs, due=due.__getitem__, endpoint_url=server.url)
-        server.reset()
-        span = jobs / rate
+        await seed_jobs(engine, jobs, due=lambda _: FAR_FUTURE, endpoint_url=server.url)
+        due: list[datetime] = []
 
         async def until() -> None:
-            await wait_finished(engine, jobs, lead + span + args.timeout)
+            """The engines are up and idle: set the due times from now, then wait."""
+            await asyncio.sleep(0.5)
+            start = datetime.now(UTC) + timedelta(seconds=LEAD_S)
+            due.extend(due_spread(start, rate)(i) for i in range(jobs))
+            server.reset()
+            await schedule_due(engine, due)
+            await wait_finished(engine, jobs, LEAD_S + jobs / rate + args.timeout)
 
         try:
             await _run_engine(db, args, config, until)
@@ -128,10 +140,12 @@ async def measure(
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    jobs = args.jobs
     with EndpointServer() as server:
-        for rate in (100.0, 500.0):
-            name = f"{rate:g}_per_s"
+        for rate_name in args.rates.split(","):
+            idle = rate_name == "idle"
+            rate = IDLE_RATE if idle else float(rate_name)
+            jobs = args.idle_jobs if idle else args.jobs
+            name = "idle" if idle else f"{rate:g}_per_s"
             base = await baseline(server, jobs, rate)
             figures = await measure(server, args, jobs, rate)
             figures["baseline_lag_ms"] = base
@@ -166,9 +180,16 @@ def main() -> None:
     parser.add_argument("--job-concurrency", type=int, default=100)
     parser.add_argument("--batch", type=int, default=50, help="scheduler.max_batch_size")
     parser.add_argument("--timeout", type=float, default=90.0, help="s after the last due")
+    parser.add_argument(
+        "--rates",
+        default="idle,100,500",
+        help="due jobs per second to measure; `idle`: one job every 500 ms",
+    )
+    parser.add_argument("--idle-jobs", type=int, default=40, help="jobs of the idle rate")
     args = parser.parse_args()
     if args.quick:
         args.jobs = 200
+        args.idle_jobs = 10
     quiet_logs()
     load_before = machine_load()
     started = time.monotonic()
@@ -178,6 +199,7 @@ def main() -> None:
         {
             "config": {
                 "jobs_per_rate": args.jobs,
+                "idle_jobs": args.idle_jobs,
                 "backend": args.backend,
                 "workers": args.workers if args.backend != "sqlite" else 1,
                 "scheduler.job_concurrency": args.job_concurrency,

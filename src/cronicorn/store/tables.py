@@ -179,7 +179,11 @@ class Message(Base):
     source: Mapped[str] = mapped_column(sa.String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (sa.Index("ix_messages_job_created", "job_id", "created_at"),)
+    __table_args__ = (
+        sa.Index("ix_messages_job_created", "job_id", "created_at"),
+        # Retention finds old messages across all jobs by age.
+        sa.Index("ix_messages_created", "created_at"),
+    )
 
 
 class Run(Base):
@@ -292,7 +296,11 @@ class JobError(Base):
     message: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (sa.Index("ix_job_errors_job_created", "job_id", "created_at"),)
+    __table_args__ = (
+        sa.Index("ix_job_errors_job_created", "job_id", "created_at"),
+        # Retention finds old errors across all jobs by age.
+        sa.Index("ix_job_errors_created", "created_at"),
+    )
 
 
 class Worker(Base):

@@ -1,4 +1,5 @@
-"""a partial index on running runs (the claim's abort of a previous holder's run)
+"""indexes for the hot path and retention: running runs by job (the claim's abort of a
+previous holder's run), messages and job errors by age (the pruner)
 
 Revision ID: 0012
 Revises: 0011
@@ -28,7 +29,11 @@ def upgrade() -> None:
         postgresql_where=RUNNING,
         sqlite_where=RUNNING,
     )
+    op.create_index("ix_messages_created", "messages", ["created_at"])
+    op.create_index("ix_job_errors_created", "job_errors", ["created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_job_errors_created", table_name="job_errors")
+    op.drop_index("ix_messages_created", table_name="messages")
     op.drop_index("ix_runs_running_job", table_name="runs")
