@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,6 +44,7 @@ from bench._fixtures import (
     EndpointServer,
     api_process,
     bench_database,
+    cpu_seconds,
     create_engine_key,
     engine_config,
     engine_workers,
@@ -188,7 +190,10 @@ async def run(args: argparse.Namespace, server: EndpointServer) -> dict[str, Any
                 "CRONICORN_PRUNE_INTERVAL_MS": str(int(interval_s * 1000)),
             }
             print(f"serve + 1 worker; first prune pass in {interval_s:.0f} s", flush=True)
-            with api_process(db, env=env) as (url, _), engine_workers(1, url, key, config):
+            with (
+                api_process(db, env=env) as (url, api),
+                engine_workers(1, url, key, config) as workers,
+            ):
                 ready_at = time.time()
                 await wait_workers(engine, 1)
                 due = await set_due_times(engine, history_jobs, active, args.rate)
@@ -197,8 +202,14 @@ async def run(args: argparse.Namespace, server: EndpointServer) -> dict[str, Any
                 baseline = (first_due + args.warmup_s, prune_start - LIFESPAN_MARGIN_S)
                 if baseline[1] - baseline[0] < args.baseline_s / 2:
                     print("  warning: slow start-up, the baseline window is short", flush=True)
+                roots = {"api": [api.pid], "worker": [w.pid for w in workers]}
                 watch = await watch_prune(
-                    engine, deleted_before, fill.runs, fill.messages, prune_start, args
+                    engine,
+                    deleted_before,
+                    (fill.runs, fill.messages),
+                    (baseline[0], baseline[1], prune_start),
+                    lambda: cpu_seconds(roots),
+                    args,
                 )
                 prune_end = watch["window_end"]
                 last_due = max((at for at in due.values() if at < prune_end), default=prune_end)
@@ -237,8 +248,9 @@ async def run(args: argparse.Namespace, server: EndpointServer) -> dict[str, Any
         "baseline_lag_ms": base_lag,
         "prune_lag_ms": prune_lag,
         "claim_delay_ms": claim_delay,
+        "cpu_cores": watch["cpu_cores"],
         "prune": {
-            **{k: v for k, v in watch.items() if k != "window_end"},
+            **{k: v for k, v in watch.items() if k not in ("window_end", "cpu_cores")},
             "deleted_total": {
                 name: deleted_after.get(name, 0) - deleted_before.get(name, 0)
                 for name in deleted_after
@@ -253,14 +265,19 @@ async def run(args: argparse.Namespace, server: EndpointServer) -> dict[str, Any
 async def watch_prune(
     engine: Any,
     before: dict[str, int],
-    old_runs: int,
-    old_messages: int,
-    prune_start: float,
+    old: tuple[int, int],
+    marks: tuple[float, float, float],
+    cpu: Callable[[], dict[str, float]],
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    """Poll the delete counters until the pass has removed every old run and message, or
-    the window cap; prints progress every 10 s."""
+    """Poll the delete counters until the pass has removed every old run and message (`old`),
+    or the window cap; prints progress every 10 s. `marks` are the baseline start and end
+    and the prune start: CPU use (cores) of the API, the worker and PostgreSQL is sampled
+    at each and at the end."""
+    old_runs, old_messages = old
+    prune_start = marks[2]
     cap = prune_start + args.prune_window_s
+    samples: list[tuple[float, dict[str, float]]] = []
     first_delete: float | None = None
     finished_at: float | None = None
     last_print = 0.0
@@ -268,6 +285,8 @@ async def watch_prune(
     deleted: dict[str, int] = {}
     while True:
         now = time.time()
+        if len(samples) < len(marks) and now >= marks[len(samples)]:
+            samples.append((now, cpu()))
         counts = await deleted_rows(engine)
         deleted = {name: counts.get(name, 0) - before.get(name, 0) for name in counts}
         if at_start is None and now >= prune_start:
@@ -283,8 +302,10 @@ async def watch_prune(
             break
         await asyncio.sleep(0.5)
     end = finished_at if finished_at is not None else cap
+    samples.append((time.time(), cpu()))
     start_counts = at_start or {}
     return {
+        "cpu_cores": _cpu_rates(samples),
         "window_end": end,
         "finished": finished_at is not None,
         "first_delete_after_s": (
@@ -295,6 +316,19 @@ async def watch_prune(
             name: count - start_counts.get(name, 0) for name, count in deleted.items()
         },
     }
+
+
+def _cpu_rates(samples: list[tuple[float, dict[str, float]]]) -> dict[str, Any]:
+    """CPU cores used per process group in the baseline (samples 0→1) and the prune
+    window (samples 2→3)."""
+    if len(samples) < 4:
+        return {}
+
+    def rate(a: int, b: int) -> dict[str, float]:
+        (t0, c0), (t1, c1) = samples[a], samples[b]
+        return {k: round((c1[k] - c0[k]) / max(t1 - t0, 1e-6), 2) for k in c1}
+
+    return {"baseline": rate(0, 1), "prune": rate(2, 3)}
 
 
 def targets(results: dict[str, Any]) -> dict[str, Any]:
