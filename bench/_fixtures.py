@@ -380,11 +380,17 @@ def api_server(db: BenchDatabase) -> Iterator[str]:
 
 @contextlib.contextmanager
 def api_process(
-    db: BenchDatabase, workers: int = 1
+    db: BenchDatabase, workers: int = 1, env: dict[str, str] | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`cronicorn serve [--workers N]` on a free port; yields its base URL and process."""
+    """`cronicorn serve [--workers N]` on a free port; yields its base URL and process.
+    `env` adds environment settings (e.g. the retention ones)."""
     port = free_port()
-    env = {**os.environ, "CRONICORN_DATABASE_URL": db.url, "CRONICORN_SECRET_KEY": db.secret_key}
+    env = {
+        **os.environ,
+        "CRONICORN_DATABASE_URL": db.url,
+        "CRONICORN_SECRET_KEY": db.secret_key,
+        **(env or {}),
+    }
     cli = Path(sys.executable).parent / "cronicorn"
     cmd = [str(cli), "serve", "--port", str(port), "--log-level", "warning"]
     if workers > 1:

@@ -67,8 +67,12 @@ async def make_due(engine: Any, count: int) -> None:
         await conn.execute(sa.update(jobs_t).where(jobs_t.c.id.in_(ids)).values(next_run_at=past))
 
 
-async def measure_cycles(db: BenchDatabase, engine: Any, due: int, batch: int) -> dict[str, Any]:
-    repo = SchedulerRepository(engine, db.secret_box)
+async def claim_cycles(
+    repo: SchedulerRepository, engine: Any, due: int, batch: int
+) -> tuple[list[float], list[float]]:
+    """Make the first `due` jobs due, then claim them in batches of `batch`, completing each
+    batch with one `complete_runs` group commit (the engine's writes). Returns the claim
+    latencies and the whole cycle times (claim + completion), ms, one per batch."""
     await make_due(engine, due)
     claims: list[float] = []
     cycles: list[float] = []
@@ -82,6 +86,12 @@ async def measure_cycles(db: BenchDatabase, engine: Any, due: int, batch: int) -
         await repo.complete_runs([(job.lease, _completion(job, now)) for job in claimed])
         claims.append((claimed_at - started) * 1000)
         cycles.append((time.perf_counter() - started) * 1000)
+    return claims, cycles
+
+
+async def measure_cycles(db: BenchDatabase, engine: Any, due: int, batch: int) -> dict[str, Any]:
+    repo = SchedulerRepository(engine, db.secret_box)
+    claims, cycles = await claim_cycles(repo, engine, due, batch)
     idle_next: list[float] = []
     for _ in range(20):
         started = time.perf_counter()
