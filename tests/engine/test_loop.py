@@ -17,8 +17,8 @@ from cronicorn.executor import HttpExecutor
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.notify import wake_local_waiters
 from cronicorn.store.secrets import SecretBox
-from tests.engine import factory as f
 from tests.engine.conftest import Target, engine_config, eventually
+from tests.fakes import seed
 from tests.fakes.planners import ScriptedPlanner
 
 
@@ -69,13 +69,13 @@ async def test_jobs_due_close_together_are_claimed_without_empty_claims(
     )
     async with engine:
         await eventually(lambda: len(backend.claims) >= 1)  # the first cycle found nothing
-        tenant = await f.add_tenant(db)
+        tenant = await seed.add_tenant(db)
         due = datetime.now(UTC) + timedelta(seconds=0.5)
         spacing = timedelta(seconds=SHORT_WAIT_S * 0.6)
-        first = await f.add_job(db, tenant, due)
-        second = await f.add_job(db, tenant, due + spacing)
+        first = await seed.add_job(db, tenant, next_run_at=due)
+        second = await seed.add_job(db, tenant, next_run_at=due + spacing)
         for job_id in (first, second):
-            await f.add_endpoint(db, box, job_id, target.url("/ok"))
+            await seed.add_endpoint(db, box, job_id, target.url("/ok"))
         wake_local_waiters()
         await eventually(lambda: target.calls["/ok"] == 2)
 

@@ -24,7 +24,10 @@ from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.scheduler_repo import SchedulerRepository
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import EndpointResult, JobError, Message, Run, jobs_t
-from tests.store.factory import T0, add_jobs, add_tenant, at, complete_run, job, job_row
+from tests.fakes.clock import T0
+from tests.fakes.rows import job
+from tests.fakes.seed import add_jobs, add_tenant, at, job_row
+from tests.store.factory import complete_run
 from tests.store.test_writes import PLAN, completion
 
 NOW = at(3)

@@ -26,7 +26,9 @@ from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.notify import asyncpg_dsn, notify_jobs_changed
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import jobs_t
-from tests.store.factory import T0, add_job, add_tenant, at, job, job_row
+from tests.fakes.clock import T0
+from tests.fakes.rows import job
+from tests.fakes.seed import add_job, add_tenant, at, job_row
 from tests.store.test_writes import PLAN, completion
 
 LONG_POLL_MS = 20_000
