@@ -41,6 +41,7 @@ from cronicorn.errors import LeaseLostError
 from cronicorn.store.tables import jobs_t, runs_t
 from tests.contract.conftest import Subject
 from tests.fakes import rows, seed
+from tests.fakes.clock import until_past
 
 LEASE_MS = 60_000
 SHORT_LEASE_MS = 1_000  # the API's shortest lease
@@ -70,12 +71,6 @@ async def add_job(s: Subject, **fields: Any) -> str:
 async def claim_one(s: Subject, worker: str = "w1", lease_ms: int = LEASE_MS) -> ClaimedJob:
     [claimed] = await s.backend.claim(worker, 10, lease_ms)
     return claimed
-
-
-async def wait_until(moment: datetime) -> None:
-    """Sleep until the real clock (the stores' and the API server's) has passed `moment`."""
-    await asyncio.sleep(max(0.0, (moment - now()).total_seconds()) + 0.01)
-    assert now() > moment
 
 
 def completion(claimed: ClaimedJob, next_run_at: datetime, **changes: Any) -> RunCompletion:
@@ -190,7 +185,7 @@ async def test_a_leased_job_is_claimable_again_only_once_its_lease_expires(
     )
     extended = await s.backend.extend(kept.lease, LEASE_MS)
 
-    await wait_until(lapsed.lease.expires_at)
+    await until_past(lapsed.lease.expires_at)  # the stores' clock is the real one
     [taken] = await s.backend.claim("w2", 10, LEASE_MS)
 
     assert taken.lease.job_id == lapsed_id

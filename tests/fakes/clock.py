@@ -5,6 +5,9 @@ been advanced past its deadline — or, with `auto_advance=True`, moves the cloc
 returns at once (for code under test that backs off or waits between tries). Every sleep is
 recorded in `sleeps`. Code that takes a plain time function (`Callable[[], float]`) gets
 `clock.monotonic`.
+
+Code that reads the real clock itself (a CLI command, an API server) is waited for with
+`until_past`, a deadline rather than a guessed delay.
 """
 
 from __future__ import annotations
@@ -57,3 +60,9 @@ class FakeClock:
         for deadline, future in self._sleepers:
             if deadline <= self._mono and not future.done():
                 future.set_result(None)
+
+
+async def until_past(moment: datetime) -> None:
+    """Return once the real clock has passed `moment` (at once if it has already)."""
+    await asyncio.sleep(max(0.0, (moment - datetime.now(UTC)).total_seconds()) + 0.001)
+    assert datetime.now(UTC) > moment
