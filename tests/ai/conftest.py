@@ -1,9 +1,8 @@
-"""Shared helpers for the AI agent tests: a fixed clock, a job context with secrets, a fake
+"""Shared helpers for the AI agent tests: a fake clock, a job context with secrets, a fake
 OpenAI server and planners pointed at it through the real SDK."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +23,7 @@ from cronicorn.domain.models import (
     MessageSource,
     PastResult,
 )
+from tests.fakes.clock import FakeClock
 from tests.fakes.fake_openai import FakeOpenAI
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -32,24 +32,6 @@ SECRET_BEARER = "bearer-secret-0a1b2c3d4e5f"
 SECRET_DEFAULT = "default-secret-13579bdf"
 SECRET_PASSWORD = "url-pass-2468ace"
 SECRETS = (SECRET_HEADER, SECRET_BEARER, SECRET_DEFAULT, SECRET_PASSWORD)
-
-
-class FixedClock:
-    """`now` is fixed; `sleep` records the delay and returns at once."""
-
-    def __init__(self, now: datetime = NOW) -> None:
-        self._now = now
-        self.sleeps: list[float] = []
-
-    def now(self) -> datetime:
-        return self._now
-
-    def monotonic(self) -> float:
-        return 0.0
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        await asyncio.sleep(0)
 
 
 def make_context(*, endpoints: int = 2, messages: int = 2, budget: int | None = None) -> JobContext:
@@ -183,12 +165,13 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
 
 
 @pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock()
+def clock() -> FakeClock:
+    """Starts at NOW; a sleep (a retry's backoff) moves it and returns at once."""
+    return FakeClock(NOW, auto_advance=True)
 
 
 @pytest.fixture
-async def make_planner(fake: FakeOpenAI, clock: FixedClock) -> AsyncIterator[PlannerFactory]:
+async def make_planner(fake: FakeOpenAI, clock: FakeClock) -> AsyncIterator[PlannerFactory]:
     """Planners on the real SDK against `fake`; config fields as keyword overrides."""
     created: list[OpenAIPlanner] = []
 

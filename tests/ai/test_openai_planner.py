@@ -15,7 +15,6 @@ from cronicorn.domain.models import (
     TokenUsage,
 )
 from tests.ai.conftest import (
-    FixedClock,
     PlannerFactory,
     call,
     fresh_results,
@@ -23,6 +22,7 @@ from tests.ai.conftest import (
     plan_json,
     schedule_json,
 )
+from tests.fakes.clock import FakeClock
 from tests.fakes.fake_openai import FakeOpenAI, Reply, Usage
 
 
@@ -144,7 +144,7 @@ async def test_malformed_json_twice_falls_back_to_rules_with_reason(
 
 
 async def test_rate_limit_then_success_is_one_transport_retry_honouring_retry_after(
-    fake: FakeOpenAI, make_planner: PlannerFactory, clock: FixedClock
+    fake: FakeOpenAI, make_planner: PlannerFactory, clock: FakeClock
 ) -> None:
     fake.enqueue(Reply.rate_limited(retry_after="2"), Reply.json(plan_json("ep-orders")))
     planner = make_planner()

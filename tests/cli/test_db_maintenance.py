@@ -16,7 +16,7 @@ from cronicorn.settings import Settings
 from cronicorn.store.db import create_engine, session_factory
 from cronicorn.store.tables import Endpoint, Run, utcnow
 from tests.cli.conftest import Invoke
-from tests.store.factory import dump
+from tests.fakes.rows import dump
 from tests.store.test_retention import add_run
 
 SECRET = "s3cret-Header-Value"

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +12,7 @@ from cronicorn.domain.models import Heartbeat
 from cronicorn.settings import Settings
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from tests.cli.conftest import Endpoints, Invoke
+from tests.fakes.clock import FakeClock, until_past
 
 
 async def _job(invoke: Invoke, name: str, url: str) -> str:
@@ -65,17 +63,17 @@ async def test_process_blocks_private_hosts_unless_allowed(
 async def test_unlock_jobs_releases_stale_and_named_locks(
     invoke: Invoke, endpoints: Endpoints
 ) -> None:
-    stale_id = await _job(invoke, "stale-one", endpoints.url("/ok"))
     live_id = await _job(invoke, "live-one", endpoints.url("/ok"))
+    stale_id = await _job(invoke, "stale-one", endpoints.url("/ok"))
     backend = _backend()
-    try:  # oldest due first: a crashed worker's short lease, then a live worker's long one
-        crashed = await backend.claim("crashed-worker", 1, 1_000)
+    try:  # oldest due first: a live worker's long lease, then a crashed worker's, run out
         live = await backend.claim("live-worker", 1, 60_000)
+        crashed = await backend.claim("crashed-worker", 1, 1)
     finally:
         await backend.close()
     assert [c.lease.job_id for c in crashed] == [stale_id]
     assert [c.lease.job_id for c in live] == [live_id]
-    await asyncio.sleep(1.1)
+    await until_past(crashed[0].lease.expires_at)  # the CLI reads the real clock
 
     stale = await invoke("engine", "unlock-jobs", "--stale")
     assert stale.exit_code == 0, stale.output
@@ -98,12 +96,6 @@ async def test_unlock_jobs_releases_stale_and_named_locks(
         await backend.close()
 
 
-async def _beat(backend: LocalSchedulerBackend, worker_id: str, every_s: float) -> None:
-    while True:
-        await backend.heartbeat(worker_id, Heartbeat(host="h", pid=1, stats={"total_cycles": 3}))
-        await asyncio.sleep(every_s)
-
-
 async def _status(invoke: Invoke, interval_ms: int) -> dict[str, Any]:
     result = await invoke("engine", "status", "--json", "--heartbeat-interval-ms", str(interval_ms))
     assert result.exit_code == 0, result.output
@@ -119,34 +111,32 @@ async def test_status_json_shows_live_workers_and_drops_a_dead_one(
     assert (await invoke("engine", "process")).exit_code == 1
     await _job(invoke, "due-now", endpoints.url("/ok"))
 
-    backend = _backend()
-    a = asyncio.create_task(_beat(backend, "worker-a", 0.05))
-    b = asyncio.create_task(_beat(backend, "worker-b", 0.05))
+    # The last 40 s of two workers' heartbeats, every 10 s, on a fake clock that ends now:
+    # worker-b died without a goodbye after its first one.
+    clock = FakeClock(datetime.now(UTC) - timedelta(seconds=40))
+    backend = _backend(clock=clock)
+    beat = Heartbeat(host="h", pid=1, stats={"total_cycles": 3})
     try:
-        await asyncio.sleep(0.2)
-        report = await _status(invoke, 200)
-        assert [w["id"] for w in report["workers"]] == ["worker-a", "worker-b"]
-        assert report["workers_alive"] == 2
-        assert report["jobs_due_now"] == 1
-        assert report["failing_jobs_total"] == 1
-        assert report["failing_jobs"][0]["id"] == failing
-        b.cancel()  # worker-b dies without a goodbye
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            report = await _status(invoke, 200)
-            if report["workers_alive"] == 1:
-                break
-            await asyncio.sleep(0.1)
-        assert [w["id"] for w in report["workers"]] == ["worker-a"]
+        await backend.heartbeat("worker-b", beat)
+        for _ in range(4):
+            await backend.heartbeat("worker-a", beat)
+            clock.advance(10)
+        await backend.heartbeat("worker-a", beat)
     finally:
-        for task in (a, b):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         await backend.close()
 
+    report = await _status(invoke, 60_000)  # alive: a heartbeat within the last 3 minutes
+    assert [w["id"] for w in report["workers"]] == ["worker-a", "worker-b"]
+    assert report["workers_alive"] == 2
+    assert report["jobs_due_now"] == 1
+    assert report["failing_jobs_total"] == 1
+    assert report["failing_jobs"][0]["id"] == failing
+    report = await _status(invoke, 10_000)  # alive: a heartbeat within the last 30 s
+    assert [w["id"] for w in report["workers"]] == ["worker-a"]
+    assert report["workers_alive"] == 1
+
     human = await invoke("engine", "status", "--heartbeat-interval-ms", "60000")
-    assert "Workers alive 1" in human.stdout or "Workers alive 2" in human.stdout
+    assert "Workers alive 2" in human.stdout
     assert "broken" in human.stdout
 
 

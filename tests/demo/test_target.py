@@ -19,21 +19,11 @@ from cronicorn.demo import (
 )
 from cronicorn.demo.target import backlog_at, health_ok_at
 from cronicorn.domain.models import HTTP_METHODS
+from tests.fakes.clock import FakeClock
 
 CONFIG = DemoTargetConfig(
     wave_period_s=20, max_backlog=100, high_backlog=50, health_cycle_s=10, outage_s=3
 )
-
-
-class FakeClock:
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -43,7 +33,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def target(clock: FakeClock) -> AsyncIterator[DemoTarget]:
-    running = await start_target(clock=clock, config=CONFIG)
+    running = await start_target(clock=clock.monotonic, config=CONFIG)
     yield running
     await running.stop()
 
@@ -117,7 +107,7 @@ async def test_scale_up_records_calls_and_scales_only_when_high(
 
 
 async def test_stop_closes_the_port(clock: FakeClock, http: aiohttp.ClientSession) -> None:
-    running = await start_target(clock=clock)
+    running = await start_target(clock=clock.monotonic)
     status, _ = await get_json(http, running.url("health"))
     assert status == 200
     await running.stop()

@@ -5,7 +5,6 @@ with the store's SecretBox (so they are decrypted, and registered, by the claim)
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -13,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cronicorn.engine.config import EngineConfig
 from cronicorn.store.db import create_engine
 from cronicorn.store.secrets import SecretBox
-from cronicorn.store.tables import Tenant, endpoints_t, jobs_t
+from tests.fakes import seed
 
 
 @dataclass
@@ -120,43 +118,32 @@ async def add_jobs(
     """`count` jobs, due a second ago, each with its own copy of `endpoints` (fresh ids),
     in one transaction (fast even for hundreds)."""
     due = datetime.now(UTC) - timedelta(seconds=1)
-    tenant_id = str(uuid.uuid4())
-    job_rows: list[dict[str, Any]] = []
-    endpoint_rows: list[dict[str, Any]] = []
-    default_headers = job_fields.pop("default_headers", {})
-    for i in range(count):
-        job_id = str(uuid.uuid4())
-        job_rows.append(
-            {
-                "id": job_id,
-                "tenant_id": tenant_id,
-                "name": f"job-{i}",
-                "definition": "check the orders API",
-                "status": "active",
-                "next_run_at": due,
-                "created_at": due,
-                "updated_at": due,
-                "default_headers": box.encrypt_map(default_headers),
-                **job_fields,
-            }
+    tenant_id = await seed.add_tenant(db)
+    default_headers = box.encrypt_map(job_fields.pop("default_headers", {}))
+    job_rows = [
+        seed.job_row(
+            tenant_id,
+            name=f"job-{i}",
+            definition="check the orders API",
+            next_run_at=due,
+            default_headers=default_headers,
+            **job_fields,
         )
-        for e in endpoints:
-            endpoint_rows.append(
-                {
-                    "id": str(uuid.uuid4()),
-                    "job_id": job_id,
-                    "name": e.name,
-                    "url": server.url(e.path),
-                    "headers": box.encrypt_map(dict(e.headers)),
-                    "bearer_token": box.encrypt(e.bearer_token) if e.bearer_token else None,
-                }
-            )
-    async with db.begin() as conn:
-        await conn.execute(sa.insert(Tenant).values(id=tenant_id, name=f"t-{tenant_id[:8]}"))
-        await conn.execute(sa.insert(jobs_t), job_rows)
-        if endpoint_rows:
-            await conn.execute(sa.insert(endpoints_t), endpoint_rows)
-    return [row["id"] for row in job_rows]
+        for i in range(count)
+    ]
+    endpoint_rows = [
+        seed.endpoint_row(
+            box,
+            row["id"],
+            server.url(e.path),
+            name=e.name,
+            headers=e.headers,
+            bearer_token=e.bearer_token,
+        )
+        for row in job_rows
+        for e in endpoints
+    ]
+    return await seed.add_jobs(db, job_rows, endpoint_rows)
 
 
 def series_count(registry: CollectorRegistry) -> int:

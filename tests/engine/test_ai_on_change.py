@@ -163,13 +163,13 @@ class Harness:
         assert r.status_code in (200, 201), r.text
         return r.json()
 
-
-async def make_job(h: Harness, shop: Shop, endpoints: list[dict[str, Any]], **job: Any) -> str:
-    body = {"name": "orders", "definition": "watch the orders backlog", "min_interval_ms": 10_000}
-    created = await h.send("POST", "/api/jobs", {**body, **job})
-    for endpoint in endpoints:
-        await h.send("POST", f"/api/jobs/{created['id']}/endpoints", endpoint)
-    return str(created["id"])
+    async def add_job(self, endpoints: list[dict[str, Any]], **job: Any) -> str:
+        """A job with `endpoints`, created through the API (fields as keyword overrides)."""
+        body = {"name": "orders", "definition": "watch the orders backlog"}
+        created = await self.send("POST", "/api/jobs", {**body, "min_interval_ms": 10_000, **job})
+        for endpoint in endpoints:
+            await self.send("POST", f"/api/jobs/{created['id']}/endpoints", endpoint)
+        return str(created["id"])
 
 
 def three_endpoints(shop: Shop) -> list[dict[str, Any]]:
@@ -227,7 +227,7 @@ async def test_steady_job_reuses_the_decision_and_keeps_prompts_bounded(
     # again at runs 11 and 21 (trigger `expired`), so prompt sizes are compared across runs.
     h = Harness(api, fake_ai, decision_ttl_ms=600_000)
     try:
-        job_id = await make_job(h, shop, three_endpoints(shop))
+        job_id = await h.add_job(three_endpoints(shop))
         m = await measure(h, fake_ai, job_id, 30, shop)
     finally:
         await h.close()
@@ -263,7 +263,7 @@ async def test_every_run_mode_keeps_two_calls_per_run(
 ) -> None:
     h = Harness(api, fake_ai, mode="every_run")
     try:
-        job_id = await make_job(h, shop, three_endpoints(shop))
+        job_id = await h.add_job(three_endpoints(shop))
         m = await measure(h, fake_ai, job_id, 30, shop)
     finally:
         await h.close()
@@ -283,7 +283,7 @@ async def test_job_ai_mode_overrides_the_engine_mode(
 ) -> None:
     h = Harness(api, fake_ai)  # engine default: on_change
     try:
-        job_id = await make_job(h, shop, three_endpoints(shop), ai_mode="every_run")
+        job_id = await h.add_job(three_endpoints(shop), ai_mode="every_run")
         runs = [await h.run(job_id) for _ in range(3)]
     finally:
         await h.close()
@@ -296,7 +296,7 @@ async def test_material_change_brings_the_model_back_within_the_run(
 ) -> None:
     h = Harness(api, fake_ai)
     try:
-        job_id = await make_job(h, shop, three_endpoints(shop))
+        job_id = await h.add_job(three_endpoints(shop))
         m = await measure(h, fake_ai, job_id, 30, shop, change_at=15)
     finally:
         await h.close()
@@ -324,7 +324,7 @@ async def test_replan_new_message_and_edit_each_ask_the_model(
 ) -> None:
     h = Harness(api, fake_ai)
     try:
-        job_id = await make_job(h, shop, three_endpoints(shop))
+        job_id = await h.add_job(three_endpoints(shop))
         first = await h.run(job_id)
         reused = await h.run(job_id)
         await h.send("POST", f"/api/jobs/{job_id}/run-now", {"replan": True})
@@ -354,7 +354,7 @@ async def test_replan_new_message_and_edit_each_ask_the_model(
 async def test_failing_endpoint_starts_a_streak(api: Api, fake_ai: FakeOpenAI, shop: Shop) -> None:
     h = Harness(api, fake_ai)
     try:
-        job_id = await make_job(h, shop, [{"name": "orders", "url": shop.url("/orders")}])
+        job_id = await h.add_job([{"name": "orders", "url": shop.url("/orders")}])
         ok = [await h.run(job_id), await h.run(job_id)]
         shop.down = True
         failing = [await h.run(job_id), await h.run(job_id)]
@@ -389,7 +389,7 @@ async def test_model_reads_a_value_past_the_first_2kb_of_a_3kb_body(
     try:
         endpoints = three_endpoints(shop)
         endpoints[0]["ai_view"] = {"pending": "length(orders[?state=='pending'])"}
-        job_id = await make_job(h, shop, endpoints)
+        job_id = await h.add_job(endpoints)
         fake_ai.enqueue(lambda body: auto_reply(body, 60), schedule_reading_the_total)
         await h.run(job_id)
         await h.run(job_id)
@@ -426,7 +426,7 @@ async def test_rules_planner_calls_a_conditional_endpoint_only_when_it_holds(
     ]
     levels = [3, 25, 10, 50, 21, 20]
     try:
-        job_id = await make_job(h, shop, endpoints, interval_ms=10_000)
+        job_id = await h.add_job(endpoints, interval_ms=10_000)
         runs = []
         for level in levels:
             shop.backlog = level
@@ -553,7 +553,7 @@ async def test_a_rules_fallback_is_not_remembered_as_an_ai_decision(
 ) -> None:
     h = Harness(api, fake_ai, max_retries=0)
     try:
-        job_id = await make_job(h, shop, three_endpoints(shop))
+        job_id = await h.add_job(three_endpoints(shop))
         fake_ai.enqueue(Reply.server_error(500))
         down = await h.run(job_id)
         first_ai = await h.run(job_id)

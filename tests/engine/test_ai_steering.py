@@ -59,10 +59,8 @@ async def echo() -> AsyncIterator[str]:
 
 
 async def make_job(h: Harness, url: str, **job: Any) -> str:
-    body = {"name": "orders", "definition": "watch the backlog", "min_interval_ms": 10_000}
-    created = await h.send("POST", "/api/jobs", {**body, **job})
-    await h.send("POST", f"/api/jobs/{created['id']}/endpoints", {"name": "echo", "url": url})
-    return str(created["id"])
+    """A job with one endpoint, `url` (the echo server)."""
+    return await h.add_job([{"name": "echo", "url": url}], definition="watch the backlog", **job)
 
 
 # -- AI sessions and decisions --------------------------------------------------------------

@@ -20,8 +20,8 @@ from cronicorn.executor import HttpExecutor
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.notify import wake_local_waiters
 from cronicorn.store.secrets import SecretBox
-from tests.engine import factory as f
 from tests.engine.conftest import BackendFactory, Target, engine_config, eventually
+from tests.fakes import rows, seed
 from tests.fakes.planners import ScriptedPlanner
 
 IDLE = {"processing_interval_ms": 60_000}
@@ -68,9 +68,9 @@ class Timeline:
 
 
 async def new_job(db: AsyncEngine, box: SecretBox, url: str, due: datetime, **fields: Any) -> str:
-    tenant = await f.add_tenant(db)
-    job_id = await f.add_job(db, tenant, due, **fields)
-    await f.add_endpoint(db, box, job_id, url)
+    tenant = await seed.add_tenant(db)
+    job_id = await seed.add_job(db, tenant, next_run_at=due, **fields)
+    await seed.add_endpoint(db, box, job_id, url)
     return job_id
 
 
@@ -108,7 +108,7 @@ async def test_first_cycle_runs_at_once(
         assert engine.get_state().status == "running"
 
     assert timeline.cycles >= 1
-    [run] = await f.runs(db, job_id)
+    [run] = await rows.runs(db, job_id)
     assert run["status"] == "completed"
     state = engine.get_state()
     assert state.status == "stopped"
@@ -211,10 +211,10 @@ async def test_graceful_stop_aborts_running_jobs_and_releases_leases(
     stop_s = time.monotonic() - started
 
     assert stop_s < 3
-    [run] = await f.runs(db, job_id)
+    [run] = await rows.runs(db, job_id)
     assert run["status"] == "aborted"
-    assert [r["status"] for r in await f.results(db, run["id"])] == ["aborted"]
-    row = await f.job(db, job_id)
+    assert [r["status"] for r in await rows.results(db, run["id"])] == ["aborted"]
+    row = await rows.job(db, job_id)
     assert row["lease_owner"] is None
     assert row["consecutive_failures"] == 0
     assert [e.data["reason"] for e in timeline.aborts] == ["shutdown"]
@@ -236,9 +236,9 @@ async def test_stop_lets_a_job_finish_within_the_grace_period(
     await eventually(lambda: target.calls["/slow"] == 1)
     await engine.stop()
 
-    [run] = await f.runs(db, job_id)
+    [run] = await rows.runs(db, job_id)
     assert run["status"] == "completed"
-    assert (await f.job(db, job_id))["lease_owner"] is None
+    assert (await rows.job(db, job_id))["lease_owner"] is None
 
 
 async def test_heartbeats_report_the_worker(
@@ -247,14 +247,14 @@ async def test_heartbeats_report_the_worker(
     engine = build(make_backend(), executor, scheduler={**IDLE, "heartbeat_interval_ms": 100})
     async with engine:
         await asyncio.sleep(0.35)
-        [worker] = await f.workers(db)
+        [worker] = await rows.workers(db)
         first_beat = worker["last_heartbeat_at"]
         await asyncio.sleep(0.25)
-        [worker] = await f.workers(db)
+        [worker] = await rows.workers(db)
     assert worker["id"] == "w1"
     assert worker["last_heartbeat_at"] > first_beat
     assert "total_jobs_processed" in worker["stats"]
-    [stopped] = await f.workers(db)
+    [stopped] = await rows.workers(db)
     assert stopped["stopped_at"] is not None
 
 
@@ -483,9 +483,9 @@ async def test_jobs_waiting_for_a_run_slot_are_released_unrun_on_stop(
         await eventually(lambda: gated in timeline.started)
         assert waiting not in timeline.started
     assert waiting not in timeline.started  # never ran
-    row = await f.job(db, waiting)
+    row = await rows.job(db, waiting)
     assert row["lease_owner"] is None  # given back for another worker
-    [run] = await f.runs(db, waiting)
+    [run] = await rows.runs(db, waiting)
     assert (run["status"], run["error"]) == ("aborted", "not started: the engine stopped")
     target.release.set()
     await backend.close()
@@ -508,8 +508,8 @@ async def test_track_token_usage_off_writes_no_tokens_for_runs_or_jobs(
     await engine.stop()
     await engine.backend.close()
     assert result.successful_jobs == 1
-    [run] = await f.runs(db, job_id)
-    job = await f.job(db, job_id)
+    [run] = await rows.runs(db, job_id)
+    job = await rows.job(db, job_id)
     tokens = (run["input_tokens"], run["output_tokens"], job["input_tokens"], job["tokens_today"])
     assert tokens == ((200, 40, 200, 240) if track else (0, 0, 0, 0))
     assert (engine.get_state().stats.total_tokens > 0) is track

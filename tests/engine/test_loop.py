@@ -1,24 +1,29 @@
 """The idle loop spends no claims that cannot find anything: every claim is a write
-transaction, competing with the runs' own writes (SQLite has a single writer)."""
+transaction, competing with the runs' own writes (SQLite has a single writer).
+
+Time is a `FakeClock` shared by the engine and the store: the test moves it, so when each
+job becomes due is decided by the test, not by how fast the machine is."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cronicorn.domain.models import ClaimedJob
 from cronicorn.engine.engine import SchedulingEngine
-from cronicorn.engine.loop import SHORT_WAIT_S
+from cronicorn.engine.loop import DUE_MARGIN_S, SHORT_WAIT_S
 from cronicorn.executor import HttpExecutor
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.notify import wake_local_waiters
 from cronicorn.store.secrets import SecretBox
-from tests.engine import factory as f
 from tests.engine.conftest import Target, engine_config, eventually
+from tests.fakes import seed
+from tests.fakes.clock import FakeClock
 from tests.fakes.planners import ScriptedPlanner
 
 
@@ -28,23 +33,39 @@ class Claim:
     job_ids: tuple[str, ...]
 
 
-class RecordingBackend(LocalSchedulerBackend):
-    """The real store; records every claim the engine makes and what it returned."""
+@dataclass
+class ClaimLog:
+    claims: list[Claim] = field(default_factory=list)
+    long_polling: asyncio.Event = field(default_factory=asyncio.Event)
 
-    claims: list[Claim]
+
+class RecordingBackend(LocalSchedulerBackend):
+    """The real store; records every claim the engine makes and what it returned, and
+    signals when the engine waits inside a long-poll."""
+
+    log: ClaimLog
 
     async def claim(
         self, worker_id: str, limit: int, lease_ms: int, wait_ms: int = 0
     ) -> list[ClaimedJob]:
+        if wait_ms > 0:
+            self.log.long_polling.set()
         jobs = await super().claim(worker_id, limit, lease_ms, wait_ms)
-        self.claims.append(Claim(wait_ms, tuple(j.lease.job_id for j in jobs)))
+        self.log.claims.append(Claim(wait_ms, tuple(j.lease.job_id for j in jobs)))
         return jobs
 
 
 @pytest.fixture
-async def backend(db: AsyncEngine, box: SecretBox) -> AsyncIterator[RecordingBackend]:
-    made = RecordingBackend(db, box)
-    made.claims = []
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def backend(
+    db: AsyncEngine, box: SecretBox, clock: FakeClock
+) -> AsyncIterator[RecordingBackend]:
+    made = RecordingBackend(db, box, clock=clock)
+    made.log = ClaimLog()
     yield made
     await made.close()
 
@@ -55,33 +76,42 @@ async def test_jobs_due_close_together_are_claimed_without_empty_claims(
     target: Target,
     executor: HttpExecutor,
     backend: RecordingBackend,
+    clock: FakeClock,
 ) -> None:
     """Two jobs due a little apart (closer than SHORT_WAIT_S) while the engine idles in a
     long-poll: the long-poll claims the first; the second is waited for with a sleep and
     claimed by the very next claim — no immediate re-claim after the long-poll, no
     long-poll whose first claim finds nothing."""
+    log = backend.log
     engine = SchedulingEngine(
         engine_config(scheduler={"processing_interval_ms": 60_000}),
         backend=backend,
         planner=ScriptedPlanner(),
         executor=executor,
+        clock=clock,
         worker_id="w1",
     )
     async with engine:
-        await eventually(lambda: len(backend.claims) >= 1)  # the first cycle found nothing
-        tenant = await f.add_tenant(db)
-        due = datetime.now(UTC) + timedelta(seconds=0.5)
-        spacing = timedelta(seconds=SHORT_WAIT_S * 0.6)
-        first = await f.add_job(db, tenant, due)
-        second = await f.add_job(db, tenant, due + spacing)
+        await asyncio.wait_for(log.long_polling.wait(), 10)  # the first cycle found nothing
+        assert [c.job_ids for c in log.claims] == [()]
+        tenant = await seed.add_tenant(db)
+        due = clock.now() + timedelta(seconds=0.5)
+        spacing = SHORT_WAIT_S * 0.6
+        first = await seed.add_job(db, tenant, next_run_at=due)
+        second = await seed.add_job(db, tenant, next_run_at=due + timedelta(seconds=spacing))
         for job_id in (first, second):
-            await f.add_endpoint(db, box, job_id, target.url("/ok"))
+            await seed.add_endpoint(db, box, job_id, target.url("/ok"))
+
+        clock.advance(0.5 + DUE_MARGIN_S)  # the first is due, the second not yet
         wake_local_waiters()
+        await eventually(lambda: target.calls["/ok"] == 1)
+        short_sleep = spacing  # due in (spacing - DUE_MARGIN_S), plus the loop's DUE_MARGIN_S
+        await eventually(lambda: any(abs(s - short_sleep) < 1e-6 for s in clock.sleeps))
+        clock.advance(short_sleep + DUE_MARGIN_S)
         await eventually(lambda: target.calls["/ok"] == 2)
 
-    claimed = [c for c in backend.claims if c.job_ids]
-    start = backend.claims.index(claimed[0])
-    after_first = backend.claims[start : backend.claims.index(claimed[-1]) + 1]
-    assert {j for c in claimed for j in c.job_ids} == {first, second}
+    claimed = [c for c in log.claims if c.job_ids]
+    assert [c.job_ids for c in claimed] == [(first,), (second,)]
     assert claimed[0].wait_ms > 0, "the idle engine waited inside a long-poll"
-    assert all(c.job_ids for c in after_first), backend.claims
+    start, end = log.claims.index(claimed[0]), log.claims.index(claimed[-1])
+    assert log.claims[start : end + 1] == claimed, log.claims  # no claim found nothing

@@ -18,9 +18,9 @@ from cronicorn.errors import BackendUnavailableError
 from cronicorn.executor import HttpExecutor
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.secrets import SecretBox
-from tests.engine import factory as f
 from tests.engine.conftest import Target, eventually
 from tests.engine.test_pipeline import make_engine, setup_job
+from tests.fakes import rows
 from tests.fakes.clock import FakeClock
 from tests.fakes.planners import ScriptedPlanner
 
@@ -116,10 +116,10 @@ async def test_completion_is_kept_through_an_outage_longer_than_the_lease(
 
     assert (result.successful_jobs, result.failed_jobs) == (1, 0)
     assert target.calls["/ok"] == 1
-    [run] = await f.runs(db, job_id)
+    [run] = await rows.runs(db, job_id)
     assert run["status"] == "completed"
-    assert len(await f.results(db, run["id"])) == 1
-    row = await f.job(db, job_id)
+    assert len(await rows.results(db, run["id"])) == 1
+    row = await rows.job(db, job_id)
     assert row["lease_owner"] is None
     assert row["next_run_at"] > clock.now()
 
@@ -147,9 +147,9 @@ async def test_late_completion_after_another_workers_claim_is_refused(
 
     assert result.failed_jobs == 1
     assert "lease lost" in result.errors[0]
-    row = await f.job(db, job_id)
+    row = await rows.job(db, job_id)
     assert (row["lease_owner"], row["lease_token"]) == ("w2", stolen.lease.token)
-    assert sorted(r["status"] for r in await f.runs(db, job_id)) == ["aborted", "running"]
+    assert sorted(r["status"] for r in await rows.runs(db, job_id)) == ["aborted", "running"]
 
 
 async def test_renewal_failures_past_expiry_do_not_abort_the_run(
@@ -172,13 +172,13 @@ async def test_renewal_failures_past_expiry_do_not_abort_the_run(
     assert backend.calls.count("extend") >= 2
     backend.down = False
     await advance_while(clock, 1.5)
-    assert (await f.job(db, job_id))["lease_expires_at"] > clock.now()  # renewed again
+    assert (await rows.job(db, job_id))["lease_expires_at"] > clock.now()  # renewed again
     target.release.set()
     result = await asyncio.wait_for(cycle, 5)
 
     assert result.successful_jobs == 1
     assert engine.get_state().stats.leases_lost == 0
-    [run] = await f.runs(db, job_id)
+    [run] = await rows.runs(db, job_id)
     assert run["status"] == "completed"
 
 
@@ -232,7 +232,7 @@ async def test_no_claim_while_a_completion_waits_for_the_backend(
 
     second_cycle = asyncio.create_task(engine.process_cycle())
     await advance_while(clock, 1)
-    assert (await f.job(db, first))["lease_token"] == 1, "claimed while its completion waited"
+    assert (await rows.job(db, first))["lease_token"] == 1, "claimed while its completion waited"
     assert not second_cycle.done()
     backend.down = False
     await advance_while(clock, 3)
@@ -242,4 +242,4 @@ async def test_no_claim_while_a_completion_waits_for_the_backend(
     assert result.successful_jobs == 1
     assert engine.deliveries.waiting == 0
     assert target.calls["/ok"] == 1
-    assert [r["status"] for r in await f.runs(db, first)] == ["completed"]
+    assert [r["status"] for r in await rows.runs(db, first)] == ["completed"]

@@ -31,8 +31,8 @@ from cronicorn.executor import HttpExecutor
 from cronicorn.executor.events import ExecutorEvents
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.secrets import SecretBox
-from tests.engine import factory as f
 from tests.engine.conftest import BackendFactory, Target, engine_config, eventually
+from tests.fakes import rows, seed
 from tests.fakes.clock import FakeClock
 from tests.fakes.planners import ScriptedPlanner
 
@@ -60,10 +60,12 @@ class Recorder:
 async def setup_job(
     db: AsyncEngine, box: SecretBox, clock: FakeClock, urls: Sequence[str], **fields: Any
 ) -> str:
-    tenant = await f.add_tenant(db)
-    job_id = await f.add_job(db, tenant, clock.now() - timedelta(seconds=5), **fields)
+    tenant = await seed.add_tenant(db)
+    job_id = await seed.add_job(
+        db, tenant, next_run_at=clock.now() - timedelta(seconds=5), **fields
+    )
     for i, url in enumerate(urls):
-        await f.add_endpoint(db, box, job_id, url, name=f"ep{i}")
+        await seed.add_endpoint(db, box, job_id, url, name=f"ep{i}")
     return job_id
 
 
@@ -104,13 +106,13 @@ async def test_success_persists_run_results_summary_next_run_and_tokens(
 
     assert (result.jobs_processed, result.successful_jobs, result.failed_jobs) == (1, 1, 0)
     assert result.errors == []
-    row = await f.job(db, job_id)
+    row = await rows.job(db, job_id)
     assert row["next_run_at"] == proposal
     assert row["lease_owner"] is None
     assert row["consecutive_failures"] == 0
     assert row["input_tokens"] == 200
     assert row["output_tokens"] == 40
-    [run] = await f.runs(db, job_id)
+    [run] = await rows.runs(db, job_id)
     assert run["status"] == "completed"
     assert run["success_count"] == 2
     assert run["plan_source"] == "ai"
@@ -118,13 +120,13 @@ async def test_success_persists_run_results_summary_next_run_and_tokens(
     assert run["schedule"]["source"] == "ai"
     assert run["ai_calls"] == 2
     assert run["ai_trigger"] == ("every_run" if mode == "every_run" else "no_decision")
-    assert [r["status_code"] for r in await f.results(db, run["id"])] == [200, 200]
-    [summary] = [m for m in await f.messages(db, job_id) if m["source"] == "engine"]
+    assert [r["status_code"] for r in await rows.results(db, run["id"])] == [200, 200]
+    [summary] = [m for m in await rows.messages(db, job_id) if m["source"] == "engine"]
     assert "Run completed" in summary["content"]
     assert "source ai" in summary["content"]
     assert "ep0 success 200" in summary["content"]
     assert target.calls["/ok"] == 2
-    assert await f.errors(db, job_id) == []
+    assert await rows.errors(db, job_id) == []
     for name in ("on_cycle_start", "on_job_start", "on_plan", "on_schedule", "on_job_end"):
         assert name in rec.names
     assert rec.names.index("on_plan") < rec.names.index("on_schedule")
@@ -155,9 +157,9 @@ async def test_next_run_is_clamped_by_the_governor(
 
     await engine.process_cycle()
 
-    row = await f.job(db, job_id)
+    row = await rows.job(db, job_id)
     assert row["next_run_at"] == clock.now() + timedelta(seconds=60)
-    [run] = await f.runs(db, job_id)
+    [run] = await rows.runs(db, job_id)
     assert run["schedule"]["source"] == "clamped_min"
 
 
@@ -187,11 +189,11 @@ async def test_pause_job_action_honoured_only_with_enough_confidence(
 
     await engine.process_cycle()
 
-    assert (await f.job(db, job_id))["status"] == ("paused" if paused else "active")
+    assert (await rows.job(db, job_id))["status"] == ("paused" if paused else "active")
     [schedule] = rec.of("on_schedule")
     assert schedule.data["paused"] is paused
     assert schedule.data["recommended_actions"][0]["type"] == "pause_job"
-    summary = next(m for m in await f.messages(db, job_id) if m["source"] == "engine")
+    summary = next(m for m in await rows.messages(db, job_id) if m["source"] == "engine")
     assert "pause_job" in summary["content"]
 
 
@@ -211,7 +213,7 @@ async def test_retry_failed_endpoints_schedules_at_the_minimum_interval(
     result = await engine.process_cycle()
 
     assert result.failed_jobs == 1  # its only endpoint failed
-    row = await f.job(db, job_id)
+    row = await rows.job(db, job_id)
     assert row["next_run_at"] == clock.now() + timedelta(seconds=15)
     assert row["consecutive_failures"] == 1
 
@@ -234,7 +236,7 @@ async def test_escalation_event_and_level_recorded(
     [event] = rec.of("on_escalation")
     assert event.data["level"] == "critical"
     assert event.job_id == job_id
-    [run] = await f.runs(db, job_id)
+    [run] = await rows.runs(db, job_id)
     assert run["escalation_level"] == "critical"
     assert run["status"] == "completed"  # one of two non-critical endpoints failed
 
@@ -265,12 +267,12 @@ async def test_planner_raising_fails_the_run_once_with_backoff_and_releases(
 
     assert (result.jobs_processed, result.failed_jobs) == (1, 1)
     assert any("model exploded" in e for e in result.errors)
-    [error] = await f.errors(db, job_id)
+    [error] = await rows.errors(db, job_id)
     assert (error["phase"], error["code"]) == (phase, "RuntimeError")
-    [run] = await f.runs(db, job_id)
+    [run] = await rows.runs(db, job_id)
     assert run["status"] == "failed"
     assert "model exploded" in run["error"]
-    row = await f.job(db, job_id)
+    row = await rows.job(db, job_id)
     assert row["lease_owner"] is None
     assert row["consecutive_failures"] == 3
     # interval 60 s doubled per failure: 3 failures, 8 times
@@ -312,9 +314,9 @@ async def test_executor_raising_is_an_execute_phase_failure(
     result = await engine.process_cycle()
 
     assert result.failed_jobs == 1
-    [error] = await f.errors(db, job_id)
+    [error] = await rows.errors(db, job_id)
     assert (error["phase"], error["code"]) == ("execute", "OSError")
-    assert (await f.job(db, job_id))["lease_owner"] is None
+    assert (await rows.job(db, job_id))["lease_owner"] is None
 
 
 class FlakyBackend(LocalSchedulerBackend):
@@ -364,10 +366,10 @@ async def test_record_plan_failure_is_a_persist_phase_failure(
 
     await engine.process_cycle()
 
-    [error] = await f.errors(db, job_id)
+    [error] = await rows.errors(db, job_id)
     assert error["phase"] == "persist"
     assert target.calls["/ok"] == 0
-    assert (await f.job(db, job_id))["lease_owner"] is None
+    assert (await rows.job(db, job_id))["lease_owner"] is None
     await backend.close()
 
 
@@ -384,14 +386,14 @@ async def test_complete_failing_falls_back_to_fail_write(
     result = await engine.process_cycle()
 
     assert result.failed_jobs == 1
-    [error] = await f.errors(db, job_id)
+    [error] = await rows.errors(db, job_id)
     assert error["phase"] == "persist"
     assert "store down" in error["message"]
-    row = await f.job(db, job_id)
+    row = await rows.job(db, job_id)
     assert row["lease_owner"] is None
     assert row["consecutive_failures"] == 1
     assert row["input_tokens"] == 200  # tokens already spent are kept
-    assert [r["status"] for r in await f.runs(db, job_id)] == ["failed"]
+    assert [r["status"] for r in await rows.runs(db, job_id)] == ["failed"]
     assert len(rec.of("on_error")) == 1
     await backend.close()
 
@@ -411,15 +413,15 @@ async def test_store_down_for_every_write_leaves_nothing_half_written(
 
     assert result.failed_jobs == 1
     assert backend.fail_calls == 1
-    assert [r["status"] for r in await f.runs(db, job_id)] == ["running"]
-    assert await f.errors(db, job_id) == []
+    assert [r["status"] for r in await rows.runs(db, job_id)] == ["running"]
+    assert await rows.errors(db, job_id) == []
     # The lease expires and the job is claimable again: re-run, nothing lost.
     backend.fail_complete = backend.fail_fail = False
     assert (await engine.process_cycle()).jobs_processed == 0
     clock.advance(6)
     again = await engine.process_cycle()
     assert again.successful_jobs == 1
-    assert (await f.job(db, job_id))["lease_owner"] is None
+    assert (await rows.job(db, job_id))["lease_owner"] is None
     await backend.close()
 
 
@@ -453,14 +455,14 @@ async def test_lease_lost_mid_run_aborts_and_writes_nothing(
     assert "lease lost" in result.errors[0]
     [aborted] = rec.of("on_abort")
     assert aborted.data["reason"] == "lease lost"
-    row = await f.job(db, job_id)
+    row = await rows.job(db, job_id)
     assert row["lease_owner"] == "other-worker"
     assert row["lease_token"] == stolen.lease.token
     # The first worker wrote nothing (the store marked its stale run aborted at re-claim).
-    statuses = sorted(r["status"] for r in await f.runs(db, job_id))
+    statuses = sorted(r["status"] for r in await rows.runs(db, job_id))
     assert statuses in (["running", "running"], ["aborted", "running"])
-    assert await f.errors(db, job_id) == []
-    assert [m for m in await f.messages(db, job_id) if m["source"] == "engine"] == []
+    assert await rows.errors(db, job_id) == []
+    assert [m for m in await rows.messages(db, job_id) if m["source"] == "engine"] == []
     assert engine.get_state().stats.leases_lost == 1
     assert target.calls["/ok"] == 0
 
@@ -484,11 +486,11 @@ async def test_lease_renewed_while_a_job_runs(
 
     cycle = asyncio.create_task(engine.process_cycle())
     await eventually(lambda: target.calls["/gate"] > 0)
-    before = (await f.job(db, job_id))["lease_expires_at"]
+    before = (await rows.job(db, job_id))["lease_expires_at"]
     for _ in range(3):  # 3 s of fake time in renewal-sized steps: the lease stays ahead
         clock.advance(1.01)
         await asyncio.sleep(0.05)
-    after = (await f.job(db, job_id))["lease_expires_at"]
+    after = (await rows.job(db, job_id))["lease_expires_at"]
     target.release.set()
     result = await asyncio.wait_for(cycle, 5)
 
@@ -533,7 +535,7 @@ async def test_hooks_are_isolated(
     assert result.errors == []
     assert {"on_job_start", "on_plan", "on_endpoint_progress", "on_cycle_end"} <= set(calls)
     assert {"on_schedule", "on_escalation"} <= set(calls)
-    [run] = await f.runs(db, job_id)
+    [run] = await rows.runs(db, job_id)
     assert run["status"] == "completed"
 
 
@@ -555,7 +557,7 @@ async def test_runs_with_the_real_rules_planner(
     result = await engine.process_cycle()
 
     assert result.successful_jobs == 1
-    [run] = await f.runs(db, job_id)
+    [run] = await rows.runs(db, job_id)
     assert run["plan_source"] == "rules"
     assert run["schedule"]["source"] == "baseline_interval"
-    assert (await f.job(db, job_id))["next_run_at"] == clock.now() + timedelta(minutes=2)
+    assert (await rows.job(db, job_id))["next_run_at"] == clock.now() + timedelta(minutes=2)

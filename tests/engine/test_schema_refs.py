@@ -20,8 +20,8 @@ from cronicorn.domain.plan_validation import validate_plan
 from cronicorn.store.secrets import SecretBox
 from tests.ai.conftest import call, plan_json
 from tests.engine.conftest import BackendFactory
-from tests.engine.factory import add_endpoint, add_job, add_tenant
 from tests.fakes.fake_openai import FakeOpenAI, Reply
+from tests.fakes.seed import add_endpoint, add_job, add_tenant
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ async def test_stored_remote_ref_is_never_fetched_by_the_planner(
     }
     tenant = await add_tenant(db)
     now = datetime.now(UTC)
-    job_id = await add_job(db, tenant, now - timedelta(seconds=1))
+    job_id = await add_job(db, tenant, next_run_at=now - timedelta(seconds=1))
     endpoint_id = await add_endpoint(
         db, box, job_id, "https://api.example.com/orders", request_schema=schema
     )

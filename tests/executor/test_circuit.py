@@ -9,9 +9,9 @@ from aiohttp import web
 
 from cronicorn.domain.models import CircuitState, EndpointResult, EndpointStatus, ErrorCategory
 from cronicorn.executor import HttpExecutor
+from tests.fakes.clock import FakeClock
 
 from .conftest import (
-    ManualClock,
     RecordingEvents,
     Serve,
     breaker,
@@ -54,7 +54,7 @@ async def flaky(serve: Serve) -> tuple[Flaky, str]:
     return server, f"{await serve(server.app())}/r"
 
 
-def make(clock: ManualClock, trials: int = 1, threshold: int = 3) -> HttpExecutor:
+def make(clock: FakeClock, trials: int = 1, threshold: int = 3) -> HttpExecutor:
     config = local_config(
         max_endpoint_retries=0,
         circuit_breaker=breaker(
@@ -76,7 +76,7 @@ async def test_breaker_opens_short_circuits_half_opens_with_bounded_trials_and_c
     flaky: tuple[Flaky, str], executors: list[HttpExecutor]
 ) -> None:
     server, url = flaky
-    clock = ManualClock()
+    clock = FakeClock()
     ex = make(clock, trials=2)
     executors.append(ex)
     events = RecordingEvents()
@@ -92,7 +92,7 @@ async def test_breaker_opens_short_circuits_half_opens_with_bounded_trials_and_c
     assert refused.attempts == 0
     assert server.hits == 3  # no request was sent
 
-    clock.offset += 1.5  # past the cooldown
+    clock.advance(1.5)  # past the cooldown
     server.status = 200
     server.gate.clear()
     pending = [asyncio.create_task(run(ex, url, events)) for _ in range(5)]
@@ -124,13 +124,13 @@ async def test_failed_trial_reopens_the_circuit(
     flaky: tuple[Flaky, str], executors: list[HttpExecutor]
 ) -> None:
     server, url = flaky
-    clock = ManualClock()
+    clock = FakeClock()
     ex = make(clock, threshold=1)
     executors.append(ex)
     events = RecordingEvents()
     await run(ex, url, events)
     assert ex.circuit_state("e") == "open"
-    clock.offset += 1.5
+    clock.advance(1.5)
     trial = await run(ex, url, events)
     assert trial.error_category == ErrorCategory.HTTP_5XX
     assert ex.circuit_state("e") == "open"
@@ -144,7 +144,7 @@ async def test_client_errors_do_not_open_the_circuit(
 ) -> None:
     server, url = flaky
     server.status = 404
-    ex = make(ManualClock(), threshold=2)
+    ex = make(FakeClock(), threshold=2)
     executors.append(ex)
     events = RecordingEvents()
     for _ in range(4):
@@ -157,12 +157,12 @@ async def test_failures_outside_the_window_do_not_count(
     flaky: tuple[Flaky, str], executors: list[HttpExecutor]
 ) -> None:
     _, url = flaky
-    clock = ManualClock()
+    clock = FakeClock()
     ex = make(clock, threshold=2)
     executors.append(ex)
     events = RecordingEvents()
     await run(ex, url, events)
-    clock.offset += 11  # beyond window_ms
+    clock.advance(11)  # beyond window_ms
     await run(ex, url, events)
     assert ex.circuit_state("e") == "closed"
     await run(ex, url, events)

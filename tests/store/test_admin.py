@@ -12,7 +12,9 @@ from cronicorn.domain.models import Heartbeat
 from cronicorn.store.scheduler_repo import SchedulerRepository
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import Run, jobs_t
-from tests.store.factory import T0, add_endpoint, add_job, add_tenant, at, job
+from tests.fakes.clock import T0
+from tests.fakes.rows import job
+from tests.fakes.seed import add_endpoint, add_job, add_tenant, at
 
 
 async def _run_statuses(engine: AsyncEngine) -> dict[str, str]:
@@ -105,7 +107,7 @@ async def test_secrets_are_encrypted_at_rest(
     tenant = await add_tenant(engine)
     job_id = await add_job(engine, tenant)
     await add_endpoint(
-        engine, job_id, box, headers={"X-Api-Key": "plain-key-123"}, bearer_token="tok-456"
+        engine, box, job_id, headers={"X-Api-Key": "plain-key-123"}, bearer_token="tok-456"
     )
 
     async with engine.connect() as conn:

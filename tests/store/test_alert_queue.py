@@ -30,7 +30,8 @@ from cronicorn.domain.models import (
 from cronicorn.store.scheduler_repo import SchedulerRepository
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import Alert, AlertChannel, AlertDelivery, AlertEvent, Job
-from tests.store.factory import add_job, add_tenant, at, complete_run
+from tests.fakes.seed import add_job, add_tenant, at
+from tests.store.factory import complete_run
 from tests.store.test_writes import completion
 
 HEALTHY = completion(

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 import pytest
@@ -24,7 +22,10 @@ from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.scheduler_repo import SchedulerRepository
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import EndpointResult, JobError, Message, Run, jobs_t
-from tests.store.factory import T0, add_jobs, add_tenant, at, complete_run, job, job_row
+from tests.fakes.clock import T0, FakeClock
+from tests.fakes.rows import job
+from tests.fakes.seed import add_jobs, add_tenant, at, job_row
+from tests.store.factory import complete_run
 from tests.store.test_writes import PLAN, completion
 
 NOW = at(3)
@@ -135,20 +136,9 @@ async def test_an_empty_batch_writes_nothing(repo: SchedulerRepository) -> None:
 # -- through the backend: concurrent completes are coalesced --------------------------------
 
 
-class FixedClock:
-    def now(self) -> datetime:
-        return T0
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(0)
-
-
 @pytest.fixture
 async def backend(engine: AsyncEngine, box: SecretBox) -> AsyncIterator[LocalSchedulerBackend]:
-    b = LocalSchedulerBackend(engine, box, clock=FixedClock(), poll_interval_ms=60_000)
+    b = LocalSchedulerBackend(engine, box, clock=FakeClock(T0), poll_interval_ms=60_000)
     yield b
     await b.close()
 
@@ -199,7 +189,7 @@ async def test_one_broken_completion_fails_alone(
 
 
 async def test_close_waits_for_queued_completions(engine: AsyncEngine, box: SecretBox) -> None:
-    backend = LocalSchedulerBackend(engine, box, clock=FixedClock(), poll_interval_ms=60_000)
+    backend = LocalSchedulerBackend(engine, box, clock=FakeClock(T0), poll_interval_ms=60_000)
     leases = await claim_via(backend, engine, 3)
     writes = [asyncio.ensure_future(backend.complete(lease, completion())) for lease in leases]
     await asyncio.sleep(0)

@@ -16,16 +16,9 @@ from cronicorn.store.scheduler_repo import SchedulerRepository
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.signing_keys import new_key_row
 from cronicorn.store.tables import Run, SigningKey
-from tests.store.factory import (
-    T0,
-    add_endpoint,
-    add_job,
-    add_message,
-    add_result,
-    add_tenant,
-    at,
-    job,
-)
+from tests.fakes.clock import T0
+from tests.fakes.rows import job
+from tests.fakes.seed import add_endpoint, add_job, add_message, add_result, add_tenant, at
 
 LEASE_MS = 60_000
 
@@ -122,7 +115,7 @@ async def test_context_has_decrypted_secrets_history_and_results(
     )
     other_job = await add_job(engine, tenant)
     ep = await add_endpoint(
-        engine, job_id, box, headers={"X-Api-Key": "k-secret"}, bearer_token="b-secret"
+        engine, box, job_id, headers={"X-Api-Key": "k-secret"}, bearer_token="b-secret"
     )
     for i in range(5):
         await add_message(engine, job_id, f"m{i}", at(-100 + i))
@@ -288,7 +281,7 @@ async def test_context_loading_is_batched(
         await conn.execute(sa.insert(SigningKey), [new_key_row(tenant, box, T0)])
     for i in range(30):
         job_id = await add_job(engine, tenant, next_run_at=at(-i))
-        await add_endpoint(engine, job_id, box)
+        await add_endpoint(engine, box, job_id)
         await add_message(engine, job_id, f"hello {i}", at(-100))
     statements: list[str] = []
 

@@ -12,7 +12,8 @@ from cronicorn.store.db import create_engine, is_sqlite
 from cronicorn.store.scheduler_repo import SchedulerRepository
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import Run, jobs_t
-from tests.store.factory import T0, add_jobs, add_tenant, at, job_row
+from tests.fakes.clock import T0
+from tests.fakes.seed import add_jobs, add_tenant, at, job_row
 
 JOBS = 2_000
 BATCH = 25

@@ -19,7 +19,10 @@ from cronicorn.domain.models import (
 )
 from cronicorn.errors import LeaseLostError
 from cronicorn.store.scheduler_repo import SchedulerRepository
-from tests.store.factory import T0, add_job, add_tenant, at, complete_run, dump, job, run_of
+from tests.fakes.clock import T0
+from tests.fakes.rows import dump, job, run_of
+from tests.fakes.seed import add_job, add_tenant, at
+from tests.store.factory import complete_run
 from tests.store.test_writes import PLAN, completion
 
 Write = Callable[[SchedulerRepository, Lease], Awaitable[object]]

@@ -1,4 +1,5 @@
-"""LocalSchedulerBackend: the engine's port on the database, with bounded long-poll claims."""
+"""LocalSchedulerBackend's long-poll claims and wake-ups (the port's contract, shared with
+the API client, is in tests/contract)."""
 
 from __future__ import annotations
 
@@ -10,41 +11,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cronicorn.domain.models import (
-    ErrorPhase,
-    Heartbeat,
-    JobErrorRecord,
-    NextRun,
-    PlanDecision,
-    PlanSource,
-    ScheduleSource,
-)
-from cronicorn.engine.ports import SchedulerBackend
-from cronicorn.errors import LeaseLostError
 from cronicorn.store.db import create_engine, session_factory
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.notify import asyncpg_dsn, notify_jobs_changed
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import jobs_t
-from tests.store.factory import T0, add_job, add_tenant, at, job, job_row
-from tests.store.test_writes import PLAN, completion
+from tests.fakes.seed import add_job, add_tenant, job_row
 
 LONG_POLL_MS = 20_000
 EARLY_S = 10.0  # a woken claim returns long before its deadline
-
-
-class FakeClock:
-    def __init__(self, now: datetime) -> None:
-        self.current = now
-
-    def now(self) -> datetime:
-        return self.current
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
 
 
 @pytest.fixture
@@ -52,45 +27,6 @@ async def backend(engine: AsyncEngine, box: SecretBox) -> AsyncIterator[LocalSch
     b = LocalSchedulerBackend(engine, box, poll_interval_ms=60_000)
     yield b
     await b.close()
-
-
-def test_implements_the_port(backend: LocalSchedulerBackend) -> None:
-    port: SchedulerBackend = backend
-    assert port is backend
-
-
-async def test_lifecycle_through_the_port(engine: AsyncEngine, box: SecretBox) -> None:
-    clock = FakeClock(T0)
-    backend = LocalSchedulerBackend(engine, box, clock=clock)
-    tenant = await add_tenant(engine)
-    a = await add_job(engine, tenant, next_run_at=at(-2))
-    b = await add_job(engine, tenant, next_run_at=at(-1))
-    c = await add_job(engine, tenant, next_run_at=at(30))
-    assert await backend.next_due_at() == at(-2)
-
-    first, second = await backend.claim("w1", 5, 10_000)
-    lease = await backend.extend(first.lease, 20_000)
-    assert lease.expires_at == at(20)
-    await backend.record_plan(lease, PlanDecision(PLAN, PlanSource.RULES))
-    await backend.complete(lease, completion())
-    await backend.fail(
-        second.lease,
-        JobErrorRecord(ErrorPhase.PLAN, "boom", "planner crashed"),
-        NextRun(at(60), ScheduleSource.BACKOFF),
-        1,
-    )
-    await backend.heartbeat("w1", Heartbeat(host="h", pid=1))
-    assert [w.id for w in await backend.list_workers()] == ["w1"]
-
-    clock.current = at(31)
-    [third] = await backend.claim("w1", 5, 10_000)
-    assert third.lease.job_id == c
-    await backend.release(third.lease)
-    with pytest.raises(LeaseLostError):
-        await backend.complete(third.lease, completion())
-    assert (await job(engine, a))["next_run_at"] == at(600)
-    assert (await job(engine, b))["consecutive_failures"] == 1
-    await backend.close()
 
 
 async def test_claim_without_wait_returns_at_once(backend: LocalSchedulerBackend) -> None:

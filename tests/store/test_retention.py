@@ -19,7 +19,9 @@ from cronicorn.store.tables import (
     Message,
     Run,
 )
-from tests.store.factory import T0, add_job, add_message, add_tenant, dump, job
+from tests.fakes.clock import T0
+from tests.fakes.rows import dump, job
+from tests.fakes.seed import add_job, add_message, add_tenant
 
 NOW = T0 + timedelta(days=100)
 

@@ -32,7 +32,10 @@ from cronicorn.domain.models import (
 from cronicorn.store.scheduler_repo import SchedulerRepository
 from cronicorn.store.tables import EndpointResult as ResultRow
 from cronicorn.store.tables import JobError, Message, Run, jobs_t
-from tests.store.factory import T0, add_job, add_tenant, at, complete_run, dump, job
+from tests.fakes.clock import T0
+from tests.fakes.rows import dump, job
+from tests.fakes.seed import add_job, add_tenant, at
+from tests.store.factory import complete_run
 
 LEASE_MS = 60_000
 PLAN = Plan(
