@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from cronicorn.api.wire import ForceUnlockRequest, ForceUnlockResponse, SchedulerStats, WorkerOut
+from cronicorn.wire.scheduler import ForceUnlockRequest, ForceUnlockResponse, SchedulerStats, WorkerOut
 from cronicorn.cli.common import CliError
 from cronicorn.cli.compose import ApiTarget
 from cronicorn.service.alert_schemas import ChannelOut, DeliveryOut

@@ -22,7 +22,7 @@ from datetime import datetime
 import aiohttp
 from pydantic import BaseModel, TypeAdapter
 
-from cronicorn.api.wire import (
+from cronicorn.wire.scheduler import (
     ClaimRequest,
     ClaimResponse,
     CompleteBatchRequest,
