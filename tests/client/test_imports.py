@@ -33,6 +33,7 @@ def loaded_by(module: str) -> list[str]:
     [
         "cronicorn.client",
         "cronicorn.client.api_backend",
+        "cronicorn.client.user_api",
         "cronicorn.wire.scheduler",
     ],
 )
@@ -46,8 +47,9 @@ def test_the_clients_are_usable_from_the_package_root() -> None:
     """`from cronicorn.client import ApiSchedulerBackend` (docs/api.md) resolves lazily."""
     probe = (
         "import sys\n"
-        "from cronicorn.client import ApiSchedulerBackend\n"
+        "from cronicorn.client import ApiSchedulerBackend, UserApiClient\n"
         "assert ApiSchedulerBackend.__module__ == 'cronicorn.client.api_backend'\n"
+        "assert UserApiClient.__module__ == 'cronicorn.client.user_api'\n"
         "assert 'sqlalchemy' not in sys.modules and 'fastapi' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", probe], check=True)

@@ -13,9 +13,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cronicorn.cli.api_client import ApiClient, ApiError
 from cronicorn.cli.common import CliError
 from cronicorn.cli.compose import ApiTarget, open_local_backend
+from cronicorn.client.errors import ApiError
+from cronicorn.client.user_api import UserApiClient
 from cronicorn.observability import JobSummary, StatusReport, build_status_report, summarize_jobs
 from cronicorn.settings import Settings
 from cronicorn.store.local_backend import LocalSchedulerBackend
@@ -60,7 +61,7 @@ async def _local_names(backend: LocalSchedulerBackend, ids: Sequence[str]) -> di
         return {row.id: row.name for row in await conn.execute(stmt)}
 
 
-async def _api_job_summary(api: ApiClient, now: datetime) -> JobSummary:
+async def _api_job_summary(api: UserApiClient, now: datetime) -> JobSummary:
     """Counts from `/api/scheduler/stats`; with an admin key also the failing jobs and token
     spend from the job list (an engine key cannot list jobs, so those stay empty)."""
     stats = await api.scheduler_stats()
@@ -84,7 +85,7 @@ async def status_report(
     """The status report from the API (admin/engine key) or straight from the database."""
     now = datetime.now(UTC)
     if target is not None:
-        async with ApiClient(target) as api:
+        async with UserApiClient(target.url, target.key) as api:
             workers = await api.workers()
             summary = await _api_job_summary(api, now)
         return build_status_report(
@@ -107,7 +108,7 @@ async def unlock_jobs(
     """Release stale locks (`stale_only`) and/or the named jobs' locks; report what was
     released. Released leases get a new fencing token, so a still-running holder is refused."""
     if target is not None:
-        async with ApiClient(target) as api:
+        async with UserApiClient(target.url, target.key) as api:
             released = await api.force_unlock(job_ids, stale_only)
         return UnlockReport(released, {})
     backend = await open_local_backend(settings)

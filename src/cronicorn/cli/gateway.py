@@ -1,6 +1,6 @@
 """One interface for the user operations the CLI needs, over the API or the database.
 
-`open_gateway()` returns an `ApiClient` when `CRONICORN_API_URL` is set, else a
+`open_gateway()` returns a `UserApiClient` when `CRONICORN_API_URL` is set, else a
 `LocalGateway` that calls the service layer in-process. In-process, the caller is the
 tenant of `CRONICORN_API_KEY` if one is set, else an admin of the tenant named `default`
 (created on first use), so a single-user SQLite install needs no key at all.
@@ -16,9 +16,9 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cronicorn.cli.api_client import ApiClient
 from cronicorn.cli.common import EXIT_USAGE, CliError
 from cronicorn.cli.compose import api_target
+from cronicorn.client.user_api import UserApiClient
 from cronicorn.domain.models import Scope
 from cronicorn.engine.factory import API_KEY_ENV
 from cronicorn.service import Principal, Services
@@ -142,7 +142,7 @@ async def open_gateway() -> AsyncIterator[Gateway]:
 
     target = api_target()
     if target is not None:
-        async with ApiClient(target) as api:
+        async with UserApiClient(target.url, target.key) as api:
             yield api
         return
     async with local_gateway(Settings.from_env(), key=os.environ.get(API_KEY_ENV)) as local:
