@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from cronicorn.api.wire import CompleteRequest, check_storable
 from cronicorn.domain.models import (
     EndpointResult,
     EndpointStatus,
@@ -26,6 +25,7 @@ from cronicorn.domain.models import (
     ScheduleSource,
     TokenUsage,
 )
+from cronicorn.wire.scheduler import CompleteRequest, check_storable
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 EP = "0f8b5a4e-0000-4000-8000-000000000001"

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from aiohttp import web
 
-from cronicorn.client import ApiSchedulerBackend
+from cronicorn.client import ApiError, ApiSchedulerBackend, UserApiClient
 from cronicorn.domain.models import (
     AIDecision,
     AITrigger,
@@ -208,24 +208,24 @@ async def test_long_poll_returns_empty_when_nothing_becomes_due(
 async def test_heartbeat_workers_stats_next_due_and_force_unlock(
     server: LiveServer, backend: ApiSchedulerBackend
 ) -> None:
+    """The engine's heartbeat and shutdown mark, as the operator's client reads them back."""
     job_id = await make_job(server)
     assert await backend.next_due_at() is not None
     await backend.heartbeat("w1", Heartbeat(host="h", pid=42, stats={"total_cycles": 3}))
-    [worker] = await backend.list_workers()
-    assert (worker.id, worker.pid, worker.stats["total_cycles"]) == ("w1", 42, 3)
-    await backend.claim("w1", 1, 60_000)
-    stats = await backend.stats()
-    assert (stats.jobs_active, stats.jobs_locked, stats.runs_running) == (1, 1, 1)
-    assert stats.workers_live == 1
-    with pytest.raises(ConfigError):  # engine scope may not force-unlock
-        await backend.force_unlock([job_id], stale_only=False)
-    admin = ApiSchedulerBackend(server.url, server.keys["admin"])
-    try:
-        assert await admin.force_unlock([job_id], stale_only=False) == [job_id]
-    finally:
-        await admin.close()
-    await backend.mark_worker_stopped("w1")
-    assert (await backend.stats()).workers_live == 0
+    async with UserApiClient(server.url, server.keys["engine"]) as operator:
+        [worker] = await operator.workers()
+        assert (worker.id, worker.pid, worker.stats["total_cycles"]) == ("w1", 42, 3)
+        await backend.claim("w1", 1, 60_000)
+        stats = await operator.scheduler_stats()
+        assert (stats.jobs_active, stats.jobs_locked, stats.runs_running) == (1, 1, 1)
+        assert stats.workers_live == 1
+        with pytest.raises(ApiError) as refused:  # engine scope may not force-unlock
+            await operator.force_unlock([job_id], stale_only=False)
+        assert refused.value.status == 403
+        async with UserApiClient(server.url, server.keys["admin"]) as admin:
+            assert await admin.force_unlock([job_id], stale_only=False) == [job_id]
+        await backend.mark_worker_stopped("w1")
+        assert (await operator.scheduler_stats()).workers_live == 0
 
 
 async def test_bad_key_is_a_config_error(server: LiveServer) -> None:

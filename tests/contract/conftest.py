@@ -18,11 +18,13 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cronicorn.client import ApiSchedulerBackend
+from cronicorn.client.user_api import UserApiClient
 from cronicorn.engine.ports import SchedulerBackend
 from cronicorn.service.stats import scheduler_counts
 from cronicorn.store.db import create_engine
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.secrets import SecretBox
+from cronicorn.wire.scheduler import WorkerOut
 from tests.api.conftest import SECRET_KEY, live_server
 
 FAST_RETRIES: dict[str, Any] = {"retry_base_delay_s": 0.01}
@@ -76,6 +78,27 @@ class Subject:
         return await self.read_stats()
 
 
+class _ApiBackend(ApiSchedulerBackend):
+    """Over HTTP: the engine's client for the port, and the operator's client
+    (`UserApiClient`, as the CLI uses it) for the worker list and force-unlock."""
+
+    def __init__(self, url: str, key: str) -> None:
+        super().__init__(url, key, **FAST_RETRIES)
+        self.user = UserApiClient(url, key)
+
+    async def list_workers(self) -> list[WorkerOut]:
+        return await self.user.workers()
+
+    async def force_unlock(
+        self, job_ids: Sequence[str] | None = None, stale_only: bool = True
+    ) -> list[str]:
+        return await self.user.force_unlock(job_ids, stale_only)
+
+    async def close(self) -> None:
+        await super().close()
+        await self.user.aclose()
+
+
 @pytest.fixture(params=["local", "api"])
 async def subject(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[Subject]:
     db = create_engine(database_url)
@@ -92,15 +115,11 @@ async def subject(request: pytest.FixtureRequest, database_url: str) -> AsyncIte
             await local.close()
         else:
             async with live_server(database_url) as server:
-                api = ApiSchedulerBackend(
-                    server.url, server.keys["engine"], retry_base_delay_s=0.01
-                )
-                admin = ApiSchedulerBackend(
-                    server.url, server.keys["admin"], retry_base_delay_s=0.01
-                )
+                api = _ApiBackend(server.url, server.keys["engine"])
+                admin = _ApiBackend(server.url, server.keys["admin"])
 
                 async def api_stats() -> dict[str, Any]:
-                    return (await api.stats()).model_dump()
+                    return (await api.user.scheduler_stats()).model_dump()
 
                 yield Subject("api", api, admin, db, box, api_stats)
                 await api.close()

@@ -14,7 +14,8 @@ from typing import Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 
-from cronicorn.errors import ConfigError, CronicornError, NotFoundError
+from cronicorn.client.errors import ApiError
+from cronicorn.errors import BackendUnavailableError, ConfigError, CronicornError, NotFoundError
 
 T = TypeVar("T")
 
@@ -40,15 +41,15 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine; configuration and user errors become one line + exit code
-    instead of a traceback."""
+    """Run a command's coroutine; configuration and user errors, the API's error answers (its
+    own message) and an unreachable API become one line + exit code instead of a traceback."""
     try:
         return asyncio.run(coro)
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
     except CliError as exc:
         fail(str(exc), exc.code)
-    except NotFoundError as exc:
+    except (NotFoundError, ApiError, BackendUnavailableError) as exc:
         fail(str(exc), EXIT_FAILED)
 
 

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cronicorn.cli.admin import UnlockReport, status_report, unlock_jobs
+from cronicorn.cli.admin import status_report, unlock_jobs
 from cronicorn.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -33,6 +33,7 @@ from cronicorn.observability import (
     configure_logging,
     render_status,
 )
+from cronicorn.service.scheduler_admin import UnlockReport
 from cronicorn.settings import Settings
 
 app = new_typer("Run, inspect and unlock Cronicorn engine workers.")

@@ -1,6 +1,6 @@
 """One interface for the user operations the CLI needs, over the API or the database.
 
-`open_gateway()` returns an `ApiClient` when `CRONICORN_API_URL` is set, else a
+`open_gateway()` returns a `UserApiClient` when `CRONICORN_API_URL` is set, else a
 `LocalGateway` that calls the service layer in-process. In-process, the caller is the
 tenant of `CRONICORN_API_KEY` if one is set, else an admin of the tenant named `default`
 (created on first use), so a single-user SQLite install needs no key at all.
@@ -8,18 +8,14 @@ tenant of `CRONICORN_API_KEY` if one is set, else an admin of the tenant named `
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Protocol
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from cronicorn.cli.api_client import ApiClient
 from cronicorn.cli.common import EXIT_USAGE, CliError
 from cronicorn.cli.compose import api_target
-from cronicorn.domain.models import Scope
+from cronicorn.client.user_api import UserApiClient
 from cronicorn.engine.factory import API_KEY_ENV
 from cronicorn.service import Principal, Services
 from cronicorn.service.alert_schemas import ChannelOut, DeliveryOut
@@ -35,7 +31,6 @@ from cronicorn.settings import Settings
 from cronicorn.store.db import create_engine, session_factory
 from cronicorn.store.migrate import upgrade_database_async
 from cronicorn.store.secrets import SecretBox
-from cronicorn.store.tables import Tenant, utcnow
 
 DEFAULT_TENANT = "default"
 
@@ -95,21 +90,11 @@ class LocalGateway:
         return await self.services.alert_channels.test_channel(self.principal, channel)
 
 
-async def tenant_principal(db: AsyncEngine, name: str = DEFAULT_TENANT) -> Principal:
-    """An admin principal for the tenant `name`, creating the tenant if needed."""
-    async with db.begin() as conn:
-        tenant_id = await conn.scalar(sa.select(Tenant.id).where(Tenant.name == name))
-        if tenant_id is None:
-            tenant_id = str(uuid.uuid4())
-            await conn.execute(
-                sa.insert(Tenant).values(id=tenant_id, name=name, created_at=utcnow())
-            )
-    return Principal(tenant_id=str(tenant_id), scope=Scope.ADMIN, key_id="cli")
-
-
-async def local_principal(services: Services, db: AsyncEngine, key: str | None) -> Principal:
+async def local_principal(services: Services, key: str | None) -> Principal:
+    """The caller in-process: the key's principal, or without a key an admin of the
+    tenant named `default`."""
     if not key:
-        return await tenant_principal(db)
+        return await services.keys.tenant_admin(DEFAULT_TENANT, key_id="cli")
     principal = await services.keys.authenticate(key)
     if principal is None:
         raise CliError(f"{API_KEY_ENV}: unknown or revoked key", EXIT_USAGE)
@@ -130,7 +115,7 @@ async def local_gateway(
         services = Services.build(
             session_factory(db), box or settings.secret_box(), alert_settings=settings.alerts
         )
-        yield LocalGateway(services, await local_principal(services, db, key))
+        yield LocalGateway(services, await local_principal(services, key))
     finally:
         await db.dispose()
 
@@ -138,11 +123,9 @@ async def local_gateway(
 @asynccontextmanager
 async def open_gateway() -> AsyncIterator[Gateway]:
     """The API when configured, else the database in-process."""
-    import os
-
     target = api_target()
     if target is not None:
-        async with ApiClient(target) as api:
+        async with UserApiClient(target.url, target.key) as api:
             yield api
         return
     async with local_gateway(Settings.from_env(), key=os.environ.get(API_KEY_ENV)) as local:

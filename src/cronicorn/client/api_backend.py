@@ -1,4 +1,4 @@
-"""`ApiSchedulerBackend`: the engine's `SchedulerBackend` over the REST API (aiohttp).
+"""`ApiSchedulerBackend`: the engine's `SchedulerBackend` over the REST API (`ApiTransport`).
 
 Transient failures (connection errors, timeouts, 502/503/504) are retried with capped
 exponential backoff and full jitter; then `BackendUnavailableError`. A 429 (the engine key's
@@ -10,36 +10,19 @@ mid-answer) is recognised by the store and answered as written. Other retried wr
 first attempt landed come back as 409: the write happened, but the engine is told the lease
 is gone, which is the safe reading. The engine itself keeps a completion through longer
 outages (`cronicorn.engine.delivery`): these retries only bridge short blips.
+
+The connection, timeouts and retries are `ApiTransport`'s; the operator's scheduler routes
+(workers, stats, force-unlock) are `UserApiClient`'s.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
-from collections.abc import Sequence
 from datetime import datetime
 
 import aiohttp
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
-from cronicorn.api.wire import (
-    ClaimRequest,
-    ClaimResponse,
-    CompleteBatchRequest,
-    CompleteBatchResponse,
-    CompleteOutcome,
-    CompleteRequest,
-    ExtendRequest,
-    FailRequest,
-    ForceUnlockRequest,
-    ForceUnlockResponse,
-    HeartbeatRequest,
-    NextDueResponse,
-    PlanRequest,
-    ReleaseRequest,
-    SchedulerStats,
-    WorkerOut,
-)
+from cronicorn.client.transport import ApiTransport, Body, RetryPolicy
 from cronicorn.domain.models import (
     ClaimedJob,
     Heartbeat,
@@ -58,11 +41,23 @@ from cronicorn.errors import (
     ValidationFailed,
 )
 from cronicorn.runtime.batching import WriteBatcher
+from cronicorn.wire.scheduler import (
+    ClaimRequest,
+    ClaimResponse,
+    CompleteBatchRequest,
+    CompleteBatchResponse,
+    CompleteOutcome,
+    CompleteRequest,
+    ExtendRequest,
+    FailRequest,
+    HeartbeatRequest,
+    NextDueResponse,
+    PlanRequest,
+    ReleaseRequest,
+)
 
-RETRY_STATUSES = frozenset({502, 503, 504})
-MAX_THROTTLE_WAIT_S = 60.0
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _lease_adapter = TypeAdapter(Lease)
-_workers_adapter = TypeAdapter(list[WorkerOut])
 
 
 class ApiSchedulerBackend:
@@ -80,14 +75,15 @@ class ApiSchedulerBackend:
         session: aiohttp.ClientSession | None = None,
         max_batch: int = 100,
     ) -> None:
-        self._base = base_url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {api_key}"}
-        self._timeout_s = timeout_s
-        self._max_retries = max_retries
-        self._base_delay = retry_base_delay_s
-        self._max_delay = retry_max_delay_s
-        self._session = session
-        self._owns_session = session is None
+        retry = RetryPolicy(max_retries, retry_base_delay_s, retry_max_delay_s, RETRY_STATUSES)
+        self._http = ApiTransport(
+            base_url,
+            api_key,
+            timeout_s=timeout_s,
+            retry=retry,
+            errors=_scheduler_error,
+            session=session,
+        )
         self._completions: WriteBatcher[CompleteRequest] = WriteBatcher(
             self._send_completions, max_batch=max_batch, split_on_error=_item_specific
         )
@@ -98,15 +94,19 @@ class ApiSchedulerBackend:
         self, worker_id: str, limit: int, lease_ms: int, wait_ms: int = 0
     ) -> list[ClaimedJob]:
         body = ClaimRequest(worker_id=worker_id, limit=limit, lease_ms=lease_ms, wait_ms=wait_ms)
-        text = await self._call("POST", "/claim", body, extra_timeout_s=wait_ms / 1000.0)
+        text = await self._http.request(
+            "POST", "/api/scheduler/claim", body, extra_timeout_s=wait_ms / 1000.0
+        )
         return ClaimResponse.model_validate_json(text).jobs
 
     async def extend(self, lease: Lease, lease_ms: int) -> Lease:
-        text = await self._call("POST", "/extend", ExtendRequest(lease=lease, lease_ms=lease_ms))
+        body = ExtendRequest(lease=lease, lease_ms=lease_ms)
+        text = await self._http.request("POST", "/api/scheduler/extend", body)
         return _lease_adapter.validate_json(text)
 
     async def record_plan(self, lease: Lease, decision: PlanDecision) -> None:
-        await self._call("POST", "/plan", PlanRequest(lease=lease, decision=decision))
+        body = PlanRequest(lease=lease, decision=decision)
+        await self._http.request("POST", "/api/scheduler/plan", body)
 
     async def complete(self, lease: Lease, completion: RunCompletion) -> None:
         """Concurrent completions are coalesced (`WriteBatcher`): one request, and on the
@@ -125,9 +125,10 @@ class ApiSchedulerBackend:
 
     async def _send_batch(self, items: list[CompleteRequest]) -> list[Exception | None]:
         if len(items) == 1:
-            await self._call("POST", "/complete", items[0])
+            await self._http.request("POST", "/api/scheduler/complete", items[0])
             return [None]
-        text = await self._call("POST", "/runs/complete-batch", CompleteBatchRequest(items=items))
+        body = CompleteBatchRequest(items=items)
+        text = await self._http.request("POST", "/api/scheduler/runs/complete-batch", body)
         results = CompleteBatchResponse.model_validate_json(text).results
         return [_completion_error(item.lease, r) for item, r in zip(items, results, strict=True)]
 
@@ -149,104 +150,27 @@ class ApiSchedulerBackend:
             usage=usage,
             ai_calls=ai_calls,
         )
-        await self._call("POST", "/fail", body)
+        await self._http.request("POST", "/api/scheduler/fail", body)
 
     async def release(self, lease: Lease, reason: str = "released") -> None:
-        await self._call("POST", "/release", ReleaseRequest(lease=lease, reason=reason[:500]))
+        body = ReleaseRequest(lease=lease, reason=reason[:500])
+        await self._http.request("POST", "/api/scheduler/release", body)
 
     async def next_due_at(self) -> datetime | None:
-        text = await self._call("GET", "/next-due")
+        text = await self._http.request("GET", "/api/scheduler/next-due")
         return NextDueResponse.model_validate_json(text).next_due_at
 
     async def heartbeat(self, worker_id: str, info: Heartbeat) -> None:
         body = HeartbeatRequest(worker_id=worker_id, info=info)
-        await self._call("POST", "/heartbeat", body)
+        await self._http.request("POST", "/api/scheduler/heartbeat", body)
 
     async def close(self) -> None:
         await self._completions.drain()
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-        self._session = None
-
-    # -- operations beyond the port (CLI `status`, `unlock-jobs`) ---------------------------
+        await self._http.close()
 
     async def mark_worker_stopped(self, worker_id: str) -> None:
-        await self._call("POST", f"/workers/{worker_id}/stopped")
-
-    async def list_workers(self) -> list[WorkerOut]:
-        return _workers_adapter.validate_json(await self._call("GET", "/workers"))
-
-    async def stats(self) -> SchedulerStats:
-        return SchedulerStats.model_validate_json(await self._call("GET", "/stats"))
-
-    async def force_unlock(
-        self, job_ids: Sequence[str] | None = None, stale_only: bool = True
-    ) -> list[str]:
-        body = ForceUnlockRequest(
-            job_ids=list(job_ids) if job_ids is not None else None, stale_only=stale_only
-        )
-        text = await self._call("POST", "/force-unlock", body)
-        return ForceUnlockResponse.model_validate_json(text).released
-
-    # -- transport ---------------------------------------------------------------------------
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(headers=self._headers)
-            self._owns_session = True
-        return self._session
-
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        body: BaseModel | None = None,
-        *,
-        extra_timeout_s: float = 0.0,
-    ) -> str:
-        """One API call with retries on transient failures; returns the response text."""
-        url = f"{self._base}/api/scheduler{path}"
-        data = body.model_dump_json().encode() if body is not None else None
-        timeout = aiohttp.ClientTimeout(total=self._timeout_s + extra_timeout_s)
-        last: str = ""
-        wait_s = 0.0
-        for attempt in range(self._max_retries + 1):
-            if attempt:
-                await asyncio.sleep(max(wait_s, self._delay(attempt)))
-                wait_s = 0.0
-            try:
-                async with self._client().request(
-                    method,
-                    url,
-                    data=data,
-                    headers={**self._headers, "Content-Type": "application/json"},
-                    timeout=timeout,
-                ) as resp:
-                    text = await resp.text()
-                    if resp.status in RETRY_STATUSES:
-                        last = f"HTTP {resp.status}"
-                        continue
-                    if resp.status == 429:
-                        last = "HTTP 429 (throttled)"
-                        wait_s = _retry_after_s(resp.headers.get("Retry-After"))
-                        continue
-                    _raise_for_status(resp.status, text, body)
-                    return text
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
-                last = f"{type(exc).__name__}: {exc}"
-        raise BackendUnavailableError(
-            f"{method} {url} failed after {self._max_retries + 1} attempts ({last})"
-        )
-
-    def _delay(self, attempt: int) -> float:
-        return random.uniform(0, min(self._max_delay, self._base_delay * 2 ** (attempt - 1)))
-
-
-def _retry_after_s(value: str | None) -> float:
-    try:
-        return min(MAX_THROTTLE_WAIT_S, max(0.0, float(value or 1)))
-    except ValueError:
-        return 1.0
+        """Beyond the port: the engine marks its heartbeat row stopped on shutdown."""
+        await self._http.request("POST", f"/api/scheduler/workers/{worker_id}/stopped")
 
 
 SESSION_BATCH_BYTES = 256 * 1024
@@ -265,20 +189,19 @@ def _chunks_by_size(items: list[CompleteRequest], limit: int) -> list[list[Compl
     return chunks
 
 
-def _raise_for_status(status: int, text: str, body: BaseModel | None) -> None:
-    if status < 400:
-        return
+def _scheduler_error(status: int, text: str, body: Body) -> Exception:
+    """The engine's exception for an error answer of a scheduler route."""
     detail = text[:500]
     if status == 409:
         lease = getattr(body, "lease", None)
         if isinstance(lease, Lease):
-            raise LeaseLostError(lease.job_id, lease.token, f"lease lost: {detail}")
-        raise CronicornError(f"conflict: {detail}")
+            return LeaseLostError(lease.job_id, lease.token, f"lease lost: {detail}")
+        return CronicornError(f"conflict: {detail}")
     if status in (401, 403):
-        raise ConfigError(f"the API refused the key (HTTP {status}): {detail}")
+        return ConfigError(f"the API refused the key (HTTP {status}): {detail}")
     if status == 422:
-        raise ValidationFailed([detail])
-    raise CronicornError(f"scheduler API error HTTP {status}: {detail}")
+        return ValidationFailed([detail])
+    return CronicornError(f"scheduler API error HTTP {status}: {detail}")
 
 
 def _item_specific(exc: BaseException) -> bool:

@@ -23,9 +23,9 @@ from rich.live import Live
 from rich.table import Table
 
 from cronicorn.cli.allinone import AllInOne
-from cronicorn.cli.api_client import ApiClient
-from cronicorn.cli.compose import ApiTarget, has_ai_key
+from cronicorn.cli.compose import has_ai_key
 from cronicorn.cli.keys import create_key
+from cronicorn.client.user_api import UserApiClient
 from cronicorn.demo.jobs import demo_job_specs, split_spec
 from cronicorn.demo.target import DemoTarget, start_target
 from cronicorn.demo.view import JobTrack, live_table, progress_line, runs_table
@@ -86,7 +86,7 @@ class DemoOptions:
     keep_db: bool = False
 
 
-async def _create_jobs(api: ApiClient, target: DemoTarget) -> list[JobTrack]:
+async def _create_jobs(api: UserApiClient, target: DemoTarget) -> list[JobTrack]:
     tracks = []
     for spec in demo_job_specs(target.base_url):
         job_body, endpoint_bodies = split_spec(spec)
@@ -101,7 +101,7 @@ async def _create_jobs(api: ApiClient, target: DemoTarget) -> list[JobTrack]:
     return tracks
 
 
-async def refresh(api: ApiClient, tracks: list[JobTrack]) -> list[tuple[JobTrack, RunDetail]]:
+async def refresh(api: UserApiClient, tracks: list[JobTrack]) -> list[tuple[JobTrack, RunDetail]]:
     """Re-read each job and fetch its newly finished runs (returned for progress lines)."""
     new: list[tuple[JobTrack, RunDetail]] = []
     for track in tracks:
@@ -116,7 +116,7 @@ async def refresh(api: ApiClient, tracks: list[JobTrack]) -> list[tuple[JobTrack
 class DemoSession:
     """Runs the demo loop and prints; separated from setup so each part stays small."""
 
-    def __init__(self, console: Console, api: ApiClient, tracks: list[JobTrack]) -> None:
+    def __init__(self, console: Console, api: UserApiClient, tracks: list[JobTrack]) -> None:
         self.console = console
         self.api = api
         self.tracks = tracks
@@ -175,7 +175,7 @@ async def _run_demo(options: DemoOptions, console: Console, stop: asyncio.Event)
     try:
         async with AllInOne(settings, config, host=TARGET_HOST, port=0) as aio:
             key = await create_key(settings, DEMO_TENANT, "user")  # a fresh database has none
-            async with ApiClient(ApiTarget(aio.api_url, key)) as api:
+            async with UserApiClient(aio.api_url, key) as api:
                 tracks = await _create_jobs(api, target)
                 console.print(
                     f"API {aio.api_url} · target service {target.base_url} · database {db_path}\n"

@@ -1,8 +1,8 @@
 """How a tool reaches the REST API: one small port, two adapters.
 
 `RestGateway.request` sends one request to a user route and returns the decoded JSON body
-(None for 204), or raises `ApiError` carrying the API's own message. Over stdio it is the
-CLI's `ApiClient` (HTTP to `CRONICORN_API_URL`); on the API server it is `InProcessGateway`,
+(None for 204), or raises `ApiError` carrying the API's own message. Over stdio it is
+`UserApiClient` (HTTP to `CRONICORN_API_URL`); on the API server it is `InProcessGateway`,
 which calls the same FastAPI app in-process with the caller's bearer key, so tenancy,
 validation and error messages are exactly the REST API's.
 """
@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import httpx2
 
-from cronicorn.cli.api_client import api_error
+from cronicorn.client.errors import api_error
 
 
 class RestGateway(Protocol):

@@ -1,7 +1,7 @@
 """The MCP server (the SDK's low-level `Server`): tools, concept resources, a runs template.
 
 `build_server(gateway_for)` is the one definition both transports serve; `gateway_for(ctx)`
-says how a request reaches the REST API (the stdio process: one `ApiClient`; the API server:
+says how a request reaches the REST API (the stdio process: one `UserApiClient`; the API server:
 the app in-process with the caller's key). API errors become tool errors with the API's
 message; nothing else about a failure (no stack trace) reaches the client.
 """
@@ -22,7 +22,8 @@ from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 
 import cronicorn
-from cronicorn.cli.common import CliError
+from cronicorn.client.errors import ApiError
+from cronicorn.errors import BackendUnavailableError
 from cronicorn.mcp.descriptions import INSTRUCTIONS
 from cronicorn.mcp.gateway import RestGateway
 from cronicorn.mcp.tools import RestTool, ToolInputError, rest_tools
@@ -100,7 +101,7 @@ async def call_tool(tool: RestTool, gateway: RestGateway, arguments: Any) -> typ
         payload = await gateway.request(req.method, req.path, json=req.body, params=req.query)
     except ToolInputError as exc:
         return _tool_error(f"{tool.name}: {exc}")
-    except CliError as exc:  # ApiError (the API's message) or the API cannot be reached
+    except (ApiError, BackendUnavailableError) as exc:  # the API's message, or unreachable
         return _tool_error(str(exc))
     except Exception:
         log.exception("tool %s failed", tool.name)

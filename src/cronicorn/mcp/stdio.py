@@ -1,7 +1,7 @@
 """`cronicorn mcp`: the MCP server over stdio, a client of the REST API.
 
 Everything goes through the API named by `CRONICORN_API_URL` with `CRONICORN_API_KEY` (the
-CLI's `ApiClient`), so the assistant sees exactly that key's tenant. stdout is the protocol
+`UserApiClient`), so the assistant sees exactly that key's tenant. stdout is the protocol
 channel: logs go to stderr.
 """
 
@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from mcp.server.stdio import stdio_server
 
-from cronicorn.cli.api_client import ApiClient
 from cronicorn.cli.compose import ApiTarget
+from cronicorn.client.user_api import UserApiClient
 from cronicorn.mcp.server import build_server
 
 
 async def serve_stdio(target: ApiTarget) -> None:
     """Serve until the client closes stdin."""
-    async with ApiClient(target) as api, stdio_server() as (read_stream, write_stream):
+    async with (
+        UserApiClient(target.url, target.key) as api,
+        stdio_server() as (read_stream, write_stream),
+    ):
         server = build_server(lambda _ctx: api)
         await server.run(read_stream, write_stream, server.create_initialization_options())

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from cronicorn.domain.models import JobContext, Plan
 
 MASK = "***"
+"""How a secret is shown (logs, API answers); given back as input it means "keep the stored
+value"."""
 MIN_SECRET_LENGTH = 4
 """Shorter values are not registered: masking every "abc" in every line would make logs
 unreadable, and a 3-character secret is not protecting anything."""

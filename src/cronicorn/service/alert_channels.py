@@ -27,6 +27,7 @@ from cronicorn.domain.alerts import (
     test_message,
 )
 from cronicorn.errors import NotFoundError
+from cronicorn.observability.redaction import MASK
 from cronicorn.service.alert_schemas import (
     ChannelCreate,
     ChannelCreated,
@@ -39,7 +40,7 @@ from cronicorn.service.common import MAX_PAGE
 from cronicorn.service.errors import FieldErrors
 from cronicorn.service.keys import Principal
 from cronicorn.service.validation import plausible_id
-from cronicorn.store.secrets import MASK, SecretBox
+from cronicorn.store.secrets import SecretBox
 from cronicorn.store.tables import (
     AlertChannel,
     AlertDelivery,

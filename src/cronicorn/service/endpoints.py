@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cronicorn.observability.redaction import join_url_secrets, split_url_secrets
+from cronicorn.observability.redaction import MASK, join_url_secrets, split_url_secrets
 from cronicorn.service.common import (
     load_endpoint,
     load_job,
@@ -22,7 +22,7 @@ from cronicorn.service.keys import Principal
 from cronicorn.service.quotas import Quotas
 from cronicorn.service.schemas import EndpointCreate, EndpointOut, EndpointUpdate
 from cronicorn.service.validation import keeps_mask
-from cronicorn.store.secrets import MASK, SecretBox, masked
+from cronicorn.store.secrets import SecretBox, masked
 from cronicorn.store.tables import Endpoint, utcnow
 
 

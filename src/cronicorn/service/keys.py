@@ -62,6 +62,13 @@ class Keys:
             session.add(row)
         return KeyCreated(**_key_out(row, tenant_row.name).model_dump(), key=key)
 
+    async def tenant_admin(self, tenant: str, key_id: str) -> Principal:
+        """An admin principal of `tenant` (created if new), for an in-process caller that
+        holds no key (the CLI on its own database); `key_id` names that caller."""
+        async with self._sessions() as session, session.begin():
+            row = await _tenant_by_name(session, tenant)
+        return Principal(tenant_id=row.id, scope=Scope.ADMIN, key_id=key_id)
+
     async def authenticate(self, key: str) -> Principal | None:
         """The principal for a presented key; None if unknown or revoked."""
         if not key.startswith(KEY_PREFIX) or len(key) > 200:

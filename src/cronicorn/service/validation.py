@@ -19,9 +19,9 @@ from cronicorn.domain.cron import check_cron_expression
 from cronicorn.domain.jmes import MAX_EXPRESSION_CHARS, ExpressionError, compile_expression
 from cronicorn.domain.jmes import validate_view as _view_errors
 from cronicorn.domain.json_schema import check_schema
-from cronicorn.store.secrets import MASK
+from cronicorn.domain.storable import db_safe_json, db_safe_text
+from cronicorn.observability.redaction import MASK
 
-MAX_JSON_DEPTH = 32
 MAX_HEADERS = 50
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}")
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]{0,8192}")
@@ -35,33 +35,6 @@ _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 def plausible_id(value: str) -> bool:
     """Ids are uuids; anything else cannot exist (and must not reach the database)."""
     return bool(_ID.fullmatch(value))
-
-
-def db_safe_text(value: str) -> str:
-    """Reject what PostgreSQL or UTF-8 cannot store (NUL, lone surrogates)."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode (no lone surrogates)") from None
-    return value
-
-
-def db_safe_json(value: Any, _depth: int = 0) -> Any:
-    """Apply `db_safe_text` to every string (keys too) in a JSON value, bounded depth."""
-    if _depth > MAX_JSON_DEPTH:
-        raise ValueError(f"is nested deeper than {MAX_JSON_DEPTH} levels")
-    if isinstance(value, str):
-        return db_safe_text(value)
-    if isinstance(value, dict):
-        for key, item in value.items():
-            db_safe_text(str(key))
-            db_safe_json(item, _depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            db_safe_json(item, _depth + 1)
-    return value
 
 
 def to_utc(value: datetime) -> datetime:

@@ -19,11 +19,9 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 
 from cronicorn.errors import ConfigError
-from cronicorn.observability.redaction import register_header_secrets, register_secret
+from cronicorn.observability.redaction import MASK, register_header_secrets, register_secret
 
 logger = logging.getLogger("cronicorn.store.secrets")
-
-MASK = "***"
 
 
 class SecretBox:

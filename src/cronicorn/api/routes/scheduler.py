@@ -16,7 +16,12 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from cronicorn.api.deps import AdminKey, EngineKey
 from cronicorn.api.errors import error_responses
-from cronicorn.api.wire import (
+from cronicorn.domain.models import ClaimedJob, Lease
+from cronicorn.errors import LeaseLostError
+from cronicorn.service.stats import scheduler_counts
+from cronicorn.store.local_backend import LocalSchedulerBackend
+from cronicorn.store.tables import utcnow
+from cronicorn.wire.scheduler import (
     ClaimRequest,
     ClaimResponse,
     CompleteBatchRequest,
@@ -34,11 +39,6 @@ from cronicorn.api.wire import (
     SchedulerStats,
     WorkerOut,
 )
-from cronicorn.domain.models import ClaimedJob, Lease
-from cronicorn.errors import LeaseLostError
-from cronicorn.service.stats import scheduler_counts
-from cronicorn.store.local_backend import LocalSchedulerBackend
-from cronicorn.store.tables import utcnow
 
 log = logging.getLogger(__name__)
 router = APIRouter(

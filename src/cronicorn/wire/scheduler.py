@@ -27,7 +27,7 @@ from cronicorn.domain.models import (
     RunCompletion,
     TokenUsage,
 )
-from cronicorn.service.validation import db_safe_text
+from cronicorn.domain.storable import db_safe_text
 
 INT32 = 2**31 - 1
 INT64 = 2**63 - 1
