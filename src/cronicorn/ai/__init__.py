@@ -8,8 +8,9 @@ Names are imported lazily (PEP 562): the settings (`cronicorn.ai.config`) are re
 from __future__ import annotations
 
 import logging
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cronicorn._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from cronicorn.ai.config import AIAgentConfig, RulesStrategy
@@ -39,6 +40,8 @@ __all__ = [
     "create_planner",
 ]
 
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
 log = logging.getLogger("cronicorn.ai")
 _warned_no_key = False
 
@@ -64,16 +67,3 @@ def create_planner(
         _warned_no_key = True
         log.warning("no AI API key configured (OPENAI_API_KEY): using the rules planner")
     return rules
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cronicorn.ai' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])

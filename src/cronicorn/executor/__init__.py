@@ -7,8 +7,9 @@ loading aiohttp.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cronicorn._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "ExecutorEvents": "cronicorn.executor.events",
@@ -32,18 +33,7 @@ __all__ = [
     "validate_calls",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cronicorn.executor' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:

@@ -8,8 +8,9 @@ lazily (PEP 562).
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cronicorn._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "Clock": "cronicorn.runtime.clock",
@@ -20,18 +21,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = ["Clock", "ConfigSection", "SystemClock", "WriteBatcher"]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cronicorn.runtime' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:
