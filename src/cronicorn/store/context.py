@@ -1,9 +1,10 @@
 """Batched loading of job contexts for a claim: four queries for the whole batch.
 
 Endpoints and the tenants' signing keys are read with `… IN (…)`; the last N messages of
-each job and the last K results of each endpoint with one `UNION ALL` of per-key
-`ORDER BY … DESC LIMIT n` branches (each served by an index), so a batch costs the same
-round trips as one job and a long history costs nothing extra.
+each job and the last K results of each endpoint with per-key `ORDER BY … DESC LIMIT n`
+(each served by an index): on PostgreSQL one `unnest(:keys) CROSS JOIN LATERAL` statement,
+elsewhere one `UNION ALL` of such branches per chunk of keys. A batch costs the same round
+trips as one job and a long history costs nothing extra.
 """
 
 from __future__ import annotations
