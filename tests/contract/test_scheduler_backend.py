@@ -210,6 +210,43 @@ async def test_a_long_poll_claim_returns_the_job_that_becomes_due_while_it_waits
     assert now() >= due_at
 
 
+async def test_a_claim_ahead_leases_jobs_due_within_its_window_only(subject: Subject) -> None:
+    """`ahead_ms` moves only the due-time bound: a job due inside the window is leased
+    (with its due time, for the engine to start it then), one due beyond it is not, and
+    a pause or another worker's lease is still judged now."""
+    s = subject
+    soon = now() + timedelta(seconds=5)
+    due_soon = await add_job(s, next_run_at=soon)
+    await add_job(s, next_run_at=now() + timedelta(seconds=30))  # beyond the window
+    await add_job(s, next_run_at=soon, paused_until=now() + timedelta(seconds=3))
+    await add_job(s, next_run_at=soon, lease_owner="busy", lease_expires_at=soon)
+    overdue = await add_job(s, next_run_at=ago(5))
+
+    assert [c.lease.job_id for c in await s.backend.claim("w1", 10, LEASE_MS)] == [overdue]
+    claimed = await s.backend.claim("w1", 10, LEASE_MS, ahead_ms=10_000)
+
+    assert [c.lease.job_id for c in claimed] == [due_soon]
+    assert abs((claimed[0].due_at - soon).total_seconds()) < 0.001
+    [run] = await rows.runs(s.db, due_soon)
+    assert (run["id"], run["status"]) == (claimed[0].lease.run_id, "running")
+    assert await s.backend.claim("w2", 10, LEASE_MS, ahead_ms=10_000) == []
+
+
+async def test_a_long_poll_claim_ahead_returns_the_job_before_it_is_due(
+    subject: Subject,
+) -> None:
+    s = subject
+    due_at = now() + timedelta(milliseconds=3_000)
+    job_id = await add_job(s, next_run_at=due_at)
+
+    claimed = await asyncio.wait_for(
+        s.backend.claim("w1", 10, LEASE_MS, wait_ms=20_000, ahead_ms=2_500), 10
+    )
+
+    assert [c.lease.job_id for c in claimed] == [job_id]
+    assert now() < due_at
+
+
 # -- writes under a lease -------------------------------------------------------------------
 
 

@@ -46,11 +46,11 @@ class RecordingBackend(LocalSchedulerBackend):
     log: ClaimLog
 
     async def claim(
-        self, worker_id: str, limit: int, lease_ms: int, wait_ms: int = 0
+        self, worker_id: str, limit: int, lease_ms: int, wait_ms: int = 0, *, ahead_ms: int = 0
     ) -> list[ClaimedJob]:
         if wait_ms > 0:
             self.log.long_polling.set()
-        jobs = await super().claim(worker_id, limit, lease_ms, wait_ms)
+        jobs = await super().claim(worker_id, limit, lease_ms, wait_ms, ahead_ms=ahead_ms)
         self.log.claims.append(Claim(wait_ms, tuple(j.lease.job_id for j in jobs)))
         return jobs
 
@@ -84,7 +84,7 @@ async def test_jobs_due_close_together_are_claimed_without_empty_claims(
     long-poll whose first claim finds nothing."""
     log = backend.log
     engine = SchedulingEngine(
-        engine_config(scheduler={"processing_interval_ms": 60_000}),
+        engine_config(scheduler={"processing_interval_ms": 60_000, "claim_ahead_ms": 0}),
         backend=backend,
         planner=ScriptedPlanner(),
         executor=executor,
@@ -115,3 +115,70 @@ async def test_jobs_due_close_together_are_claimed_without_empty_claims(
     assert claimed[0].wait_ms > 0, "the idle engine waited inside a long-poll"
     start, end = log.claims.index(claimed[0]), log.claims.index(claimed[-1])
     assert log.claims[start : end + 1] == claimed, log.claims  # no claim found nothing
+
+
+async def test_a_job_claimed_ahead_starts_at_its_due_time_not_before(
+    db: AsyncEngine,
+    box: SecretBox,
+    target: Target,
+    executor: HttpExecutor,
+    backend: RecordingBackend,
+    clock: FakeClock,
+) -> None:
+    """With `claim_ahead_ms`, the idle engine claims a job that far ahead of its due time
+    (the claim's latency is then off the job's lag) and calls its endpoint only once the
+    due time has come."""
+    log = backend.log
+    engine = SchedulingEngine(
+        engine_config(scheduler={"processing_interval_ms": 60_000, "claim_ahead_ms": 200}),
+        backend=backend,
+        planner=ScriptedPlanner(),
+        executor=executor,
+        clock=clock,
+        worker_id="w1",
+    )
+    async with engine:
+        await asyncio.wait_for(log.long_polling.wait(), 10)
+        tenant = await seed.add_tenant(db)
+        job_id = await seed.add_job(db, tenant, next_run_at=clock.now() + timedelta(seconds=1))
+        await seed.add_endpoint(db, box, job_id, target.url("/ok"))
+
+        clock.advance(0.5)  # 300 ms before the claim-ahead window opens: nothing claimed
+        wake_local_waiters()
+        await asyncio.sleep(0.2)
+        assert [c.job_ids for c in log.claims if c.job_ids] == []
+        clock.advance(0.3 + DUE_MARGIN_S)  # inside the window (due in 199 ms): claimed
+        wake_local_waiters()
+        await eventually(lambda: any(c.job_ids == (job_id,) for c in log.claims))
+        await asyncio.sleep(0.2)
+        assert target.calls["/ok"] == 0, "claimed ahead, but not started before its due time"
+        clock.advance(0.2)
+        await eventually(lambda: target.calls["/ok"] == 1)
+
+
+async def test_process_cycle_claims_only_what_is_due_now(
+    db: AsyncEngine,
+    box: SecretBox,
+    target: Target,
+    executor: HttpExecutor,
+    clock: FakeClock,
+) -> None:
+    tenant = await seed.add_tenant(db)
+    due = await seed.add_job(db, tenant, next_run_at=clock.now() - timedelta(seconds=1))
+    soon = await seed.add_job(db, tenant, next_run_at=clock.now() + timedelta(milliseconds=100))
+    for job_id in (due, soon):
+        await seed.add_endpoint(db, box, job_id, target.url("/ok"))
+    backend = LocalSchedulerBackend(db, box, clock=clock, listen=False)
+    engine = SchedulingEngine(
+        engine_config(scheduler={"claim_ahead_ms": 1_000}),
+        backend=backend,
+        planner=ScriptedPlanner(),
+        executor=executor,
+        clock=clock,
+        worker_id="w1",
+    )
+    result = await engine.process_cycle()
+    await backend.close()
+
+    assert result.jobs_processed == 1
+    assert target.calls["/ok"] == 1

@@ -91,9 +91,15 @@ class ApiSchedulerBackend:
     # -- SchedulerBackend ------------------------------------------------------------------
 
     async def claim(
-        self, worker_id: str, limit: int, lease_ms: int, wait_ms: int = 0
+        self, worker_id: str, limit: int, lease_ms: int, wait_ms: int = 0, *, ahead_ms: int = 0
     ) -> list[ClaimedJob]:
-        body = ClaimRequest(worker_id=worker_id, limit=limit, lease_ms=lease_ms, wait_ms=wait_ms)
+        body = ClaimRequest(
+            worker_id=worker_id,
+            limit=limit,
+            lease_ms=lease_ms,
+            wait_ms=wait_ms,
+            ahead_ms=ahead_ms,
+        )
         text = await self._http.request(
             "POST", "/api/scheduler/claim", body, extra_timeout_s=wait_ms / 1000.0
         )

@@ -16,8 +16,12 @@ from pydantic import ConfigDict, Field, model_validator
 from cronicorn.ai.config import AIAgentConfig, RulesStrategy
 from cronicorn.executor.config import ExecutionConfig
 from cronicorn.runtime.config import ConfigSection
+from cronicorn.wire.scheduler import MAX_AHEAD_MS
 
 Hook = Callable[..., Any]
+DEFAULT_CLAIM_AHEAD_MS = 200
+"""Covers a claim's latency through the API under load (p99 tens of ms), with room to
+spare; short enough that a job is rarely leased before an edit or pause meant for it."""
 
 
 class MetricsConfig(ConfigSection):
@@ -41,6 +45,12 @@ class SchedulerConfig(ConfigSection):
     shutdown_grace_ms: int = Field(30_000, ge=0)
     claim_wait_ms: int = Field(30_000, ge=0, le=300_000)
     """Longest a claim may long-poll for a job to become due."""
+    claim_ahead_ms: int = Field(DEFAULT_CLAIM_AHEAD_MS, ge=0, le=MAX_AHEAD_MS)
+    """Claim ahead: the loop leases a job up to this long before its due time and starts it
+    at the due time, so the claim's own latency (a write transaction and the context reads,
+    over the API a round trip too) is not added to the job's lag. 0: claim at the due time.
+    A job paused within this window before its due time still runs once (as if the pause
+    came just after the run started); the pause applies from the next run."""
     heartbeat_interval_ms: int = Field(10_000, ge=100)
     warn_failure_ratio: float = Field(0.25, ge=0.0, le=1.0)
     critical_failure_ratio: float = Field(0.5, ge=0.0, le=1.0)
@@ -52,6 +62,8 @@ class SchedulerConfig(ConfigSection):
     def _ratios_ordered(self) -> SchedulerConfig:
         if self.warn_failure_ratio > self.critical_failure_ratio:
             raise ValueError("warn_failure_ratio must be <= critical_failure_ratio")
+        if self.claim_ahead_ms >= self.stale_lock_threshold_ms:
+            raise ValueError("claim_ahead_ms must be less than stale_lock_threshold_ms")
         return self
 
 

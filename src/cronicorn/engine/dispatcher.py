@@ -119,16 +119,18 @@ class Dispatcher:
             freed.cancel()
         return 0 if self._stopping.is_set() else self.free_slots
 
-    async def dispatch(self, *, wait_ms: int, count_empty: bool) -> Dispatch:
+    async def dispatch(self, *, wait_ms: int, count_empty: bool, ahead: bool = True) -> Dispatch:
         """One claim (serialised: the loop never overlaps itself) and its jobs started.
 
-        The returned `cycle` task completes with the cycle's result once all its jobs end;
-        it is None when nothing was claimed and `count_empty` is False (an idle long-poll
-        that found nothing is not a cycle)."""
+        With `ahead`, the claim takes jobs due within `scheduler.claim_ahead_ms` too; each
+        job then starts at its due time. The returned `cycle` task completes with the
+        cycle's result once all its jobs end; it is None when nothing was claimed and
+        `count_empty` is False (an idle long-poll that found nothing is not a cycle)."""
         async with self._claim_lock:
             cycle_id = uuid.uuid4().hex[:12]
+            ahead_ms = self._scheduler.claim_ahead_ms if ahead else 0
             with log_context(worker_id=self._worker_id, cycle_id=cycle_id):
-                return await self._dispatch(cycle_id, wait_ms, count_empty)
+                return await self._dispatch(cycle_id, wait_ms, count_empty, ahead_ms)
 
     async def drain(self) -> None:
         """On stop (claims already ended): running jobs get `shutdown_grace_ms` to finish;
@@ -140,7 +142,9 @@ class Dispatcher:
 
     # -- claiming -------------------------------------------------------------------------
 
-    async def _dispatch(self, cycle_id: str, wait_ms: int, count_empty: bool) -> Dispatch:
+    async def _dispatch(
+        self, cycle_id: str, wait_ms: int, count_empty: bool, ahead_ms: int
+    ) -> Dispatch:
         """`dispatch` under its log context: the claim, the jobs and the cycle task all log
         this cycle's id."""
         started = self._clock.monotonic()
@@ -149,7 +153,7 @@ class Dispatcher:
         claimed: list[ClaimedJob] = []
         if limit > 0 and not self._stopping.is_set():
             try:
-                claimed = await self._claim(limit, wait_ms)
+                claimed = await self._claim(limit, wait_ms, ahead_ms)
             except Exception as exc:
                 errors.append(self._claim_failed(cycle_id, exc))
             if wait_ms > 0:
@@ -173,18 +177,18 @@ class Dispatcher:
         )
         return f"claim: {type(exc).__name__}: {exc}"
 
-    async def _claim(self, limit: int, wait_ms: int) -> list[ClaimedJob]:
+    async def _claim(self, limit: int, wait_ms: int, ahead_ms: int) -> list[ClaimedJob]:
         lease_ms = self._scheduler.stale_lock_threshold_ms
         if self._deliveries.waiting:
             await self._await_deliveries()
             if self._stopping.is_set():
                 return []
         if wait_ms <= 0:
-            return await self._backend.claim(self._worker_id, limit, lease_ms, 0)
+            return await self._backend.claim(self._worker_id, limit, lease_ms, 0, ahead_ms=ahead_ms)
         # A long-poll must not delay shutdown: cancel it when stop() is called; anything it
         # claimed anyway is given straight back.
         claim = asyncio.ensure_future(
-            self._backend.claim(self._worker_id, limit, lease_ms, wait_ms)
+            self._backend.claim(self._worker_id, limit, lease_ms, wait_ms, ahead_ms=ahead_ms)
         )
         stop = asyncio.ensure_future(self._stopping.wait())
         await asyncio.wait({claim, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -257,8 +261,11 @@ class Dispatcher:
     async def _run_in_slot(
         self, job: ClaimedJob, abort: asyncio.Event, cycle_id: str
     ) -> JobOutcome:
-        """Run the job once a run slot is free; until then its lease is kept alive. A job
-        still waiting when the engine stops (or whose lease is lost) is given back unrun."""
+        """Run the job at its due time (a claim ahead leased it early) once a run slot is
+        free; while it waits for a slot its lease is kept alive. A job still waiting when
+        the engine stops (or whose lease is lost) is given back unrun."""
+        if not await self._wait_until_due(job, abort):
+            return await self._give_back_unrun(job, lost=False)
         if self._run_slots.locked():
             lease_ms = self._scheduler.stale_lock_threshold_ms
             keeper = LeaseKeeper(self._backend, job.lease, lease_ms, self._clock, abort.set)
@@ -266,21 +273,40 @@ class Dispatcher:
                 started = await self._wait_for_run_slot(abort)
             job = replace(job, lease=keeper.lease)
             if not started:
-                if not keeper.lost:
-                    await self._release_all([job], NOT_STARTED)
-                return JobOutcome(
-                    job.lease.job_id,
-                    job.lease.run_id,
-                    RunStatus.ABORTED,
-                    written=False,
-                    error="not started: the engine stopped or the lease was lost",
-                )
+                return await self._give_back_unrun(job, lost=keeper.lost)
         else:
             await self._run_slots.acquire()
         try:
             return await self._run_job(job, abort, cycle_id)
         finally:
             self._run_slots.release()
+
+    async def _give_back_unrun(self, job: ClaimedJob, *, lost: bool) -> JobOutcome:
+        if not lost:
+            await self._release_all([job], NOT_STARTED)
+        return JobOutcome(
+            job.lease.job_id,
+            job.lease.run_id,
+            RunStatus.ABORTED,
+            written=False,
+            error="not started: the engine stopped or the lease was lost",
+        )
+
+    async def _wait_until_due(self, job: ClaimedJob, abort: asyncio.Event) -> bool:
+        """A job claimed ahead waits for its due time (its lease outlives the wait: the
+        claim-ahead window is shorter than a lease). False if stopped or aborted first."""
+        delay = (job.due_at - self._clock.now()).total_seconds()
+        if delay <= 0:
+            return True
+        sleep = asyncio.ensure_future(self._clock.sleep(delay))
+        stop = asyncio.ensure_future(self._stopping.wait())
+        lost = asyncio.ensure_future(abort.wait())
+        try:
+            await asyncio.wait({sleep, stop, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (sleep, stop, lost):
+                waiter.cancel()
+        return not (self._stopping.is_set() or abort.is_set())
 
     async def _wait_for_run_slot(self, abort: asyncio.Event) -> bool:
         """True once a run slot is held; False (holding none) if stopped or aborted first."""

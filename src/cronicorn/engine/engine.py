@@ -183,7 +183,7 @@ class SchedulingEngine:
         """Claim what is due now (up to the free slots) and wait for those jobs."""
         await self._prepare_backend()
         started = self.clock.monotonic()
-        dispatch = await self._dispatcher.dispatch(wait_ms=0, count_empty=True)
+        dispatch = await self._dispatcher.dispatch(wait_ms=0, count_empty=True, ahead=False)
         if dispatch.cycle is None:
             return CycleResult(0, 0, 0, [], (self.clock.monotonic() - started) * 1000)
         return await dispatch.cycle

@@ -186,6 +186,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "{integer}",
     ),
     EnvVar(
+        "CRONICORN_CLAIM_AHEAD_MS",
+        "scheduler",
+        "claim_ahead_ms",
+        _parse_int,
+        "{integer}",
+    ),
+    EnvVar(
         "CRONICORN_SHUTDOWN_GRACE_MS",
         "scheduler",
         "shutdown_grace_ms",

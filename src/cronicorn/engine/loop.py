@@ -12,6 +12,11 @@ in 2 s starts on time even with a 60 s processing interval. With `claim_wait_ms`
 sleeps precisely until the next due time instead. Claims are serialised by the dispatcher
 (`cronicorn.engine.dispatcher`), so the loop never overlaps itself.
 
+Claims are made ahead (`scheduler.claim_ahead_ms`): "due" above means due within that window,
+and the dispatcher starts each claimed job at its own due time. So the claim's latency — a
+write transaction and the context reads, plus a round trip through the API — happens before
+the due time instead of after it, and a due job starts within a timer's precision of it.
+
 Every claim is a write transaction, so the loop avoids the ones that cannot find anything:
 after a claim that left slots free it asks for the next due time before claiming again
 (at once only if something is due now); a job due within `SHORT_WAIT_S` is waited for
@@ -153,7 +158,8 @@ class IdleWaiter:
         return min(remaining, SPIN_GUARD_BASE_S * float(2**doublings))
 
     async def _due_in(self) -> float | None:
-        """Seconds until the earliest claimable job is due (None: nothing scheduled)."""
+        """Seconds until the earliest claimable job can be claimed — its due time less the
+        claim-ahead window (None: nothing scheduled)."""
         try:
             due_at = await self._next_due_at()
         except Exception as exc:
@@ -161,7 +167,8 @@ class IdleWaiter:
             return None
         if due_at is None:
             return None
-        return (due_at - self._clock.now()).total_seconds()
+        ahead_s = self._scheduler.claim_ahead_ms / 1000
+        return (due_at - self._clock.now()).total_seconds() - ahead_s
 
     async def sleep(self, seconds: float) -> bool:
         """Sleep unless woken or stopped first. True when woken/stopped."""

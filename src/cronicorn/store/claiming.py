@@ -17,14 +17,21 @@ from cronicorn.domain.models import RunStatus
 from cronicorn.store.tables import UTCDateTime, jobs_t, runs_t, tenants_t
 
 NOW: sa.BindParameter[datetime] = sa.bindparam("now", type_=UTCDateTime())
+HORIZON: sa.BindParameter[datetime] = sa.bindparam("horizon", type_=UTCDateTime())
 
 
-def due_condition(now: datetime | sa.ColumnElement[datetime]) -> sa.ColumnElement[bool]:
-    """SPEC §3: active, next_run_at <= now, not paused (until), lease free or expired."""
+def due_condition(
+    now: datetime | sa.ColumnElement[datetime],
+    due_by: datetime | sa.ColumnElement[datetime] | None = None,
+) -> sa.ColumnElement[bool]:
+    """SPEC §3: active, next_run_at <= now, not paused (until), lease free or expired.
+
+    `due_by` (a claim ahead of time, see `SchedulerRepository.claim_due_jobs`) moves only
+    the due-time bound; the pause and the lease are still judged at `now`."""
     return sa.and_(
         jobs_t.c.status == "active",
         jobs_t.c.next_run_at.is_not(None),
-        jobs_t.c.next_run_at <= now,
+        jobs_t.c.next_run_at <= (now if due_by is None else due_by),
         sa.or_(jobs_t.c.paused_until.is_(None), jobs_t.c.paused_until <= now),
         sa.or_(jobs_t.c.lease_expires_at.is_(None), jobs_t.c.lease_expires_at <= now),
     )
@@ -33,7 +40,7 @@ def due_condition(now: datetime | sa.ColumnElement[datetime]) -> sa.ColumnElemen
 def _lease_due() -> sa.Update:
     due_ids = (
         sa.select(jobs_t.c.id)
-        .where(due_condition(NOW))
+        .where(due_condition(NOW, HORIZON))
         .order_by(jobs_t.c.next_run_at, jobs_t.c.id)
         .limit(sa.bindparam("limit", type_=sa.Integer()))
         .with_for_update(skip_locked=True)
@@ -70,7 +77,8 @@ def _tenant_spend() -> list[sa.Label[Any]]:
 
 
 LEASE_DUE = _lease_due()
-"""Params: now, limit, worker, expires. One atomic `UPDATE … WHERE id IN (SELECT … ORDER BY
+"""Params: now, horizon (the latest due time claimed: now, or later for a claim ahead),
+limit, worker, expires. One atomic `UPDATE … WHERE id IN (SELECT … ORDER BY
 next_run_at LIMIT n FOR UPDATE SKIP LOCKED) RETURNING *`."""
 
 ABORT_PREVIOUS_RUNS = (

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -140,21 +140,25 @@ class LocalSchedulerBackend:
                 log.warning("LISTEN %s unavailable, polling instead: %s", "cronicorn_jobs", exc)
 
     async def claim(
-        self, worker_id: str, limit: int, lease_ms: int, wait_ms: int = 0
+        self, worker_id: str, limit: int, lease_ms: int, wait_ms: int = 0, *, ahead_ms: int = 0
     ) -> list[ClaimedJob]:
-        """Claim due jobs; with `wait_ms` > 0 and none due, wait (bounded) for one.
+        """Claim due jobs; with `wait_ms` > 0 and none due, wait (bounded) for one. With
+        `ahead_ms`, jobs due within that long count as due (a claim ahead).
 
         While waiting, the store is asked *when* the next job is due (an indexed read) and
-        the claim (a write transaction) runs when that time comes — not claimed in vain
-        first and again after every wake-up."""
+        the claim (a write transaction) runs when that time (less `ahead_ms`) comes — not
+        claimed in vain first and again after every wake-up."""
         deadline = time.monotonic() + max(0, wait_ms) / 1000.0
+        ahead = timedelta(milliseconds=max(0, ahead_ms))
         claim_now = wait_ms <= 0
         while True:
             self._wake.clear()
             now = self._now()
             due = None if claim_now else await self.repository.next_due_at(now=now)
-            if claim_now or (due is not None and due <= now):
-                jobs = await self.repository.claim_due_jobs(worker_id, limit, lease_ms, now=now)
+            if claim_now or (due is not None and due - ahead <= now):
+                jobs = await self.repository.claim_due_jobs(
+                    worker_id, limit, lease_ms, now=now, ahead_ms=ahead_ms
+                )
                 if jobs:
                     return jobs
                 # Nothing after all (another worker was faster): when is the next one?
@@ -163,7 +167,7 @@ class LocalSchedulerBackend:
             if remaining <= 0:
                 return []
             await self._ensure_wakeups()
-            claim_now = await self._sleep_until(due, remaining)
+            claim_now = await self._sleep_until(None if due is None else due - ahead, remaining)
 
     async def _sleep_until(self, due: datetime | None, remaining: float) -> bool:
         """Sleep until `due` (bounded by `remaining` and the poll interval) or a wake-up.

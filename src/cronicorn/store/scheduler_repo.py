@@ -131,9 +131,19 @@ class SchedulerRepository:
     # -- claim ---------------------------------------------------------------------------
 
     async def claim_due_jobs(
-        self, worker_id: str, limit: int, lease_ms: int, now: datetime | None = None
+        self,
+        worker_id: str,
+        limit: int,
+        lease_ms: int,
+        now: datetime | None = None,
+        *,
+        ahead_ms: int = 0,
     ) -> list[ClaimedJob]:
         """Lease up to `limit` due jobs, oldest due first, and start a run for each.
+
+        With `ahead_ms` > 0 a job counts as due up to `ahead_ms` before its due time (a
+        claim ahead: the engine starts it at its `due_at`, so the claim's own latency is
+        off the job's critical path). Pause and lease are still judged at `now`.
 
         One atomic `UPDATE … WHERE id IN (SELECT … ORDER BY next_run_at LIMIT n FOR UPDATE
         SKIP LOCKED) RETURNING …` on PostgreSQL; on SQLite the same statement (no row locks
@@ -146,7 +156,8 @@ class SchedulerRepository:
         expires = now + timedelta(milliseconds=lease_ms)
         async with self.engine.connect() as conn:
             async with self._serialised(), conn.begin():
-                rows = await self._lease_due_rows(conn, worker_id, limit, expires, now)
+                horizon = now + timedelta(milliseconds=max(0, ahead_ms))
+                rows = await self._lease_due_rows(conn, worker_id, limit, expires, now, horizon)
                 if not rows:
                     return []
                 run_ids = await self._start_runs(conn, rows, worker_id, now)
@@ -175,9 +186,21 @@ class SchedulerRepository:
         return claimed
 
     async def _lease_due_rows(
-        self, conn: AsyncConnection, worker_id: str, limit: int, expires: datetime, now: datetime
+        self,
+        conn: AsyncConnection,
+        worker_id: str,
+        limit: int,
+        expires: datetime,
+        now: datetime,
+        horizon: datetime,
     ) -> list[RowMapping]:
-        params = {"now": now, "limit": limit, "worker": worker_id, "expires": expires}
+        params = {
+            "now": now,
+            "horizon": horizon,
+            "limit": limit,
+            "worker": worker_id,
+            "expires": expires,
+        }
         rows = list((await conn.execute(LEASE_DUE, params)).mappings())
         rows.sort(key=lambda r: (r["next_run_at"], r["id"]))
         return rows

@@ -40,6 +40,8 @@ MAX_TEXT = {"code": 64, "content_type": 200, "endpoint_id": 36, "job_id": 36, "r
 """Short string columns (PostgreSQL refuses longer values)."""
 WorkerId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 LeaseMs = Annotated[int, Field(ge=1_000, le=24 * 3600 * 1000)]
+MAX_AHEAD_MS = 10_000
+"""Longest a claim may lease a job before its due time (`ClaimRequest.ahead_ms`)."""
 
 
 def check_storable(
@@ -190,6 +192,21 @@ class ClaimRequest(WireRequest):
     wait_ms: int = Field(
         0, ge=0, le=300_000, description="Long-poll: wait up to this long for a due job."
     )
+    ahead_ms: int = Field(
+        0,
+        ge=0,
+        le=MAX_AHEAD_MS,
+        description=(
+            "Claim ahead: a job due within this long counts as due (the engine starts it at"
+            " its due_at). Pause and lease are still judged now. Must be below lease_ms."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _ahead_within_lease(self) -> ClaimRequest:
+        if self.ahead_ms >= self.lease_ms:
+            raise ValueError("ahead_ms must be less than lease_ms")
+        return self
 
 
 class ClaimResponse(BaseModel):

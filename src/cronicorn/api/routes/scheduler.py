@@ -58,12 +58,15 @@ def backend(request: Request) -> LocalSchedulerBackend:
 @router.post("/claim", response_model=ClaimResponse)
 async def claim(body: ClaimRequest, request: Request, _: EngineKey) -> ClaimResponse:
     """Lease up to `limit` due jobs (oldest due first), start a run for each and return them
-    with their context. With `wait_ms` > 0 and nothing due, wait (bounded by the server's
-    limit) until a job becomes due; an empty list means "nothing due yet"."""
+    with their context. With `ahead_ms` > 0, jobs due within that long count as due (the
+    engine starts each at its `due_at`). With `wait_ms` > 0 and nothing due, wait (bounded
+    by the server's limit) until a job becomes due; an empty list means "nothing due yet"."""
     wait_ms = min(body.wait_ms, request.app.state.settings.max_claim_wait_ms)
     store = backend(request)
     if wait_ms == 0:
-        jobs = await store.claim(body.worker_id, body.limit, body.lease_ms, 0)
+        jobs = await store.claim(
+            body.worker_id, body.limit, body.lease_ms, 0, ahead_ms=body.ahead_ms
+        )
         return ClaimResponse(jobs=jobs)
     return ClaimResponse(jobs=await _claim_unless_gone(request, store, body, wait_ms))
 
@@ -73,7 +76,7 @@ async def _claim_unless_gone(
 ) -> list[ClaimedJob]:
     """Long-poll, but stop (claiming nothing) as soon as the client disconnects."""
     claiming = asyncio.ensure_future(
-        store.claim(body.worker_id, body.limit, body.lease_ms, wait_ms)
+        store.claim(body.worker_id, body.limit, body.lease_ms, wait_ms, ahead_ms=body.ahead_ms)
     )
     gone = asyncio.ensure_future(_disconnected(request))
     try:
