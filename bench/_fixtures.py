@@ -87,11 +87,15 @@ class BenchDatabase:
         return SecretBox(self.secret_key)
 
 
+def asyncpg_dsn(url: str) -> str:
+    """A database URL (any `postgresql+driver://`) as a DSN for `asyncpg.connect`."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 async def _pg_exec(admin_url: str, sql: str) -> None:
     import asyncpg
 
-    dsn = make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(asyncpg_dsn(admin_url))
     try:
         await conn.execute(sql)
     finally:

@@ -6,7 +6,12 @@ Measured in one run, each on a fresh database:
 - floor_sqlite / floor_postgres: the same database work as the engine does it now — claim
   batches and batched completions (`SchedulerRepository.complete_runs`, one per claimed
   batch; no separate `record_plan`, which the engine only does for AI plans) — directly on
-  the database (no planner, no executor, no HTTP, no API): the floor;
+  the database (no planner, no executor, no HTTP, no API): the floor through the store's
+  own SQLAlchemy code;
+- floor_asyncpg: the same claims and completions on PostgreSQL in plain asyncpg — the
+  store's statements written out as SQL text (`bench._asyncpg_floor`), prepared once per
+  connection, batches sent with `executemany`, no SQLAlchemy while the clock runs; it
+  checks afterwards that every finished job ran exactly once;
 - sqlite_inprocess_1w: one in-process engine on SQLite (`LocalSchedulerBackend`);
 - postgres_api_1w / postgres_api_2w: `cronicorn serve` on PostgreSQL and 1 or 2 engine
   worker processes talking to it (`ApiSchedulerBackend`).
@@ -14,24 +19,34 @@ Measured in one run, each on a fresh database:
 The clock starts when one UPDATE makes every job due (with a wake-up NOTIFY) and stops at
 the last run's `finished_at`; a measurement stops after `--timeout` s (default 40) so the
 whole benchmark stays under 5 minutes on a slow machine — the backlog is still saturated
-then, and jobs/s counts the runs finished in the window. Ratios are engine / floor on the
-same database.
+then, and jobs/s counts the runs finished in the window. Floors run one claim at a time
+(up to 50 jobs, `--batch`) and complete each claimed batch in its own task, up to 100 jobs
+in flight (`--job-concurrency`). Ratios are engine / floor on the same database, and each
+PostgreSQL figure / floor_asyncpg (`…_vs_floor_asyncpg`). CPU milliseconds per finished job
+come from /proc by process group: the bench process itself for the floors (`bench`), the
+API and the workers through the API, and every PostgreSQL process on the machine.
 
     .venv/bin/python -m bench.engine_throughput [--jobs 5000] [--quick] [--skip-postgres]
+        [--only floor_postgres,floor_asyncpg,…]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar, cast
 
+from bench._asyncpg_floor import AsyncpgFloor, Claimed, exactly_once
 from bench._fixtures import (
     BenchDatabase,
     EndpointServer,
     api_process,
+    asyncpg_dsn,
     bench_database,
     cpu_seconds,
     create_engine_key,
@@ -64,6 +79,7 @@ from cronicorn.store.scheduler_repo import SchedulerRepository
 
 TARGETS = {"postgres_api_2w": 1_000.0, "sqlite_inprocess_1w": 500.0}
 LEASE_MS = 300_000
+T = TypeVar("T")
 
 
 def far_future(_: int) -> datetime:
@@ -128,35 +144,100 @@ async def _floor_batch(repo: SchedulerRepository, claimed: list[ClaimedJob]) -> 
         raise RuntimeError("floor: a lease was lost")
 
 
+async def _drive(
+    claim: Callable[[int], Coroutine[Any, Any, list[T]]],
+    complete: Callable[[list[T]], Coroutine[Any, Any, None]],
+    batch: int,
+    concurrency: int,
+    window_s: float,
+) -> None:
+    """Claims (serialised, up to the free slots, `batch` at most) and one `complete` per
+    claimed batch, up to `concurrency` jobs in flight: the engine's database traffic without
+    the engine. No new claims after `window_s`; returns when every claimed batch is done."""
+    running: dict[asyncio.Task[None], int] = {}
+    failures: list[BaseException] = []
+
+    def finished(task: asyncio.Task[None]) -> None:
+        running.pop(task, None)
+        if not task.cancelled() and task.exception() is not None:
+            failures.append(cast(BaseException, task.exception()))
+
+    deadline = time.monotonic() + window_s
+    while not failures:
+        in_flight = sum(running.values())
+        free = concurrency - in_flight if time.monotonic() < deadline else 0
+        claimed = await claim(min(free, batch)) if free > 0 else []
+        if claimed:
+            task = asyncio.create_task(complete(claimed))
+            running[task] = len(claimed)
+            task.add_done_callback(finished)
+        if not claimed and not running:
+            break
+        if not claimed or in_flight + len(claimed) >= concurrency:
+            await asyncio.wait(set(running), return_when=asyncio.FIRST_COMPLETED)
+    if failures:  # a failed batch fails the measurement
+        await asyncio.gather(*running, return_exceptions=True)
+        raise failures[0]
+
+
 async def measure_floor(
     db: BenchDatabase, jobs: int, batch: int, concurrency: int, window_s: float
 ) -> dict[str, Any]:
-    """Claims (serialised, up to the free slots, `batch` at most) and one `complete_runs`
-    per claimed batch, up to `concurrency` jobs in flight: the engine's database traffic
-    without the engine. No new claims after `window_s`."""
+    """`_drive` with `SchedulerRepository.claim_due_jobs` and `complete_runs`."""
     engine = create_engine(db.url)
     repo = SchedulerRepository(engine, db.secret_box)
+
+    async def claim(limit: int) -> list[ClaimedJob]:
+        return await repo.claim_due_jobs("floor", limit, LEASE_MS)
+
     try:
         await seed_jobs(
             engine, jobs, due=far_future, endpoint_url=lambda i: f"http://127.0.0.1:9/j/{i}"
         )
+        roots = {"bench": [os.getpid()]}
+        cpu_before = cpu_seconds(roots)
         started = await make_all_due(engine)
-        running: dict[asyncio.Task[None], int] = {}
-        deadline = time.monotonic() + window_s
-        while True:
-            in_flight = sum(running.values())
-            free = concurrency - in_flight if time.monotonic() < deadline else 0
-            claimed = await repo.claim_due_jobs("floor", min(free, batch), LEASE_MS)
-            if claimed:
-                task = asyncio.create_task(_floor_batch(repo, claimed))
-                running[task] = len(claimed)
-                task.add_done_callback(lambda t: running.pop(t, None))
-            if not claimed and not running:
-                break
-            if not claimed or in_flight + len(claimed) >= concurrency:
-                await asyncio.wait(set(running), return_when=asyncio.FIRST_COMPLETED)
+        await _drive(claim, partial(_floor_batch, repo), batch, concurrency, window_s)
+        cpu_after = cpu_seconds(roots)
         done, failed, last = await wait_finished(engine, jobs, 5)
-        return _figures(done, failed, done, started, last, jobs)
+        cpu_used = _cpu_per_job(cpu_before, cpu_after, done, postgres=db.kind == "postgres")
+        return {**_figures(done, failed, done, started, last, jobs), **cpu_used}
+    finally:
+        await engine.dispose()
+
+
+async def measure_floor_asyncpg(
+    db: BenchDatabase, jobs: int, batch: int, concurrency: int, window_s: float
+) -> dict[str, Any]:
+    """`_drive` with the store's claim and completion SQL written out for plain asyncpg
+    (`bench._asyncpg_floor`): no SQLAlchemy while the clock runs (seeding, the start and
+    the final count use it, outside the timed part)."""
+    import asyncpg
+
+    engine = create_engine(db.url)
+    try:
+        await seed_jobs(
+            engine, jobs, due=far_future, endpoint_url=lambda i: f"http://127.0.0.1:9/j/{i}"
+        )
+        pool = await asyncpg.create_pool(asyncpg_dsn(db.url), min_size=4, max_size=10)
+        try:
+            floor = AsyncpgFloor(pool, db.secret_box)
+
+            async def claim(limit: int) -> list[Claimed]:
+                return await floor.claim(limit, LEASE_MS)
+
+            roots = {"bench": [os.getpid()]}
+            cpu_before = cpu_seconds(roots)
+            started = await make_all_due(engine)
+            await _drive(claim, floor.complete, batch, concurrency, window_s)
+            cpu_after = cpu_seconds(roots)
+            async with pool.acquire() as conn:
+                check = await exactly_once(conn, jobs)
+        finally:
+            await pool.close()
+        done, failed, last = await wait_finished(engine, jobs, 5)
+        cpu_used = _cpu_per_job(cpu_before, cpu_after, done)
+        return {**_figures(done, failed, done, started, last, jobs), **cpu_used, "check": check}
     finally:
         await engine.dispose()
 
@@ -215,11 +296,16 @@ async def measure_api(
         await engine.dispose()
 
 
-def _cpu_per_job(before: dict[str, float], after: dict[str, float], jobs: int) -> dict[str, Any]:
+def _cpu_per_job(
+    before: dict[str, float], after: dict[str, float], jobs: int, *, postgres: bool = True
+) -> dict[str, Any]:
     """CPU milliseconds per finished job by process group over the measurement (the
-    `postgres` figure counts every PostgreSQL process on the machine)."""
+    `postgres` figure counts every PostgreSQL process on the machine; left out with
+    `postgres=False`, for SQLite)."""
     per_job = {
-        group: round(1000 * (after[group] - before[group]) / max(1, jobs), 3) for group in after
+        group: round(1000 * (after[group] - before[group]) / max(1, jobs), 3)
+        for group in after
+        if postgres or group != "postgres"
     }
     return {"cpu_ms_per_job": per_job, "cpu_ms_per_job_total": round(sum(per_job.values()), 3)}
 
@@ -242,6 +328,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     db, args.jobs, args.batch, args.job_concurrency, args.timeout
                 )
             print(f"floor_{kind}: {results[f'floor_{kind}']}", flush=True)
+        if not args.skip_postgres and not skip("floor_asyncpg"):
+            async with bench_database("postgres") as db:
+                results["floor_asyncpg"] = await measure_floor_asyncpg(
+                    db, args.jobs, args.batch, args.job_concurrency, args.timeout
+                )
+            print(f"floor_asyncpg: {results['floor_asyncpg']}", flush=True)
         if not skip("sqlite_inprocess_1w"):
             async with bench_database("sqlite") as db:
                 results["sqlite_inprocess_1w"] = await measure_inprocess(
@@ -264,7 +356,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
     ratios: dict[str, float] = {}
     targets: dict[str, Any] = {}
+    plain = results.get("floor_asyncpg")
     for name, figures in results.items():
+        if plain and (name.startswith("postgres") or name == "floor_postgres"):
+            ratio = figures["jobs_per_s"] / plain["jobs_per_s"]
+            ratios[f"{name}_vs_floor_asyncpg"] = round(ratio, 3)
         if name.startswith("floor_"):
             continue
         floor = results.get("floor_" + name.split("_", 1)[0])
@@ -285,7 +381,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="500 jobs (script check)")
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument(
-        "--only", default="", help="comma-separated measurement names (e.g. postgres_api_2w)"
+        "--only",
+        default="",
+        help="comma-separated measurement names: floor_sqlite, floor_postgres, floor_asyncpg, "
+        "sqlite_inprocess_1w, postgres_api_1w, postgres_api_2w",
     )
     parser.add_argument("--job-concurrency", type=int, default=100)
     parser.add_argument("--batch", type=int, default=50, help="scheduler.max_batch_size")
