@@ -110,7 +110,11 @@ async def measure(
     server: EndpointServer, args: argparse.Namespace, jobs: int, rate: float
 ) -> dict[str, Any]:
     kind = "sqlite" if args.backend == "sqlite" else "postgres"
-    config = engine_config(job_concurrency=args.job_concurrency, max_batch_size=args.batch)
+    config = engine_config(
+        job_concurrency=args.job_concurrency,
+        max_batch_size=args.batch,
+        claim_ahead_ms=args.claim_ahead_ms,
+    )
     async with bench_database(kind) as db:
         engine = create_engine(db.url)
         await seed_jobs(engine, jobs, due=lambda _: FAR_FUTURE, endpoint_url=server.url)
@@ -179,6 +183,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="with postgres-api")
     parser.add_argument("--job-concurrency", type=int, default=100)
     parser.add_argument("--batch", type=int, default=50, help="scheduler.max_batch_size")
+    parser.add_argument(
+        "--claim-ahead-ms",
+        type=int,
+        default=200,
+        help="scheduler.claim_ahead_ms (0: claim at the due time, as before claim-ahead)",
+    )
     parser.add_argument("--timeout", type=float, default=90.0, help="s after the last due")
     parser.add_argument(
         "--rates",
@@ -204,6 +214,7 @@ def main() -> None:
                 "workers": args.workers if args.backend != "sqlite" else 1,
                 "scheduler.job_concurrency": args.job_concurrency,
                 "scheduler.max_batch_size": args.batch,
+                "scheduler.claim_ahead_ms": args.claim_ahead_ms,
                 "planner": "rules",
             },
             "load_before": load_before,
