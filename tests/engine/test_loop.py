@@ -22,7 +22,7 @@ from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.notify import wake_local_waiters
 from cronicorn.store.secrets import SecretBox
 from tests.engine.conftest import Target, engine_config, eventually
-from tests.fakes import seed
+from tests.fakes import rows, seed
 from tests.fakes.clock import FakeClock
 from tests.fakes.planners import ScriptedPlanner
 
@@ -182,3 +182,43 @@ async def test_process_cycle_claims_only_what_is_due_now(
 
     assert result.jobs_processed == 1
     assert target.calls["/ok"] == 1
+
+
+async def test_a_job_claimed_ahead_still_runs_at_its_due_time_when_the_engine_stops(
+    db: AsyncEngine,
+    box: SecretBox,
+    target: Target,
+    executor: HttpExecutor,
+    backend: RecordingBackend,
+    clock: FakeClock,
+) -> None:
+    """Claimed, but not due yet when stop() is called: the job runs at its due time within
+    the shutdown grace period, like the claimed jobs already running — not given back as
+    an aborted run for the next engine to pick up late."""
+    log = backend.log
+    engine = SchedulingEngine(
+        engine_config(scheduler={"processing_interval_ms": 60_000, "claim_ahead_ms": 500}),
+        backend=backend,
+        planner=ScriptedPlanner(),
+        executor=executor,
+        clock=clock,
+        worker_id="w1",
+    )
+    await engine.start()
+    await asyncio.wait_for(log.long_polling.wait(), 10)
+    tenant = await seed.add_tenant(db)
+    job_id = await seed.add_job(db, tenant, next_run_at=clock.now() + timedelta(seconds=0.3))
+    await seed.add_endpoint(db, box, job_id, target.url("/ok"))
+    wake_local_waiters()
+    await eventually(lambda: any(c.job_ids == (job_id,) for c in log.claims))
+
+    stopping = asyncio.create_task(engine.stop())
+    await asyncio.sleep(0.2)
+    assert not stopping.done(), "stop() waits for the claimed job"
+    assert target.calls["/ok"] == 0
+    clock.advance(0.3)
+    await asyncio.wait_for(stopping, 10)
+
+    assert target.calls["/ok"] == 1
+    [run] = await rows.runs(db, job_id)
+    assert run["status"] == "completed"

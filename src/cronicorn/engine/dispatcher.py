@@ -294,19 +294,22 @@ class Dispatcher:
 
     async def _wait_until_due(self, job: ClaimedJob, abort: asyncio.Event) -> bool:
         """A job claimed ahead waits for its due time (its lease outlives the wait: the
-        claim-ahead window is shorter than a lease). False if stopped or aborted first."""
+        claim-ahead window is shorter than a lease). Stopping does not end the wait: the
+        job is claimed and due within the window, so it runs like the other claimed jobs
+        within the shutdown grace period (given back, it would leave an aborted run and
+        wait for the next engine). False if aborted first (the grace period ran out, or
+        the lease was lost)."""
         delay = (job.due_at - self._clock.now()).total_seconds()
         if delay <= 0:
             return True
         sleep = asyncio.ensure_future(self._clock.sleep(delay))
-        stop = asyncio.ensure_future(self._stopping.wait())
         lost = asyncio.ensure_future(abort.wait())
         try:
-            await asyncio.wait({sleep, stop, lost}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({sleep, lost}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for waiter in (sleep, stop, lost):
-                waiter.cancel()
-        return not (self._stopping.is_set() or abort.is_set())
+            sleep.cancel()
+            lost.cancel()
+        return not abort.is_set()
 
     async def _wait_for_run_slot(self, abort: asyncio.Event) -> bool:
         """True once a run slot is held; False (holding none) if stopped or aborted first."""
