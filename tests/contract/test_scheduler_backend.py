@@ -232,6 +232,25 @@ async def test_a_claim_ahead_leases_jobs_due_within_its_window_only(subject: Sub
     assert await s.backend.claim("w2", 10, LEASE_MS, ahead_ms=10_000) == []
 
 
+async def test_a_claim_without_history_leaves_out_past_messages_and_results(
+    subject: Subject,
+) -> None:
+    s = subject
+    job_id = await add_job(s)
+    first = await claim_one(s)
+    await s.backend.complete(first.lease, completion(first, ago(1)))  # due again at once
+
+    [bare] = await s.backend.claim("w1", 10, LEASE_MS, history=False)
+    assert bare.lease.job_id == job_id
+    assert (bare.context.messages, bare.context.recent_results) == ((), ())
+    assert [e.id for e in bare.context.endpoints] == [e.id for e in first.context.endpoints]
+    await s.backend.release(bare.lease)
+
+    full = await claim_one(s)
+    assert [m.content for m in full.context.messages] == ["1/1 endpoints succeeded"]
+    assert [r.response_excerpt for r in full.context.recent_results] == ['{"backlog":3}']
+
+
 async def test_a_long_poll_claim_ahead_returns_the_job_before_it_is_due(
     subject: Subject,
 ) -> None:

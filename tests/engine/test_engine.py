@@ -157,13 +157,22 @@ class CountingBackend(LocalSchedulerBackend):
     claim_calls = 0
 
     async def claim(
-        self, worker_id: str, limit: int, lease_ms: int, wait_ms: int = 0, *, ahead_ms: int = 0
+        self,
+        worker_id: str,
+        limit: int,
+        lease_ms: int,
+        wait_ms: int = 0,
+        *,
+        ahead_ms: int = 0,
+        history: bool = True,
     ) -> list[ClaimedJob]:
         self.claims_in_flight += 1
         self.claim_calls += 1
         self.peak_claims = max(self.peak_claims, self.claims_in_flight)
         try:
-            return await super().claim(worker_id, limit, lease_ms, wait_ms, ahead_ms=ahead_ms)
+            return await super().claim(
+                worker_id, limit, lease_ms, wait_ms, ahead_ms=ahead_ms, history=history
+            )
         finally:
             self.claims_in_flight -= 1
 
@@ -262,11 +271,20 @@ class BrokenClaimBackend(LocalSchedulerBackend):
     broken = True
 
     async def claim(
-        self, worker_id: str, limit: int, lease_ms: int, wait_ms: int = 0, *, ahead_ms: int = 0
+        self,
+        worker_id: str,
+        limit: int,
+        lease_ms: int,
+        wait_ms: int = 0,
+        *,
+        ahead_ms: int = 0,
+        history: bool = True,
     ) -> list[ClaimedJob]:
         if self.broken:
             raise ConnectionError("database unreachable")
-        return await super().claim(worker_id, limit, lease_ms, wait_ms, ahead_ms=ahead_ms)
+        return await super().claim(
+            worker_id, limit, lease_ms, wait_ms, ahead_ms=ahead_ms, history=history
+        )
 
 
 async def test_claim_failure_is_reported_and_the_loop_recovers(
@@ -411,14 +429,23 @@ class StubbornBackend(LocalSchedulerBackend):
     a cancel races a wake-up."""
 
     async def claim(
-        self, worker_id: str, limit: int, lease_ms: int, wait_ms: int = 0, *, ahead_ms: int = 0
+        self,
+        worker_id: str,
+        limit: int,
+        lease_ms: int,
+        wait_ms: int = 0,
+        *,
+        ahead_ms: int = 0,
+        history: bool = True,
     ) -> list[ClaimedJob]:
         if wait_ms > 0:
             try:
                 await asyncio.sleep(wait_ms / 1000)
             except asyncio.CancelledError:
                 await asyncio.sleep(wait_ms / 1000)
-        return await super().claim(worker_id, limit, lease_ms, 0, ahead_ms=ahead_ms)
+        return await super().claim(
+            worker_id, limit, lease_ms, 0, ahead_ms=ahead_ms, history=history
+        )
 
 
 async def test_stop_is_not_held_up_by_a_long_poll_that_ignores_cancellation(

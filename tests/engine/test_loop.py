@@ -14,6 +14,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cronicorn.ai.planner import Planner
+from cronicorn.ai.rules_planner import RulesPlanner
 from cronicorn.domain.models import ClaimedJob
 from cronicorn.engine.engine import SchedulingEngine
 from cronicorn.engine.loop import DUE_MARGIN_S, SHORT_WAIT_S
@@ -36,6 +38,7 @@ class Claim:
 @dataclass
 class ClaimLog:
     claims: list[Claim] = field(default_factory=list)
+    histories: set[bool] = field(default_factory=set)
     long_polling: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -46,11 +49,21 @@ class RecordingBackend(LocalSchedulerBackend):
     log: ClaimLog
 
     async def claim(
-        self, worker_id: str, limit: int, lease_ms: int, wait_ms: int = 0, *, ahead_ms: int = 0
+        self,
+        worker_id: str,
+        limit: int,
+        lease_ms: int,
+        wait_ms: int = 0,
+        *,
+        ahead_ms: int = 0,
+        history: bool = True,
     ) -> list[ClaimedJob]:
         if wait_ms > 0:
             self.log.long_polling.set()
-        jobs = await super().claim(worker_id, limit, lease_ms, wait_ms, ahead_ms=ahead_ms)
+        self.log.histories.add(history)
+        jobs = await super().claim(
+            worker_id, limit, lease_ms, wait_ms, ahead_ms=ahead_ms, history=history
+        )
         self.log.claims.append(Claim(wait_ms, tuple(j.lease.job_id for j in jobs)))
         return jobs
 
@@ -222,3 +235,26 @@ async def test_a_job_claimed_ahead_still_runs_at_its_due_time_when_the_engine_st
     assert target.calls["/ok"] == 1
     [run] = await rows.runs(db, job_id)
     assert run["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("planner", "history"), [(RulesPlanner(), False), (ScriptedPlanner(), True)]
+)
+async def test_the_engine_claims_history_only_for_a_planner_that_reads_it(
+    executor: HttpExecutor,
+    backend: RecordingBackend,
+    clock: FakeClock,
+    planner: Planner,
+    history: bool,
+) -> None:
+    engine = SchedulingEngine(
+        engine_config(scheduler={"processing_interval_ms": 60_000}),
+        backend=backend,
+        planner=planner,
+        executor=executor,
+        clock=clock,
+        worker_id="w1",
+    )
+    async with engine:
+        await asyncio.wait_for(backend.log.long_polling.wait(), 10)
+    assert backend.log.histories == {history}

@@ -19,3 +19,11 @@ class Planner(Protocol):
     async def schedule(
         self, context: JobContext, plan: PlanDecision, results: Sequence[EndpointResult]
     ) -> ScheduleDecision: ...
+
+
+def uses_history(planner: object) -> bool:
+    """Whether the planner reads a job's past messages and results (`JobContext.messages`,
+    `recent_results`). A planner says it does not with a class attribute
+    `uses_history = False` (the rules planner); the engine then claims without them, which
+    spares the store their reads and the claim response their bytes. Unknown: it does."""
+    return bool(getattr(planner, "uses_history", True))

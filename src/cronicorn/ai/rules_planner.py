@@ -29,6 +29,9 @@ from cronicorn.domain.models import (
 
 
 class RulesPlanner:
+    uses_history = False
+    """Plans from the endpoints alone (see `cronicorn.ai.planner.uses_history`)."""
+
     def __init__(self, strategy: RulesStrategy = "sequential") -> None:
         self.strategy = ExecutionStrategy(strategy)
 

@@ -91,7 +91,14 @@ class ApiSchedulerBackend:
     # -- SchedulerBackend ------------------------------------------------------------------
 
     async def claim(
-        self, worker_id: str, limit: int, lease_ms: int, wait_ms: int = 0, *, ahead_ms: int = 0
+        self,
+        worker_id: str,
+        limit: int,
+        lease_ms: int,
+        wait_ms: int = 0,
+        *,
+        ahead_ms: int = 0,
+        history: bool = True,
     ) -> list[ClaimedJob]:
         body = ClaimRequest(
             worker_id=worker_id,
@@ -99,6 +106,7 @@ class ApiSchedulerBackend:
             lease_ms=lease_ms,
             wait_ms=wait_ms,
             ahead_ms=ahead_ms,
+            history=history,
         )
         text = await self._http.request(
             "POST", "/api/scheduler/claim", body, extra_timeout_s=wait_ms / 1000.0

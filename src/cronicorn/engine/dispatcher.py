@@ -68,9 +68,12 @@ class Dispatcher:
         stats: StatsRecorder,
         deliveries: DeliveryGate,
         stopping: asyncio.Event,
+        history: bool = True,
     ) -> None:
         """`deliveries`: completions waiting for the backend (no claim while any wait).
-        `stopping`: set when the engine stops; claims and slot waits end at once."""
+        `stopping`: set when the engine stops; claims and slot waits end at once.
+        `history`: claim jobs with their past messages and results (the planner reads
+        them; see `cronicorn.ai.planner.uses_history`)."""
         self._scheduler = scheduler
         self._worker_id = worker_id
         self._backend = backend
@@ -80,6 +83,7 @@ class Dispatcher:
         self._stats = stats
         self._deliveries = deliveries
         self._stopping = stopping
+        self._history = history
         self._running: dict[asyncio.Task[JobOutcome], asyncio.Event] = {}
         self._cycles: set[asyncio.Task[CycleResult]] = set()
         self._cleanup: set[asyncio.Future[None]] = set()
@@ -184,11 +188,20 @@ class Dispatcher:
             if self._stopping.is_set():
                 return []
         if wait_ms <= 0:
-            return await self._backend.claim(self._worker_id, limit, lease_ms, 0, ahead_ms=ahead_ms)
+            return await self._backend.claim(
+                self._worker_id, limit, lease_ms, 0, ahead_ms=ahead_ms, history=self._history
+            )
         # A long-poll must not delay shutdown: cancel it when stop() is called; anything it
         # claimed anyway is given straight back.
         claim = asyncio.ensure_future(
-            self._backend.claim(self._worker_id, limit, lease_ms, wait_ms, ahead_ms=ahead_ms)
+            self._backend.claim(
+                self._worker_id,
+                limit,
+                lease_ms,
+                wait_ms,
+                ahead_ms=ahead_ms,
+                history=self._history,
+            )
         )
         stop = asyncio.ensure_future(self._stopping.wait())
         await asyncio.wait({claim, stop}, return_when=asyncio.FIRST_COMPLETED)

@@ -21,7 +21,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from cronicorn.ai.planner import Planner
+from cronicorn.ai.planner import Planner, uses_history
 from cronicorn.engine.config import EngineConfig
 from cronicorn.engine.delivery import DeliveryGate
 from cronicorn.engine.dispatcher import Dispatch, Dispatcher
@@ -110,6 +110,7 @@ class SchedulingEngine:
             stats=self._stats,
             deliveries=self.deliveries,
             stopping=self._stopping,
+            history=uses_history(planner),
         )
         self.idle = IdleWaiter(
             dispatcher=self._dispatcher,

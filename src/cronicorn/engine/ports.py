@@ -55,12 +55,21 @@ class SchedulerBackend(Protocol):
     """What the engine needs from the store, in-process or over the API."""
 
     async def claim(
-        self, worker_id: str, limit: int, lease_ms: int, wait_ms: int = 0, *, ahead_ms: int = 0
+        self,
+        worker_id: str,
+        limit: int,
+        lease_ms: int,
+        wait_ms: int = 0,
+        *,
+        ahead_ms: int = 0,
+        history: bool = True,
     ) -> list[ClaimedJob]:
         """Atomically lease up to `limit` due jobs (oldest due first), start a run for each,
         and return them with their context. With `ahead_ms` > 0 a job due within that long
         counts as due (a claim ahead: the engine starts it at its `due_at`; pause and lease
-        are still judged now). With `wait_ms` > 0 and nothing due, wait up to
+        are still judged now). With `history` False the contexts may leave out past
+        messages and results (the planner reads neither). With `wait_ms` > 0 and nothing
+        due, wait up to
         that long for a job to become due (a new or run-now job, or an existing job whose
         `next_run_at` arrives). Returning early and empty when jobs changed is allowed: the
         engine then re-reads `next_due_at()` and polls again. The wait must be

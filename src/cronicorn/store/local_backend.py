@@ -140,7 +140,14 @@ class LocalSchedulerBackend:
                 log.warning("LISTEN %s unavailable, polling instead: %s", "cronicorn_jobs", exc)
 
     async def claim(
-        self, worker_id: str, limit: int, lease_ms: int, wait_ms: int = 0, *, ahead_ms: int = 0
+        self,
+        worker_id: str,
+        limit: int,
+        lease_ms: int,
+        wait_ms: int = 0,
+        *,
+        ahead_ms: int = 0,
+        history: bool = True,
     ) -> list[ClaimedJob]:
         """Claim due jobs; with `wait_ms` > 0 and none due, wait (bounded) for one. With
         `ahead_ms`, jobs due within that long count as due (a claim ahead).
@@ -157,7 +164,7 @@ class LocalSchedulerBackend:
             due = None if claim_now else await self.repository.next_due_at(now=now)
             if claim_now or (due is not None and due - ahead <= now):
                 jobs = await self.repository.claim_due_jobs(
-                    worker_id, limit, lease_ms, now=now, ahead_ms=ahead_ms
+                    worker_id, limit, lease_ms, now=now, ahead_ms=ahead_ms, history=history
                 )
                 if jobs:
                     return jobs

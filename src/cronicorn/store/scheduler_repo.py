@@ -138,12 +138,15 @@ class SchedulerRepository:
         now: datetime | None = None,
         *,
         ahead_ms: int = 0,
+        history: bool = True,
     ) -> list[ClaimedJob]:
         """Lease up to `limit` due jobs, oldest due first, and start a run for each.
 
         With `ahead_ms` > 0 a job counts as due up to `ahead_ms` before its due time (a
         claim ahead: the engine starts it at its `due_at`, so the claim's own latency is
-        off the job's critical path). Pause and lease are still judged at `now`.
+        off the job's critical path). Pause and lease are still judged at `now`. With
+        `history` False the contexts carry no past messages or results (a planner that
+        reads neither), and their two reads are skipped.
 
         One atomic `UPDATE … WHERE id IN (SELECT … ORDER BY next_run_at LIMIT n FOR UPDATE
         SKIP LOCKED) RETURNING …` on PostgreSQL; on SQLite the same statement (no row locks
@@ -168,8 +171,8 @@ class SchedulerRepository:
                     rows,
                     self.secret_box,
                     today=now.date().isoformat(),
-                    history_limit=self.history_limit,
-                    results_per_endpoint=self.results_per_endpoint,
+                    history_limit=self.history_limit if history else 0,
+                    results_per_endpoint=self.results_per_endpoint if history else 0,
                     excerpt_chars=self.excerpt_chars,
                 )
             except BaseException as exc:

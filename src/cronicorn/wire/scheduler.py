@@ -202,6 +202,14 @@ class ClaimRequest(WireRequest):
         ),
     )
 
+    history: bool = Field(
+        True,
+        description=(
+            "false: the contexts carry no past messages or results (for a planner that"
+            " reads neither, like the rules planner)."
+        ),
+    )
+
     @model_validator(mode="after")
     def _ahead_within_lease(self) -> ClaimRequest:
         if self.ahead_ms >= self.lease_ms:

@@ -65,7 +65,12 @@ async def claim(body: ClaimRequest, request: Request, _: EngineKey) -> ClaimResp
     store = backend(request)
     if wait_ms == 0:
         jobs = await store.claim(
-            body.worker_id, body.limit, body.lease_ms, 0, ahead_ms=body.ahead_ms
+            body.worker_id,
+            body.limit,
+            body.lease_ms,
+            0,
+            ahead_ms=body.ahead_ms,
+            history=body.history,
         )
         return ClaimResponse(jobs=jobs)
     return ClaimResponse(jobs=await _claim_unless_gone(request, store, body, wait_ms))
@@ -76,7 +81,14 @@ async def _claim_unless_gone(
 ) -> list[ClaimedJob]:
     """Long-poll, but stop (claiming nothing) as soon as the client disconnects."""
     claiming = asyncio.ensure_future(
-        store.claim(body.worker_id, body.limit, body.lease_ms, wait_ms, ahead_ms=body.ahead_ms)
+        store.claim(
+            body.worker_id,
+            body.limit,
+            body.lease_ms,
+            wait_ms,
+            ahead_ms=body.ahead_ms,
+            history=body.history,
+        )
     )
     gone = asyncio.ensure_future(_disconnected(request))
     try:
