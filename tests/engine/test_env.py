@@ -24,6 +24,7 @@ FULL_ENV = {
     "CRONICORN_JOB_CONCURRENCY": "3",
     "CRONICORN_PROCESSING_INTERVAL_MS": "250",
     "CRONICORN_STALE_LOCK_THRESHOLD_MS": "5000",
+    "CRONICORN_CLAIM_AHEAD_MS": "150",
     "CRONICORN_SHUTDOWN_GRACE_MS": "1500",
     "CRONICORN_ALLOW_PRIVATE_NETWORKS": "true",
     "CRONICORN_ALLOWED_HOSTS": " api.internal, 10.0.0.0/8 ,,localhost ",
@@ -50,7 +51,7 @@ def test_every_variable_overrides_its_field() -> None:
     assert ex.allowed_hosts == ["api.internal", "10.0.0.0/8", "localhost"]
     assert (sch.max_batch_size, sch.job_concurrency) == (7, 3)
     assert (sch.processing_interval_ms, sch.stale_lock_threshold_ms) == (250, 5000)
-    assert sch.shutdown_grace_ms == 1500
+    assert (sch.shutdown_grace_ms, sch.claim_ahead_ms) == (1500, 150)
     assert (log.format, log.level) == ("json", "WARNING")
     assert ai.model_price() == ModelPrice(0.5, 0.5, 1.5)
     assert ai.tenant_monthly_budget_usd == 25.5
