@@ -8,6 +8,7 @@ model-mode tests print (`-s`) are the table in docs/ai.md.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -130,8 +131,10 @@ async def test_model_scenarios_in_both_modes(name: str, model: FakeOpenAI) -> No
 def test_cli_prints_runs_calls_tokens_cost_and_reactions(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.setenv("COLUMNS", "200")
+    level = logging.getLogger("cronicorn").level
     result = CliRunner().invoke(app, ["simulate", "outage", "--mode", "on_change", "--hours", "12"])
     assert result.exit_code == 0, result.output
+    assert logging.getLogger("cronicorn").level == level, "quiet for the command only"
     for text in ("runs", "model calls", "tokens", "cost", "endpoint down", "backoff"):
         assert text in result.output, text
     bad = CliRunner().invoke(app, ["simulate", "tsunami"])

@@ -43,8 +43,6 @@ def simulate_command(
     from cronicorn.simulation.runner import run_simulation
     from cronicorn.simulation.scenarios import SCENARIOS
 
-    if not verbose:
-        logging.getLogger("cronicorn").setLevel(logging.ERROR)
     modes = ["every_run", "on_change"] if mode is Mode.both else [mode.value]
 
     async def main() -> int:
@@ -56,4 +54,12 @@ def simulate_command(
         print_results(console, results)
         return 0
 
-    raise typer.Exit(run(main()))
+    logger = logging.getLogger("cronicorn")
+    level = logger.level
+    if not verbose:
+        logger.setLevel(logging.ERROR)
+    try:
+        code = run(main())
+    finally:
+        logger.setLevel(level)  # run in-process (tests, embedding): leave logging as it was
+    raise typer.Exit(code)
