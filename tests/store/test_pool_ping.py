@@ -19,7 +19,7 @@ PID = sa.text("SELECT pg_backend_pid()")
 
 def count_pings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     pings: list[int] = []
-    ping = AsyncAdapt_asyncpg_connection.ping
+    ping: Any = AsyncAdapt_asyncpg_connection.ping
 
     def counted(self: Any) -> None:
         pings.append(1)
