@@ -46,6 +46,7 @@ from cronicorn.store import lease_admin, mapping, workers
 from cronicorn.store.claiming import (
     ABORT_PREVIOUS_RUNS,
     INSERT_RUNS,
+    LEASE_AND_START_PG,
     LEASE_DUE,
     run_row,
 )
@@ -120,6 +121,7 @@ class SchedulerRepository:
         self.history_limit = history_limit
         self.results_per_endpoint = results_per_endpoint
         self.excerpt_chars = excerpt_chars
+        self._postgres = engine.dialect.name == "postgresql"
         self._sqlite_writes = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     def _serialised(self) -> contextlib.AbstractAsyncContextManager[object]:
@@ -148,22 +150,37 @@ class SchedulerRepository:
         `history` False the contexts carry no past messages or results (a planner that
         reads neither), and their two reads are skipped.
 
-        One atomic `UPDATE … WHERE id IN (SELECT … ORDER BY next_run_at LIMIT n FOR UPDATE
-        SKIP LOCKED) RETURNING …` on PostgreSQL; on SQLite the same statement (no row locks
-        there) runs under the database's single write lock. Contexts are then read in three
-        batched queries.
+        The lease is one atomic `UPDATE … WHERE id IN (SELECT … ORDER BY next_run_at LIMIT n
+        FOR UPDATE SKIP LOCKED) RETURNING …`; on PostgreSQL the runs are aborted and started
+        in the same statement (`LEASE_AND_START_PG`, no transaction round trips); on SQLite
+        (no row locks) the lease and the runs' two statements run in one transaction under
+        the database's single write lock. Contexts are then read in four batched queries.
         """
         now = utc_now(now)
         if limit <= 0:
             return []
         expires = now + timedelta(milliseconds=lease_ms)
+        horizon = now + timedelta(milliseconds=max(0, ahead_ms))
+        params = {
+            "now": now,
+            "horizon": horizon,
+            "limit": limit,
+            "worker": worker_id,
+            "expires": expires,
+        }
         async with self.engine.connect() as conn:
-            async with self._serialised(), conn.begin():
-                horizon = now + timedelta(milliseconds=max(0, ahead_ms))
-                rows = await self._lease_due_rows(conn, worker_id, limit, expires, now, horizon)
-                if not rows:
-                    return []
-                run_ids = await self._start_runs(conn, rows, worker_id, now)
+            if self._postgres:
+                # PostgreSQL: one atomic statement, outside any transaction (no BEGIN or
+                # COMMIT round trips); the reads below run the same way.
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                rows = await self._lease_and_start(conn, params)
+                run_ids = {row["id"]: row["run_id"] for row in rows}
+            else:
+                async with self._serialised(), conn.begin():
+                    rows = await self._lease_due_rows(conn, params)
+                    run_ids = await self._start_runs(conn, rows, worker_id, now) if rows else {}
+            if not rows:
+                return []
             # Committed: the reads below hold no write lock (same connection, no checkout).
             try:
                 contexts, failures = await load_contexts(
@@ -189,22 +206,17 @@ class SchedulerRepository:
         return claimed
 
     async def _lease_due_rows(
-        self,
-        conn: AsyncConnection,
-        worker_id: str,
-        limit: int,
-        expires: datetime,
-        now: datetime,
-        horizon: datetime,
+        self, conn: AsyncConnection, params: Mapping[str, object]
     ) -> list[RowMapping]:
-        params = {
-            "now": now,
-            "horizon": horizon,
-            "limit": limit,
-            "worker": worker_id,
-            "expires": expires,
-        }
         rows = list((await conn.execute(LEASE_DUE, params)).mappings())
+        rows.sort(key=lambda r: (r["next_run_at"], r["id"]))
+        return rows
+
+    async def _lease_and_start(
+        self, conn: AsyncConnection, params: Mapping[str, object]
+    ) -> list[RowMapping]:
+        """PostgreSQL: lease, abort previous holders' runs and start runs in one statement."""
+        rows = list((await conn.execute(LEASE_AND_START_PG, params)).mappings())
         rows.sort(key=lambda r: (r["next_run_at"], r["id"]))
         return rows
 
