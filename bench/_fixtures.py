@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cronicorn.runtime import eventloop
 from cronicorn.store.db import create_engine
 from cronicorn.store.migrate import upgrade_database_async
 from cronicorn.store.secrets import SecretBox
@@ -547,7 +548,8 @@ def main() -> None:
     worker.add_argument("--config", default="{}")
     args = parser.parse_args()
     quiet_logs()
-    asyncio.run(_run_worker(args.api_url, args.api_key, json.loads(args.config)))
+    # The loop `cronicorn-engine` runs on (uvloop where installed).
+    eventloop.run(_run_worker(args.api_url, args.api_key, json.loads(args.config)))
 
 
 if __name__ == "__main__":

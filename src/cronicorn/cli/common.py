@@ -6,7 +6,6 @@ or configuration (a bad environment variable prints one line naming it).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
@@ -16,6 +15,7 @@ from rich.console import Console
 
 from cronicorn.client.errors import ApiError
 from cronicorn.errors import BackendUnavailableError, ConfigError, CronicornError, NotFoundError
+from cronicorn.runtime import eventloop
 
 T = TypeVar("T")
 
@@ -41,10 +41,11 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine; configuration and user errors, the API's error answers (its
+    """Run a command's coroutine (on uvloop where installed: `cronicorn.runtime.eventloop`);
+    configuration and user errors, the API's error answers (its
     own message) and an unreachable API become one line + exit code instead of a traceback."""
     try:
-        return asyncio.run(coro)
+        return eventloop.run(coro)
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
     except CliError as exc:
