@@ -9,6 +9,7 @@ job is claimed) is registered with the log redaction, so no log line can carry i
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -24,8 +25,20 @@ from cronicorn.observability.redaction import MASK, register_header_secrets, reg
 logger = logging.getLogger("cronicorn.store.secrets")
 
 
+DECRYPTED_CACHE_SIZE = 4_096
+"""Ciphertexts whose plaintext a box keeps (least recently used out first)."""
+
+
 class SecretBox:
-    """Encrypts and decrypts secret strings. Ciphertext is ASCII text."""
+    """Encrypts and decrypts secret strings. Ciphertext is ASCII text.
+
+    Every claim decrypts its jobs' secrets (headers, tokens, URL secrets, the tenant's
+    signing key): the same ciphertexts again and again. A box remembers the plaintext of
+    the last `DECRYPTED_CACHE_SIZE` ciphertexts it decrypted — each Fernet token is unique
+    (random IV), so a ciphertext always maps to one plaintext — and skips the HMAC check
+    and AES decryption the next time. The plaintexts are those a claim holds in memory
+    anyway (and the log redaction registers); a failed decryption is never remembered.
+    """
 
     def __init__(self, key: str | bytes) -> None:
         try:
@@ -34,6 +47,7 @@ class SecretBox:
             raise ConfigError(
                 "CRONICORN_SECRET_KEY must be a Fernet key (32 url-safe base64-encoded bytes)"
             ) from exc
+        self._decrypt = functools.lru_cache(maxsize=DECRYPTED_CACHE_SIZE)(self._decrypt_token)
 
     @staticmethod
     def generate_key() -> str:
@@ -68,7 +82,7 @@ class SecretBox:
     def _encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()
 
-    def _decrypt(self, ciphertext: str) -> str:
+    def _decrypt_token(self, ciphertext: str) -> str:
         try:
             return self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken as exc:
