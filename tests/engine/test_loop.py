@@ -258,3 +258,51 @@ async def test_the_engine_claims_history_only_for_a_planner_that_reads_it(
     async with engine:
         await asyncio.wait_for(backend.log.long_polling.wait(), 10)
     assert backend.log.histories == {history}
+
+
+async def test_a_steady_stream_is_claimed_half_a_window_at_a_time(
+    db: AsyncEngine,
+    box: SecretBox,
+    target: Target,
+    executor: HttpExecutor,
+    backend: RecordingBackend,
+    clock: FakeClock,
+) -> None:
+    """Jobs due every 10 ms with a 200 ms claim-ahead window: the loop claims when the next
+    job is 100 ms from its due time and takes the whole window, so 30 jobs need a handful
+    of claims — not one claim per job as each enters the window. (Claimed jobs waiting for
+    their due time hold run slots, so there are enough slots for a window's jobs.)"""
+    log = backend.log
+    scheduler = {
+        "processing_interval_ms": 60_000,
+        "claim_ahead_ms": 200,
+        "job_concurrency": 50,
+        "max_batch_size": 50,
+    }
+    engine = SchedulingEngine(
+        engine_config(scheduler=scheduler),
+        backend=backend,
+        planner=ScriptedPlanner(),
+        executor=executor,
+        clock=clock,
+        worker_id="w1",
+    )
+    async with engine:
+        await asyncio.wait_for(log.long_polling.wait(), 10)
+        tenant = await seed.add_tenant(db)
+        start = clock.now() + timedelta(seconds=1)
+        for i in range(30):
+            job_id = await seed.add_job(
+                db, tenant, next_run_at=start + timedelta(milliseconds=10 * i)
+            )
+            await seed.add_endpoint(db, box, job_id, target.url("/ok"))
+        for _ in range(200):
+            if target.calls["/ok"] == 30:
+                break
+            clock.advance(0.01)
+            wake_local_waiters()
+            await asyncio.sleep(0.01)
+
+    assert target.calls["/ok"] == 30
+    claims = [c for c in log.claims if c.job_ids]
+    assert 3 <= len(claims) <= 6, [len(c.job_ids) for c in claims]

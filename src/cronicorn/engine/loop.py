@@ -12,10 +12,13 @@ in 2 s starts on time even with a 60 s processing interval. With `claim_wait_ms`
 sleeps precisely until the next due time instead. Claims are serialised by the dispatcher
 (`cronicorn.engine.dispatcher`), so the loop never overlaps itself.
 
-Claims are made ahead (`scheduler.claim_ahead_ms`): "due" above means due within that window,
-and the dispatcher starts each claimed job at its own due time. So the claim's latency — a
-write transaction and the context reads, plus a round trip through the API — happens before
-the due time instead of after it, and a due job starts within a timer's precision of it.
+Claims are made ahead (`scheduler.claim_ahead_ms`, the window W): a claim takes every job due
+within W, and the dispatcher starts each claimed job at its own due time. So the claim's
+latency — a write transaction and the context reads, plus a round trip through the API —
+happens before the due time instead of after it, and a due job starts within a timer's
+precision of it. The loop claims when the next job is W/2 from its due time (a long-poll's
+claim, for jobs not known yet, when it enters the window): under a steady stream each claim
+then takes half a window's jobs rather than one claim per job.
 
 Every claim is a write transaction, so the loop avoids the ones that cannot find anything:
 after a claim that left slots free it asks for the next due time before claiming again
@@ -117,27 +120,34 @@ class IdleWaiter:
             await self.sleep(min(interval_s, backoff_s))
             return None
         deadline = clock.monotonic() + interval_s
+        ahead_s = self._scheduler.claim_ahead_ms / 1000
         first = True
         while not self._stopping.is_set():
             remaining = deadline - clock.monotonic()
             if remaining <= 0:
                 return None
             due_in = await self._due_in()
-            wait_s = remaining if due_in is None else min(remaining, due_in)
+            # Claim once the next job is half the claim-ahead window from its due time; the
+            # claim then takes every job due within the whole window, so under a steady
+            # stream each claim takes half a window's jobs, not the one that just came in.
+            claim_in = None if due_in is None else due_in - ahead_s / 2
+            wait_s = remaining if claim_in is None else min(remaining, claim_in)
             guard = wait_s <= 0
             if guard and (after.claimed or not first):
                 return None  # due now: claim again (the guard is for claims that found none)
             if guard:
                 wait_s = self._spin_guard(remaining)
             first = False
-            soon = due_in is not None and due_in <= SHORT_WAIT_S
+            # A job due right behind the window is waited for with a sleep: a long-poll
+            # would claim it (alone) the moment it enters the window.
+            soon = due_in is not None and due_in <= ahead_s + SHORT_WAIT_S
             if not guard and not soon:
                 polled = await self._long_poll(wait_s)
                 if polled is not None and (polled.claimed or polled.failed):
                     return polled if polled.claimed else None
                 if polled is not None:
                     continue  # the long-poll ended empty: ask for the next due time again
-            if not guard and wait_s == due_in:
+            if not guard and wait_s == claim_in:
                 wait_s += DUE_MARGIN_S
             await self.sleep(wait_s)
             return None  # woken, stopped, or at the due time / the interval's end: claim
@@ -158,8 +168,7 @@ class IdleWaiter:
         return min(remaining, SPIN_GUARD_BASE_S * float(2**doublings))
 
     async def _due_in(self) -> float | None:
-        """Seconds until the earliest claimable job can be claimed — its due time less the
-        claim-ahead window (None: nothing scheduled)."""
+        """Seconds until the earliest claimable job is due (None: nothing scheduled)."""
         try:
             due_at = await self._next_due_at()
         except Exception as exc:
@@ -167,8 +176,7 @@ class IdleWaiter:
             return None
         if due_at is None:
             return None
-        ahead_s = self._scheduler.claim_ahead_ms / 1000
-        return (due_at - self._clock.now()).total_seconds() - ahead_s
+        return (due_at - self._clock.now()).total_seconds()
 
     async def sleep(self, seconds: float) -> bool:
         """Sleep unless woken or stopped first. True when woken/stopped."""
