@@ -273,7 +273,7 @@ async def test_a_steady_stream_is_claimed_half_a_window_at_a_time(
     of claims — not one claim per job as each enters the window. (Claimed jobs waiting for
     their due time hold run slots, so there are enough slots for a window's jobs.)"""
     log = backend.log
-    scheduler = {
+    scheduler: dict[str, object] = {
         "processing_interval_ms": 60_000,
         "claim_ahead_ms": 200,
         "job_concurrency": 50,
