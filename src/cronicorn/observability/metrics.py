@@ -8,6 +8,7 @@ appear in labels only with `per_job_labels=True` (unbounded cardinality, opt-in)
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -85,7 +86,7 @@ _FALLBACK_RULES: tuple[tuple[re.Pattern[str], FallbackReason], ...] = (
 def bounded(value: object, allowed: Iterable[str]) -> str:
     """`value` as a label if it is one of `allowed`, else `other` (keeps cardinality fixed)."""
     text = str(value.value if isinstance(value, StrEnum) else value).lower()
-    return text if text in set(allowed) else OTHER
+    return text if text in (allowed if isinstance(allowed, frozenset) else set(allowed)) else OTHER
 
 
 def classify_fallback_reason(reason: str | None) -> FallbackReason:
@@ -100,8 +101,10 @@ def classify_fallback_reason(reason: str | None) -> FallbackReason:
     return FallbackReason.ERROR
 
 
-def _values(enum: type[StrEnum]) -> tuple[str, ...]:
-    return tuple(member.value for member in enum)
+@functools.cache
+def _values(enum: type[StrEnum]) -> frozenset[str]:
+    """The label values of `enum` (built once: several lookups per finished run)."""
+    return frozenset(member.value for member in enum)
 
 
 class EngineMetrics:
@@ -233,7 +236,7 @@ class EngineMetrics:
             namespace=ns,
             registry=r,
         )
-        for state in _values(CircuitState):
+        for state in (member.value for member in CircuitState):  # in declaration order
             self.circuit_state.labels(state=state).set(0)
         self.job_runs: Counter | None = None
         self.endpoint_circuit: Gauge | None = None
