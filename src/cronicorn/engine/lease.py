@@ -49,6 +49,7 @@ class LeaseKeeper:
         self._clock = clock
         self._on_lost = on_lost
         self._task: asyncio.Task[None] | None = None
+        self._renewing = False
         self.lost = False
 
     @property
@@ -62,12 +63,16 @@ class LeaseKeeper:
             self._on_lost()
 
     async def stop(self) -> None:
-        """Stop renewing (idempotent); returns once no renewal is in flight any more."""
+        """Stop renewing (idempotent); returns once no renewal is in flight any more.
+        A keeper that is only sleeping (every run shorter than a third of its lease) is
+        cancelled without waiting a loop turn for the cancellation to land: it sends
+        nothing more, since it can only wake up to the cancellation."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if self._renewing:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def __aenter__(self) -> LeaseKeeper:
         self._task = asyncio.create_task(self._renew_forever(), name="lease-renewal")
@@ -87,6 +92,7 @@ class LeaseKeeper:
         unreachable_since_expiry = False
         while not self.lost:
             await self._clock.sleep(delay_s)
+            self._renewing = True
             try:
                 self._lease = await self._backend.extend(self._lease, self._lease_ms)
             except LeaseLostError as exc:
@@ -112,3 +118,5 @@ class LeaseKeeper:
                     logger.info("lease of job %s renewed again", self._lease.job_id)
                 delay_s = interval_s
                 unreachable_since_expiry = False
+            finally:
+                self._renewing = False
