@@ -175,7 +175,8 @@ class JobPipeline:
             state.avoid("reused")
         else:
             assert gate.trigger is not None
-            context = asked_context(claimed_context, gate.trigger, self._clock.now())
+            if not self._instant_planner:  # the rules planner reads no messages
+                context = asked_context(claimed_context, gate.trigger, self._clock.now())
             plan_call = self._guard(self._planner.plan(context), abort)
             decision = await self._phase(ErrorPhase.PLAN, plan_call, keeper)
             if model_involved(decision):
