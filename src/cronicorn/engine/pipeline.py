@@ -121,7 +121,8 @@ class JobPipeline:
         state = RunState(claimed, self._clock.now(), self._clock.monotonic(), cycle_id)
         lag_ms = max(0.0, (state.started_at - claimed.due_at).total_seconds() * 1000)
         log_job_start(claimed, lag_ms)
-        self._emit("on_job_start", state, due_at=claimed.due_at, lag_ms=lag_ms)
+        if self._events.wants("on_job_start"):
+            self._emit("on_job_start", state, due_at=claimed.due_at, lag_ms=lag_ms)
         lease_ms = self._config.scheduler.stale_lock_threshold_ms
         keeper = LeaseKeeper(self._backend, claimed.lease, lease_ms, self._clock, abort.set)
         try:
@@ -134,14 +135,15 @@ class JobPipeline:
         self._stats.record_job(outcome, state.results, lag_ms / 1000)
         duration_ms = (self._clock.monotonic() - state.started_mono) * 1000
         log_job_end(state, outcome, duration_ms)
-        self._emit(
-            "on_job_end",
-            state,
-            status=outcome.status.value,
-            written=outcome.written,
-            error=outcome.error,
-            duration_ms=duration_ms,
-        )
+        if self._events.wants("on_job_end"):
+            self._emit(
+                "on_job_end",
+                state,
+                status=outcome.status.value,
+                written=outcome.written,
+                error=outcome.error,
+                duration_ms=duration_ms,
+            )
         return outcome
 
     async def _run_leased(
@@ -311,7 +313,9 @@ class JobPipeline:
         if keeper.lost:  # a renewal in flight was refused
             return self._lost(state)
         try:
-            stored = replace(completion, usage=self._stored_usage(completion.usage))
+            stored = completion
+            if not self._track_tokens:
+                stored = replace(completion, usage=TokenUsage())
             await deliver_completion(
                 self._backend, keeper.lease, stored, self._clock, gate=self.deliveries
             )
@@ -422,16 +426,17 @@ class JobPipeline:
     def _emit_plan(self, state: RunState, decision: PlanDecision) -> None:
         plan = decision.plan
         log_plan(decision)
-        self._emit(
-            "on_plan",
-            state,
-            source=decision.source.value,
-            strategy=plan.strategy.value,
-            endpoint_ids=[c.endpoint_id for c in plan.calls],
-            reasoning=plan.reasoning,
-            confidence=plan.confidence,
-            fallback_reason=decision.fallback_reason,
-        )
+        if self._events.wants("on_plan"):
+            self._emit(
+                "on_plan",
+                state,
+                source=decision.source.value,
+                strategy=plan.strategy.value,
+                endpoint_ids=[c.endpoint_id for c in plan.calls],
+                reasoning=plan.reasoning,
+                confidence=plan.confidence,
+                fallback_reason=decision.fallback_reason,
+            )
         if decision.fallback_reason:
             self._fallback(state, "plan", decision.fallback_reason)
 
