@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -107,6 +108,9 @@ def _values(enum: type[StrEnum]) -> frozenset[str]:
     return frozenset(member.value for member in enum)
 
 
+_Labelled = Counter | Histogram
+
+
 class EngineMetrics:
     """The engine's metrics. Create one per engine; `registry` is what `/metrics` serves."""
 
@@ -120,6 +124,7 @@ class EngineMetrics:
         self.per_job_labels = per_job_labels
         self.track_token_usage = track_token_usage
         self._circuits: dict[str, str] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._declare(self.registry)
 
     def _declare(self, r: CollectorRegistry) -> None:
@@ -265,7 +270,7 @@ class EngineMetrics:
     ) -> None:
         """A finished run: its outcome, every endpoint result, and how late it started."""
         label = bounded(outcome, _values(RunStatus))
-        self.jobs_processed.labels(outcome=label).inc()
+        self._child(self.jobs_processed, label).inc()
         if self.job_runs is not None and job_id is not None:
             self.job_runs.labels(job_id=job_id, outcome=label).inc()
         for result in results:
@@ -275,11 +280,20 @@ class EngineMetrics:
                 if result.error_category is None
                 else bounded(result.error_category, _values(ErrorCategory))
             )
-            self.endpoint_calls.labels(outcome=status, category=category).inc()
+            self._child(self.endpoint_calls, status, category).inc()
             if result.status is not EndpointStatus.SKIPPED:
-                self.endpoint_latency.labels(outcome=status).observe(result.duration_ms / 1000)
+                self._child(self.endpoint_latency, status).observe(result.duration_ms / 1000)
         if lag_s is not None:
             self.scheduling_lag.observe(max(0.0, lag_s))
+
+    def _child(self, metric: _Labelled, *values: str) -> Any:
+        """`metric.labels(*values)` (values in label-name order), kept: a run looks up the
+        same few bounded label sets every time, and `labels()` costs more than the count."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def observe_ai_call(
         self, phase: AIPhase | str, outcome: AIOutcome | str, usage: TokenUsage, latency_s: float
