@@ -148,6 +148,22 @@ async def test_rules_planner_calls_every_endpoint_in_order(strategy: RulesStrate
     assert (schedule.proposal, schedule.source) == (None, PlanSource.RULES)
 
 
+def test_rules_planner_never_suspends() -> None:
+    """The pipeline awaits the rules planner without an abort guard (see
+    `JobPipeline._guard`): that is only sound while its calls finish at their first step."""
+    planner = RulesPlanner()
+    context = make_context(endpoints=2)
+    plan_call = planner.plan(context)
+    with pytest.raises(StopIteration) as planned:
+        plan_call.send(None)
+    decision = planned.value.value
+    assert decision.source is PlanSource.RULES
+    schedule_call = planner.schedule(context, decision, [])
+    with pytest.raises(StopIteration) as scheduled:
+        schedule_call.send(None)
+    assert scheduled.value.value.source is PlanSource.RULES
+
+
 async def test_create_planner_without_key_warns_once(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

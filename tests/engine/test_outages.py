@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cronicorn.domain.models import Lease, RunCompletion
 from cronicorn.engine.engine import SchedulingEngine
+from cronicorn.engine.lease import LeaseKeeper
 from cronicorn.errors import BackendUnavailableError
 from cronicorn.executor import HttpExecutor
 from cronicorn.store.local_backend import LocalSchedulerBackend
@@ -243,3 +244,37 @@ async def test_no_claim_while_a_completion_waits_for_the_backend(
     assert engine.deliveries.waiting == 0
     assert target.calls["/ok"] == 1
     assert [r["status"] for r in await rows.runs(db, first)] == ["completed"]
+
+
+async def test_stop_waits_for_a_renewal_in_flight_not_for_a_sleeping_keeper(
+    db: AsyncEngine, box: SecretBox, outage_backend: OutageBackend, clock: FakeClock
+) -> None:
+    """`LeaseKeeper.stop` returns at once when the keeper is asleep (and it never renews
+    after), but waits until a renewal already sent has ended: the completion must not race
+    it."""
+    backend = outage_backend
+    await setup_job(db, box, clock, ["http://127.0.0.1:9/x"])
+    [claimed] = await backend.claim("w1", 1, LEASE_MS)
+    keeper = LeaseKeeper(backend, claimed.lease, LEASE_MS, clock, lambda: None)
+    async with keeper:
+        await asyncio.sleep(0)  # the keeper is asleep now
+        await keeper.stop()
+        await advance_while(clock, 2 * LEASE_MS / 1000)
+    assert "extend" not in backend.calls
+
+    async def slow_extend(lease: Lease, lease_ms: int) -> Lease:
+        backend.calls.append("extend")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            backend.calls.append("extend ended")
+        return lease
+
+    backend.extend = slow_extend  # type: ignore[method-assign]
+    keeper = LeaseKeeper(backend, claimed.lease, LEASE_MS, clock, lambda: None)
+    async with keeper:
+        await asyncio.sleep(0)
+        await advance_while(clock, LEASE_MS / 1000 / 3 + 0.5)
+        assert backend.calls[-1] == "extend"  # in flight
+        await keeper.stop()
+        assert backend.calls[-1] == "extend ended"

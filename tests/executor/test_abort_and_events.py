@@ -12,6 +12,7 @@ from aiohttp import web
 
 from cronicorn.domain.models import EndpointStatus, ErrorCategory
 from cronicorn.executor import HttpExecutor
+from cronicorn.runtime.abort import AbortSignal
 
 from .conftest import (
     RecordingEvents,
@@ -61,9 +62,17 @@ async def abort_when(event: asyncio.Event, abort: asyncio.Event) -> None:
     abort.set()
 
 
+ABORT_KINDS = pytest.mark.parametrize("kind", [asyncio.Event, AbortSignal])
+"""A plain Event (watched by a task) and the engine's AbortSignal (a callback)."""
+
+
+@ABORT_KINDS
 @pytest.mark.parametrize("strategy", ["sequential", "parallel", "mixed"])
 async def test_abort_marks_in_flight_and_pending_calls_aborted(
-    gated: tuple[Gated, str], executors: list[HttpExecutor], strategy: str
+    gated: tuple[Gated, str],
+    executors: list[HttpExecutor],
+    strategy: str,
+    kind: type[asyncio.Event],
 ) -> None:
     server, base = gated
     ex = HttpExecutor(local_config(circuit_breaker=breaker(failure_threshold=1)))
@@ -81,7 +90,7 @@ async def test_abort_marks_in_flight_and_pending_calls_aborted(
         strategy=strategy,
         limit=2 if strategy == "parallel" else None,
     )
-    abort = asyncio.Event()
+    abort = kind()
     watcher = asyncio.create_task(abort_when(server.slow_started, abort))
     results = await asyncio.wait_for(ex.execute(p, eps, abort=abort), 3)
     await watcher
@@ -105,13 +114,14 @@ async def test_abort_marks_in_flight_and_pending_calls_aborted(
     server.gate.set()
 
 
+@ABORT_KINDS
 async def test_abort_during_backoff_returns_promptly(
-    gated: tuple[Gated, str], executors: list[HttpExecutor]
+    gated: tuple[Gated, str], executors: list[HttpExecutor], kind: type[asyncio.Event]
 ) -> None:
     server, base = gated
     ex = HttpExecutor(local_config(retry_after_cap_ms=60_000))
     executors.append(ex)
-    abort = asyncio.Event()
+    abort = kind()
     asyncio.get_running_loop().call_later(0.2, abort.set)
     [result] = await asyncio.wait_for(
         ex.execute(plan(call("f")), by_id(endpoint("f", f"{base}/fail/f")), abort=abort), 2

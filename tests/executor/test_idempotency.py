@@ -11,7 +11,7 @@ from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cronicorn.domain.idempotency import IDEMPOTENCY_HEADER, DueRun, idempotency_key
+from cronicorn.domain.idempotency import IDEMPOTENCY_HEADER, NAMESPACE, DueRun, idempotency_key
 from cronicorn.domain.models import EndpointStatus
 from cronicorn.executor import HttpExecutor
 
@@ -104,6 +104,8 @@ def test_key_is_stable_and_changes_with_every_part(
     job: str, endpoint_id: str, offset_us: int
 ) -> None:
     key = idempotency_key(job, DUE, endpoint_id)
+    due = DUE.isoformat(timespec="microseconds")
+    assert key == str(uuid.uuid5(NAMESPACE, f"{job}|{due}|{endpoint_id}"))  # the documented key
     assert key == idempotency_key(job, DUE.astimezone(UTC), endpoint_id)
     assert uuid.UUID(key).version == 5
     assert key != idempotency_key(job, DUE + timedelta(microseconds=offset_us), endpoint_id)

@@ -6,10 +6,13 @@ import asyncio
 
 import pytest
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 
-from cronicorn.domain.models import EndpointStatus, ErrorCategory
+from cronicorn.domain.models import EndpointStatus, ErrorCategory, PlannedCall
 from cronicorn.errors import ValidationFailed
 from cronicorn.executor import HttpExecutor
+from cronicorn.executor.strategies import topological_order
 
 from .conftest import InFlightCounter, Serve, by_id, call, endpoint, local_config, plan
 
@@ -232,3 +235,22 @@ async def test_empty_plan_returns_no_results(executors: list[HttpExecutor]) -> N
     ex = HttpExecutor(local_config())
     executors.append(ex)
     assert await ex.execute(plan(), {}) == []
+
+
+@given(st.lists(st.integers(min_value=0, max_value=3), min_size=1, max_size=8))
+def test_order_without_dependencies_is_priority_then_plan_order(priorities: list[int]) -> None:
+    """The no-dependency shortcut of `topological_order` orders exactly as its graph walk:
+    the same calls behind an always-ready extra root give the same order after it."""
+    calls = [PlannedCall(endpoint_id=f"e{i}", priority=p) for i, p in enumerate(priorities)]
+    root = PlannedCall(endpoint_id="root", priority=-1)
+    walked = topological_order(
+        [
+            root,
+            *(
+                PlannedCall(endpoint_id=c.endpoint_id, priority=c.priority, depends_on=("root",))
+                for c in calls
+            ),
+        ]
+    )
+    assert walked is not None
+    assert topological_order(calls) == [i - 1 for i in walked[1:]]

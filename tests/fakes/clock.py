@@ -13,6 +13,7 @@ Code that reads the real clock itself (a CLI command, an API server) is waited f
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -47,6 +48,15 @@ class FakeClock:
             await future
         finally:
             self._sleepers = [(d, f) for d, f in self._sleepers if f is not future]
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> asyncio.Task[None]:
+        """A `sleep` (recorded, released by `advance`) in a task, then `callback`."""
+
+        async def fire() -> None:
+            await self.sleep(seconds)
+            callback()
+
+        return asyncio.ensure_future(fire())
 
     @property
     def sleepers(self) -> int:

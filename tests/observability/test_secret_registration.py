@@ -12,6 +12,7 @@ from cronicorn.observability.redaction import (
     redact_text,
     register_header_secrets,
     register_secret,
+    url_secrets,
 )
 from cronicorn.store.secrets import SecretBox
 
@@ -52,3 +53,17 @@ def test_registration_is_lazy_and_many_secrets_all_match() -> None:
     )
     register_secret("abc")  # too short to be worth masking
     assert redact_text("abc") == "abc"
+
+
+@pytest.mark.parametrize(
+    ("url", "found"),
+    [
+        ("https://api.example/v1/ping", []),
+        ("https://api.example/v1/ping#token=frag", []),
+        ("https://bob:pa%20ss@api.example/x", ["pa%20ss", "bob:pa%20ss", "pa ss", "bob:pa ss"]),
+        ("https://api.example/x?api_key=k-123456&page=2", ["k-123456"]),
+        ("https://api.example/x?page=2", []),
+    ],
+)
+def test_url_secrets_userinfo_and_secret_query_values(url: str, found: list[str]) -> None:
+    assert url_secrets(url) == found

@@ -11,6 +11,7 @@ time and for every other endpoint.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ __all__ = ["IDEMPOTENCY_HEADER", "DueRun", "idempotency_key"]
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 NAMESPACE = uuid.UUID("0b7c6f1e-3c1a-5f4e-9a51-63726f6e6963")
 """Fixed forever: changing it changes every key (receivers would see new keys for repeats)."""
+_NAMESPACE_BYTES = NAMESPACE.bytes
 
 
 def idempotency_key(job_id: str, due_at: datetime, endpoint_id: str) -> str:
@@ -27,7 +29,17 @@ def idempotency_key(job_id: str, due_at: datetime, endpoint_id: str) -> str:
     if due_at.tzinfo is None:
         raise ValueError("due_at must be timezone-aware")
     due = due_at.astimezone(UTC).isoformat(timespec="microseconds")
-    return str(uuid.uuid5(NAMESPACE, f"{job_id}|{due}|{endpoint_id}"))
+    return _uuid5_text(f"{job_id}|{due}|{endpoint_id}")
+
+
+def _uuid5_text(name: str) -> str:
+    """`str(uuid.uuid5(NAMESPACE, name))` without the UUID object (one per endpoint call):
+    SHA-1 of namespace + name, version 5 and the RFC 4122 variant set, 8-4-4-4-12 hex."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,6 @@ user once (its UTF-8 bytes are the HMAC key).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 __all__ = [
@@ -26,8 +25,8 @@ SIGNATURE_PREFIX = "sha256="
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:
     """``sha256=<hex>`` of HMAC-SHA256(secret, f"{timestamp}." + body)."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return SIGNATURE_PREFIX + mac.hexdigest()
+    mac = hmac.digest(secret.encode(), f"{timestamp}.".encode() + body, "sha256")
+    return SIGNATURE_PREFIX + mac.hex()
 
 
 def signature_headers(secret: str, timestamp: int, body: bytes) -> dict[str, str]:

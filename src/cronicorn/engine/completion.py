@@ -192,17 +192,18 @@ class CompletionBuilder:
 
     def _emit_decision(self, state: RunState, chosen: _Decision, escalation: Escalation) -> None:
         ids = {"job_id": state.job_id, "run_id": state.run_id}
-        self._events.emit(
-            "on_schedule",
-            **ids,
-            next_run_at=chosen.next_run.at,
-            source=chosen.next_run.source.value,
-            proposed_next_run_at=chosen.next_run.proposed_at,
-            reasoning=chosen.reasoning,
-            confidence=chosen.confidence,
-            recommended_actions=_actions_data(chosen.actions),
-            paused=chosen.pause,
-        )
+        if self._events.wants("on_schedule"):
+            self._events.emit(
+                "on_schedule",
+                **ids,
+                next_run_at=chosen.next_run.at,
+                source=chosen.next_run.source.value,
+                proposed_next_run_at=chosen.next_run.proposed_at,
+                reasoning=chosen.reasoning,
+                confidence=chosen.confidence,
+                recommended_actions=_actions_data(chosen.actions),
+                paused=chosen.pause,
+            )
         if escalation is not Escalation.NONE:
             failed = sum(1 for r in state.results if r.status.value == "failed")
             logger.warning(

@@ -73,7 +73,7 @@ async def deliver_completion(
 ) -> int:
     """Send `completion` until the backend answers; returns the attempts it took. From its
     first failed attempt until it is answered, the completion counts as waiting in `gate`."""
-    rand = rng or random.Random()
+    rand = rng
     attempt = 0
     started = clock.monotonic()
     waiting = False
@@ -88,6 +88,8 @@ async def deliver_completion(
                     waiting = True
                 _log_failure(lease, attempt, exc)
                 ceiling = min(MAX_DELAY_S, FIRST_DELAY_S * 2 ** min(attempt - 1, 10))
+                if rand is None:  # only on an outage: seeding one costs as much as the send
+                    rand = random.Random()
                 await clock.sleep(rand.uniform(ceiling / 2, ceiling))
                 continue
             if attempt > 1:

@@ -28,6 +28,7 @@ from cronicorn.engine.logs import log_cycle_end, log_cycle_start
 from cronicorn.engine.ports import SchedulerBackend
 from cronicorn.engine.stats import CycleResult, JobOutcome, StatsRecorder
 from cronicorn.observability.logging import log_context
+from cronicorn.runtime.abort import AbortSignal
 from cronicorn.runtime.clock import Clock
 
 logger = logging.getLogger("cronicorn.engine")
@@ -263,7 +264,7 @@ class Dispatcher:
     # -- job tasks ------------------------------------------------------------------------
 
     def _spawn(self, job: ClaimedJob, cycle_id: str) -> asyncio.Task[JobOutcome]:
-        abort = asyncio.Event()
+        abort = AbortSignal()
         task = asyncio.create_task(
             self._run_in_slot(job, abort, cycle_id), name=f"job-{job.lease.job_id}"
         )

@@ -51,6 +51,10 @@ class EventBus:
         self._clock = clock
         self._pending: set[asyncio.Task[None]] = set()
 
+    def wants(self, name: str) -> bool:
+        """A hook is set for `name`: callers with costly event data build it only then."""
+        return getattr(self._config, name, None) is not None
+
     def emit(
         self,
         name: str,

@@ -13,6 +13,9 @@ claim the job while the API is down either).
 
 The pipeline calls `stop()` before it sends the completion: a renewal racing the
 completion's lease release would be refused and look like a lost lease.
+
+Most runs end long before their first renewal, so the keeper is a clock timer, not a task:
+a renewal task exists only while a renewal is being sent.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from types import TracebackType
 from cronicorn.domain.models import Lease
 from cronicorn.engine.ports import SchedulerBackend
 from cronicorn.errors import LeaseLostError
-from cronicorn.runtime.clock import Clock
+from cronicorn.runtime.clock import Clock, Timer
 
 logger = logging.getLogger("cronicorn.engine.lease")
 RENEWALS_PER_LEASE = 3
@@ -48,7 +51,14 @@ class LeaseKeeper:
         self._lease_ms = lease_ms
         self._clock = clock
         self._on_lost = on_lost
+        self._interval_s = lease_ms / RENEWALS_PER_LEASE / 1000
+        self._timer: Timer | None = None
         self._task: asyncio.Task[None] | None = None
+        """The renewal being sent, if any."""
+        self._stopped = False
+        self._unreachable_since_expiry = False
+        self._retrying = False
+        """The last renewal failed (the backend was unreachable)."""
         self.lost = False
 
     @property
@@ -63,6 +73,10 @@ class LeaseKeeper:
 
     async def stop(self) -> None:
         """Stop renewing (idempotent); returns once no renewal is in flight any more."""
+        self._stopped = True
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -70,7 +84,7 @@ class LeaseKeeper:
                 await task
 
     async def __aenter__(self) -> LeaseKeeper:
-        self._task = asyncio.create_task(self._renew_forever(), name="lease-renewal")
+        self._arm(self._interval_s)
         return self
 
     async def __aexit__(
@@ -81,34 +95,44 @@ class LeaseKeeper:
     ) -> None:
         await self.stop()
 
-    async def _renew_forever(self) -> None:
-        interval_s = self._lease_ms / RENEWALS_PER_LEASE / 1000
+    def _arm(self, delay_s: float) -> None:
+        if not self._stopped and not self.lost:
+            self._timer = self._clock.call_later(delay_s, self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        if not self._stopped and not self.lost:
+            self._task = asyncio.create_task(self._renew(), name="lease-renewal")
+
+    async def _renew(self) -> None:
+        """One renewal; then the timer for the next (sooner while the backend is down)."""
+        interval_s = self._interval_s
         delay_s = interval_s
-        unreachable_since_expiry = False
-        while not self.lost:
-            await self._clock.sleep(delay_s)
-            try:
-                self._lease = await self._backend.extend(self._lease, self._lease_ms)
-            except LeaseLostError as exc:
+        try:
+            self._lease = await self._backend.extend(self._lease, self._lease_ms)
+        except LeaseLostError as exc:
+            logger.warning(
+                "lease lost for job %s (run %s): %s",
+                self._lease.job_id,
+                self._lease.run_id,
+                exc,
+            )
+            self.mark_lost()
+        except Exception as exc:
+            logger.warning("lease renewal failed for job %s: %s", self._lease.job_id, exc)
+            delay_s = min(interval_s, RETRY_S)
+            if not self._unreachable_since_expiry and self._clock.now() >= self._lease.expires_at:
+                self._unreachable_since_expiry = True
                 logger.warning(
-                    "lease lost for job %s (run %s): %s",
+                    "lease of job %s expired while the backend was unreachable; the run "
+                    "goes on and its fencing token decides whether its results are kept",
                     self._lease.job_id,
-                    self._lease.run_id,
-                    exc,
                 )
-                self.mark_lost()
-            except Exception as exc:
-                logger.warning("lease renewal failed for job %s: %s", self._lease.job_id, exc)
-                delay_s = min(interval_s, RETRY_S)
-                if not unreachable_since_expiry and self._clock.now() >= self._lease.expires_at:
-                    unreachable_since_expiry = True
-                    logger.warning(
-                        "lease of job %s expired while the backend was unreachable; the run "
-                        "goes on and its fencing token decides whether its results are kept",
-                        self._lease.job_id,
-                    )
-            else:
-                if delay_s != interval_s:
-                    logger.info("lease of job %s renewed again", self._lease.job_id)
-                delay_s = interval_s
-                unreachable_since_expiry = False
+        else:
+            if self._retrying:
+                logger.info("lease of job %s renewed again", self._lease.job_id)
+            self._unreachable_since_expiry = False
+        self._retrying = delay_s != interval_s
+        if self._task is asyncio.current_task():
+            self._task = None
+        self._arm(delay_s)

@@ -69,6 +69,8 @@ def log_cycle_end(result: CycleResult, claim_errors: int) -> None:
 
 
 def log_job_start(claimed: ClaimedJob, lag_ms: float) -> None:
+    if not job_log.isEnabledFor(logging.INFO):  # per job: skip building the fields
+        return
     job_log.info(
         "job %r started, %.0f ms after its due time",
         claimed.context.job.name,
@@ -78,6 +80,8 @@ def log_job_start(claimed: ClaimedJob, lag_ms: float) -> None:
 
 
 def log_plan(decision: PlanDecision) -> None:
+    if not job_log.isEnabledFor(logging.INFO):
+        return
     plan = decision.plan
     job_log.info(
         "plan from %s: %d call(s), %s%s",
@@ -101,6 +105,9 @@ def log_fallback(phase: str, reason: str) -> None:
 
 def log_job_end(state: RunState, outcome: JobOutcome, duration_ms: float) -> None:
     """One line per run: outcome, endpoint counts, and the next run with its source."""
+    level = logging.INFO if outcome.status is RunStatus.COMPLETED else logging.WARNING
+    if not job_log.isEnabledFor(level):
+        return
     counts = {s.value: 0 for s in EndpointStatus}
     for result in state.results:
         counts[result.status.value] += 1
@@ -118,7 +125,7 @@ def log_job_end(state: RunState, outcome: JobOutcome, duration_ms: float) -> Non
         extra.update(next_run_at=at, next_run_source=source)
         where = f"; next run {at} ({source})"
     job_log.log(
-        logging.INFO if outcome.status is RunStatus.COMPLETED else logging.WARNING,
+        level,
         "job %s in %.0f ms: %d ok, %d failed, %d skipped, %d aborted%s%s",
         outcome.status.value,
         duration_ms,

@@ -96,4 +96,6 @@ class RunState:
 
     @property
     def cost_usd(self) -> float:
+        if not self.sessions:  # a rules run: no model, no cost
+            return 0.0
         return round(sum(s.cost_usd for s in self.sessions), 9)

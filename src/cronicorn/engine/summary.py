@@ -7,7 +7,6 @@ and source, actions and escalation. Bounded in size so history stays cheap to pr
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from cronicorn.domain.models import (
@@ -24,6 +23,7 @@ from cronicorn.domain.models import (
 
 MAX_SUMMARY_CHARS = 2_000
 MAX_REASONING_CHARS = 400
+_STATUSES = tuple(EndpointStatus)
 
 
 def run_summary(
@@ -42,8 +42,10 @@ def run_summary(
     error: str | None = None,
     paused: bool = False,
 ) -> str:
-    counts = Counter(r.status for r in results)
-    outcome = ", ".join(f"{counts.get(s, 0)} {s.value}" for s in EndpointStatus)
+    counts = dict.fromkeys(_STATUSES, 0)
+    for r in results:
+        counts[r.status] += 1
+    outcome = ", ".join(f"{n} {s.value}" for s, n in counts.items())
     head = f"Run {status.value} in {duration_ms:.0f} ms: {outcome}."
     if plan is not None:
         head += f" Plan: {plan_source.value if plan_source else '?'}, {plan.strategy.value}."

@@ -61,10 +61,10 @@ class Exchange:
         signing_secret: str | None = None,
     ) -> AttemptOutcome:
         """Send `request`, following up to `max_redirects` redirects; fills `result`."""
-        origin = _origin(request.url)
-        for _hop in range(self._config.max_redirects + 1):
+        first = request.url
+        for hop in range(self._config.max_redirects + 1):
             headers = request.headers
-            if signing_secret is not None and _origin(request.url) == origin:
+            if signing_secret is not None and (hop == 0 or _origin(request.url) == _origin(first)):
                 now = int(self._clock.now().timestamp())
                 headers = signed_headers(headers, signing_secret, now, request.body)
             async with session.request(

@@ -50,6 +50,7 @@ from cronicorn.executor.ssrf import (
 )
 from cronicorn.executor.strategies import run_calls, validate_calls
 from cronicorn.observability.logging import sampled
+from cronicorn.runtime.abort import AbortSignal
 from cronicorn.runtime.clock import Clock, SystemClock
 
 log = logging.getLogger("cronicorn.executor")
@@ -82,6 +83,11 @@ class _Run:
 
     def aborted(self) -> bool:
         return self.abort is not None and self.abort.is_set()
+
+    def cancel_soon(self) -> None:
+        """On abort: cancel the calls in flight at the loop's next turn (as a task waiting
+        for the abort would)."""
+        asyncio.get_running_loop().call_soon(_cancel_all, self.in_flight)
 
     def record(self, index: int, result: EndpointResult) -> EndpointResult:
         endpoint = self.endpoints.get(self.calls[index].endpoint_id)
@@ -188,8 +194,13 @@ class HttpExecutor:
         if plan.concurrency_limit:
             limit = max(1, min(plan.concurrency_limit, limit))
         watcher = None
+        signal: AbortSignal | None = None
         if abort is not None and not abort.is_set():
-            watcher = asyncio.create_task(self._cancel_on_abort(abort, run.in_flight))
+            if isinstance(abort, AbortSignal):  # a callback, not a task per run
+                signal = abort
+                signal.add_callback(run.cancel_soon)
+            else:
+                watcher = asyncio.create_task(self._cancel_on_abort(abort, run.in_flight))
         try:
             return await run_calls(
                 plan.strategy or ExecutionStrategy.SEQUENTIAL,
@@ -203,12 +214,13 @@ class HttpExecutor:
         finally:
             if watcher is not None:
                 watcher.cancel()
+            if signal is not None:
+                signal.remove_callback(run.cancel_soon)
 
     @staticmethod
     async def _cancel_on_abort(abort: asyncio.Event, in_flight: set[asyncio.Task[object]]) -> None:
         await abort.wait()
-        for task in list(in_flight):
-            task.cancel()
+        _cancel_all(in_flight)
 
     async def _run_checked(self, run: _Run, index: int) -> EndpointResult:
         """The call, unless its `condition` does not hold over the earlier results."""
@@ -401,6 +413,12 @@ class _Deadline:
     def fire(self) -> None:
         self.expired = True
         self.task.cancel()
+
+
+def _cancel_all(in_flight: set[asyncio.Task[object]]) -> None:
+    """An abort: cancel every call in flight (each then becomes an `aborted` result)."""
+    for task in list(in_flight):
+        task.cancel()
 
 
 def _timed_out(result: EndpointResult, timeout_s: float) -> AttemptOutcome:

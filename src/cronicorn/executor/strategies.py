@@ -80,6 +80,8 @@ def _dependency_graph(calls: Sequence[PlannedCall]) -> tuple[list[int], list[lis
 def topological_order(calls: Sequence[PlannedCall]) -> list[int] | None:
     """Indexes in dependency order, lower priority value (then plan order) first among
     ready calls; None if there is a cycle."""
+    if not any(c.depends_on for c in calls):  # all ready at once (most plans): no graph
+        return sorted(range(len(calls)), key=lambda i: (calls[i].priority, i))
     waiting, dependents = _dependency_graph(calls)
     ready = [(calls[i].priority, i) for i, n in enumerate(waiting) if n == 0]
     heapq.heapify(ready)

@@ -16,11 +16,10 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping, MutableMapping
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
-from types import MappingProxyType
+from types import MappingProxyType, TracebackType
 from typing import IO, Any, Literal
 
 from cronicorn.observability.redaction import redact, redact_text
@@ -43,20 +42,43 @@ _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | 
 }
 
 
-@contextmanager
-def log_context(**fields: object) -> Iterator[None]:
+def log_context(**fields: object) -> LogContext:
     """Add correlation fields for the duration of the block (nested blocks add to outer ones;
     `None` values are ignored). Restores the previous fields on exit."""
-    unknown = set(fields) - set(CORRELATION_FIELDS)
-    if unknown:
-        raise TypeError(f"unknown correlation field(s): {', '.join(sorted(unknown))}")
-    merged = dict(_context.get())
-    merged.update({k: str(v) for k, v in fields.items() if v is not None})
-    token = _context.set(merged)
-    try:
-        yield
-    finally:
-        _context.reset(token)
+    return LogContext(fields)
+
+
+_FIELDS = frozenset(CORRELATION_FIELDS)
+
+
+class LogContext:
+    """The context manager `log_context` returns: a class rather than a generator, since
+    the engine enters one per run."""
+
+    __slots__ = ("_fields", "_token")
+
+    def __init__(self, fields: Mapping[str, object]) -> None:
+        self._fields = fields
+        self._token: Token[Mapping[str, str]] | None = None
+
+    def __enter__(self) -> None:
+        fields = self._fields
+        if not _FIELDS.issuperset(fields):
+            unknown = set(fields) - _FIELDS
+            raise TypeError(f"unknown correlation field(s): {', '.join(sorted(unknown))}")
+        merged = dict(_context.get())
+        merged.update({k: str(v) for k, v in fields.items() if v is not None})
+        self._token = _context.set(merged)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            _context.reset(self._token)
+            self._token = None
 
 
 def current_context() -> dict[str, str]:

@@ -8,10 +8,12 @@ appear in labels only with `per_job_labels=True` (unbounded cardinality, opt-in)
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -85,7 +87,7 @@ _FALLBACK_RULES: tuple[tuple[re.Pattern[str], FallbackReason], ...] = (
 def bounded(value: object, allowed: Iterable[str]) -> str:
     """`value` as a label if it is one of `allowed`, else `other` (keeps cardinality fixed)."""
     text = str(value.value if isinstance(value, StrEnum) else value).lower()
-    return text if text in set(allowed) else OTHER
+    return text if text in (allowed if isinstance(allowed, frozenset) else set(allowed)) else OTHER
 
 
 def classify_fallback_reason(reason: str | None) -> FallbackReason:
@@ -100,8 +102,13 @@ def classify_fallback_reason(reason: str | None) -> FallbackReason:
     return FallbackReason.ERROR
 
 
-def _values(enum: type[StrEnum]) -> tuple[str, ...]:
-    return tuple(member.value for member in enum)
+@functools.cache
+def _values(enum: type[StrEnum]) -> frozenset[str]:
+    """The label values of `enum` (built once: several lookups per finished run)."""
+    return frozenset(member.value for member in enum)
+
+
+_Labelled = Counter | Histogram
 
 
 class EngineMetrics:
@@ -117,6 +124,7 @@ class EngineMetrics:
         self.per_job_labels = per_job_labels
         self.track_token_usage = track_token_usage
         self._circuits: dict[str, str] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._declare(self.registry)
 
     def _declare(self, r: CollectorRegistry) -> None:
@@ -233,7 +241,7 @@ class EngineMetrics:
             namespace=ns,
             registry=r,
         )
-        for state in _values(CircuitState):
+        for state in (member.value for member in CircuitState):  # in declaration order
             self.circuit_state.labels(state=state).set(0)
         self.job_runs: Counter | None = None
         self.endpoint_circuit: Gauge | None = None
@@ -262,7 +270,7 @@ class EngineMetrics:
     ) -> None:
         """A finished run: its outcome, every endpoint result, and how late it started."""
         label = bounded(outcome, _values(RunStatus))
-        self.jobs_processed.labels(outcome=label).inc()
+        self._child(self.jobs_processed, label).inc()
         if self.job_runs is not None and job_id is not None:
             self.job_runs.labels(job_id=job_id, outcome=label).inc()
         for result in results:
@@ -272,11 +280,20 @@ class EngineMetrics:
                 if result.error_category is None
                 else bounded(result.error_category, _values(ErrorCategory))
             )
-            self.endpoint_calls.labels(outcome=status, category=category).inc()
+            self._child(self.endpoint_calls, status, category).inc()
             if result.status is not EndpointStatus.SKIPPED:
-                self.endpoint_latency.labels(outcome=status).observe(result.duration_ms / 1000)
+                self._child(self.endpoint_latency, status).observe(result.duration_ms / 1000)
         if lag_s is not None:
             self.scheduling_lag.observe(max(0.0, lag_s))
+
+    def _child(self, metric: _Labelled, *values: str) -> Any:
+        """`metric.labels(*values)` (values in label-name order), kept: a run looks up the
+        same few bounded label sets every time, and `labels()` costs more than the count."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def observe_ai_call(
         self, phase: AIPhase | str, outcome: AIOutcome | str, usage: TokenUsage, latency_s: float

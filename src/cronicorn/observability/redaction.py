@@ -143,6 +143,8 @@ def header_secrets(headers: Mapping[str, str] | None) -> list[str]:
 def url_secrets(url: str) -> list[str]:
     """The secrets inside a URL: the userinfo password (also as `user:password`, decoded and
     as written) and the values of query parameters named like secrets."""
+    if "@" not in url and "?" not in url:  # no userinfo, no query: nothing to parse (per run)
+        return []
     try:
         parts = urlsplit(url)
         username, password = parts.username, parts.password

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
+
+
+class Timer(Protocol):
+    def cancel(self) -> object:
+        """Stop the timer if it has not fired yet (idempotent)."""
+        ...
 
 
 class Clock(Protocol):
@@ -16,6 +23,11 @@ class Clock(Protocol):
     def monotonic(self) -> float: ...
 
     async def sleep(self, seconds: float) -> None: ...
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
+        """Call `callback` in the running event loop once `seconds` have passed: a timer
+        without a task, for things that usually never fire (a lease renewal per job)."""
+        ...
 
 
 class SystemClock:
@@ -29,3 +41,6 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
+        return asyncio.get_running_loop().call_later(max(0.0, seconds), callback)

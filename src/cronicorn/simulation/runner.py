@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -70,6 +70,11 @@ class VirtualClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(min(max(seconds, 0.0), MAX_REAL_SLEEP_S))
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        return asyncio.get_running_loop().call_later(
+            min(max(seconds, 0.0), MAX_REAL_SLEEP_S), callback
+        )
 
     def advance_to(self, when: datetime) -> None:
         if when > self._now:
