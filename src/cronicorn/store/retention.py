@@ -408,14 +408,23 @@ async def _remove_batch_pg(
     conn: AsyncConnection, model: _Model, pick: sa.Select[Any], children: tuple[_Child, ...]
 ) -> tuple[list[int], Any]:
     """One statement: pick the batch, delete it and its children, return the counts and the
-    batch's last key."""
-    doomed = pick.cte("doomed")
+    batch's last key. The batch's own rows go by their physical address (a TID scan: a
+    third of the cost of primary-key lookups for messages, measured); a row updated meanwhile
+    has a new address and is left for the next pass."""
+    table = model.__tablename__
+    doomed = pick.add_columns(sa.literal_column(f"{table}.ctid").label("row_tid")).cte("doomed")
     ids = sa.select(doomed.c.id)
     child_counts = []
     for n, (child, fk) in enumerate(children):
         gone = sa.delete(child).where(fk.in_(ids)).returning(sa.literal(1)).cte(f"gone_{n}")
         child_counts.append(sa.select(sa.func.count()).select_from(gone).scalar_subquery())
-    main = sa.delete(model).where(model.id.in_(ids)).returning(model.id).cte("gone")
+    tids = sa.func.array(sa.select(doomed.c.row_tid).scalar_subquery())
+    main = (
+        sa.delete(model)
+        .where(sa.literal_column(f"{table}.ctid") == sa.any_(tids))
+        .returning(model.id)
+        .cte("gone")
+    )
     last = sa.select(sa.func.max(doomed.c.k)).scalar_subquery()
     stmt = sa.select(sa.func.count(), last, *child_counts).select_from(main)
     row = (await conn.execute(stmt)).one()
