@@ -173,7 +173,7 @@ async def prune(
         try:
             await _pass(conn, policy, now or utcnow(), report, pacer)
         finally:
-            if locking:
+            if locking and not conn.invalidated:  # a lost connection took its lock along
                 await conn.rollback()
                 await conn.scalar(sa.select(sa.func.pg_advisory_unlock(PRUNER_LOCK)))
                 await conn.commit()
