@@ -413,3 +413,19 @@ async def test_a_pass_skips_while_another_process_prunes(engine: AsyncEngine) ->
         await other.scalar(sa.select(sa.func.pg_advisory_unlock(retention.PRUNER_LOCK)))
     done = await prune(engine, policy, now=NOW)
     assert (done.skipped, done.runs) == (False, 1)
+
+
+async def test_the_background_pruner_has_its_own_postgres_connection(engine: AsyncEngine) -> None:
+    own = retention.pruner_engine(engine)
+    try:
+        if engine.dialect.name != "postgresql":
+            assert own is engine  # SQLite: one writer anyway, and maybe an in-memory database
+            return
+        assert own is not engine
+        async with own.connect() as conn:
+            assert await conn.scalar(sa.text("SHOW synchronous_commit")) == "off"
+            assert await conn.scalar(sa.text("SHOW application_name")) == "cronicorn-pruner"
+            assert await conn.scalar(sa.text("SHOW jit")) == "off"
+    finally:
+        if own is not engine:
+            await own.dispose()
