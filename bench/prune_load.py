@@ -97,6 +97,22 @@ def window_lags(
     return _lag_stats(values, missing)
 
 
+def lag_series(
+    arrivals: dict[int, float], due: dict[int, float], start: float, end: float, step: float
+) -> list[dict[str, Any]]:
+    """Lag p50/p99 (ms) per `step` seconds of due times in [start, end): where a window's
+    lag grows (e.g. the engine falling behind) and which part of the pass it lines up with."""
+    series = []
+    at = start
+    while at < end:
+        stats = window_lags(arrivals, due, at, min(at + step, end))
+        series.append(
+            {"from_s": round(at - start), **{k: stats.get(k) for k in ("p50", "p99", "missing")}}
+        )
+        at += step
+    return series
+
+
 async def deleted_rows(engine: Any) -> dict[str, int]:
     """Rows deleted so far from each history table (the pruner is the only deleter)."""
     async with engine.connect() as conn:
@@ -266,6 +282,10 @@ async def run(args: argparse.Namespace, server: EndpointServer) -> dict[str, Any
         },
         "baseline_lag_ms": base_lag,
         "prune_lag_ms": prune_lag,
+        "lag_ms_by_30s": {
+            "baseline": lag_series(arrivals, due, *baseline, 30.0),
+            "prune": lag_series(arrivals, due, prune_start, prune_end, 30.0),
+        },
         "claim_delay_ms": claim_delay,
         "cpu_cores": watch["cpu_cores"],
         "prune": {
