@@ -17,9 +17,12 @@ set so that its first prune pass begins right after the baseline window:
 - baseline window: jobs due from `--warmup-s` after the first due time until the earliest
   moment the pruner can start (server start + interval) — the engine alone;
 - prune window: jobs due from the latest moment the pruner can have started (server
-  ready + interval) until the pass has removed every old run and message (PostgreSQL's
-  `pg_stat_user_tables.n_tup_del`, polled every 0.5 s; it trails by up to a few seconds)
-  or `--prune-window-s` (360) has passed.
+  ready + interval) until the pass has ended — it released the pruning lock it holds for the
+  whole pass (`pg_locks`, polled every 0.5 s), after removing every old run and message
+  (PostgreSQL's `pg_stat_user_tables.n_tup_del`) — or `--prune-window-s` (900) has passed.
+  The pruner is paced (`CRONICORN_PRUNE_DUTY_PERCENT`, default 25: it sleeps three times as
+  long as each batch took), so a pass of 1 M runs takes minutes; the cap is long enough for
+  the whole pass to fall inside the window.
 
 Lag = first request at the endpoint server minus the due time, per job (as `bench.lag`). Reported:
 p50/p95/p99/max per window, rows pruned within the window, whether the pass finished and
@@ -57,6 +60,7 @@ from bench._history import fill_history, table_bytes
 from bench.common import summarize, write_results
 from cronicorn.store.db import create_engine
 from cronicorn.store.notify import notify_jobs_changed
+from cronicorn.store.retention import PRUNER_LOCK
 
 TARGET_RISE_MS = 20.0
 RETENTION_DAYS = 30
@@ -93,6 +97,22 @@ def window_lags(
     return _lag_stats(values, missing)
 
 
+def lag_series(
+    arrivals: dict[int, float], due: dict[int, float], start: float, end: float, step: float
+) -> list[dict[str, Any]]:
+    """Lag p50/p99 (ms) per `step` seconds of due times in [start, end): where a window's
+    lag grows (e.g. the engine falling behind) and which part of the pass it lines up with."""
+    series = []
+    at = start
+    while at < end:
+        stats = window_lags(arrivals, due, at, min(at + step, end))
+        series.append(
+            {"from_s": round(at - start), **{k: stats.get(k) for k in ("p50", "p99", "missing")}}
+        )
+        at += step
+    return series
+
+
 async def deleted_rows(engine: Any) -> dict[str, int]:
     """Rows deleted so far from each history table (the pruner is the only deleter)."""
     async with engine.connect() as conn:
@@ -103,6 +123,21 @@ async def deleted_rows(engine: Any) -> dict[str, int]:
             )
         )
         return {name: int(count) for name, count in rows}
+
+
+async def pass_running(engine: Any) -> bool:
+    """Whether a prune pass holds the pruning lock (`store.retention.PRUNER_LOCK`, a session
+    advisory lock held from a pass's start to its end: its last batch, the cap check and the
+    error and alert rules included)."""
+    async with engine.connect() as conn:
+        held = await conn.scalar(
+            sa.text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND classid = 0 AND objid = :key AND objsubid = 1"
+            ),
+            {"key": PRUNER_LOCK},
+        )
+    return bool(held)
 
 
 async def claim_delays(engine: Any, start: float, end: float) -> dict[str, Any]:
@@ -171,6 +206,14 @@ async def run(args: argparse.Namespace, server: EndpointServer) -> dict[str, Any
                 endpoint_url=server.url,
             )
             seed_s = time.monotonic() - started
+            # Planner statistics for the seeded jobs and endpoints, as autovacuum would have
+            # them on a live database (`seed_jobs`' own ANALYZE runs in a transaction that
+            # is never committed, so it leaves none): without them PostgreSQL guesses ~1,000
+            # endpoints per job, and the claim's endpoint read turns into a parallel
+            # sequential scan of `endpoints` once claim batches grow.
+            async with engine.connect() as conn:
+                await conn.execute(sa.text("ANALYZE jobs, endpoints"))
+                await conn.commit()
             print(f"filling {args.old_runs:,} old runs", flush=True)
             cutoff_age = timedelta(days=RETENTION_DAYS + 1)
             fill = await fill_history(
@@ -247,6 +290,10 @@ async def run(args: argparse.Namespace, server: EndpointServer) -> dict[str, Any
         },
         "baseline_lag_ms": base_lag,
         "prune_lag_ms": prune_lag,
+        "lag_ms_by_30s": {
+            "baseline": lag_series(arrivals, due, *baseline, 30.0),
+            "prune": lag_series(arrivals, due, prune_start, prune_end, 30.0),
+        },
         "claim_delay_ms": claim_delay,
         "cpu_cores": watch["cpu_cores"],
         "prune": {
@@ -270,16 +317,17 @@ async def watch_prune(
     cpu: Callable[[], dict[str, float]],
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    """Poll the delete counters until the pass has removed every old run and message (`old`),
-    or the window cap; prints progress every 10 s. `marks` are the baseline start and end
-    and the prune start: CPU use (cores) of the API, the worker and PostgreSQL is sampled
-    at each and at the end."""
+    """Poll the delete counters and the pruning lock until the pass has removed every old run
+    and message (`old`) and ended, or the window cap; prints progress every 10 s. `marks` are
+    the baseline start and end and the prune start: CPU use (cores) of the API, the worker
+    and PostgreSQL is sampled at each and at the end."""
     old_runs, old_messages = old
     prune_start = marks[2]
     cap = prune_start + args.prune_window_s
     samples: list[tuple[float, dict[str, float]]] = []
     first_delete: float | None = None
     finished_at: float | None = None
+    lock_seen: float | None = None
     last_print = 0.0
     at_start: dict[str, int] | None = None
     deleted: dict[str, int] = {}
@@ -293,7 +341,15 @@ async def watch_prune(
             at_start = deleted
         if first_delete is None and any(deleted.values()):
             first_delete = now
-        if deleted.get("runs", 0) >= old_runs and deleted.get("messages", 0) >= old_messages:
+        running = await pass_running(engine)
+        if lock_seen is None and running:
+            lock_seen = now
+        if (
+            lock_seen is not None
+            and not running
+            and deleted.get("runs", 0) >= old_runs
+            and deleted.get("messages", 0) >= old_messages
+        ):
             finished_at = now
         if now - last_print >= 10:
             last_print = now
@@ -311,6 +367,7 @@ async def watch_prune(
         "first_delete_after_s": (
             round(first_delete - prune_start, 1) if first_delete is not None else None
         ),
+        "lock_seen_after_s": round(lock_seen - prune_start, 1) if lock_seen is not None else None,
         "pass_s": round(finished_at - prune_start, 1) if finished_at is not None else None,
         "deleted_in_window": {
             name: count - start_counts.get(name, 0) for name, count in deleted.items()
@@ -371,12 +428,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="due jobs per second")
     parser.add_argument("--warmup-s", type=float, default=5.0)
     parser.add_argument("--baseline-s", type=float, default=60.0, help="baseline window")
-    parser.add_argument("--prune-window-s", type=float, default=360.0, help="longest prune window")
+    parser.add_argument("--prune-window-s", type=float, default=900.0, help="longest prune window")
     parser.add_argument("--job-concurrency", type=int, default=100)
     parser.add_argument("--batch", type=int, default=50, help="scheduler.max_batch_size")
     args = parser.parse_args()
     if args.quick:
-        args.old_runs, args.baseline_s, args.prune_window_s = 50_000, 10.0, 60.0
+        args.old_runs, args.baseline_s, args.prune_window_s = 50_000, 10.0, 120.0
     quiet_logs()
     load_before = machine_load()
     started = time.monotonic()

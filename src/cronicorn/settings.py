@@ -22,6 +22,8 @@ from cronicorn.store.db import DEFAULT_DATABASE_URL, normalize_database_url
 from cronicorn.store.retention import (
     DEFAULT_ERROR_RETENTION_DAYS,
     DEFAULT_MAX_RUNS_PER_JOB,
+    DEFAULT_PRUNE_BATCH_SIZE,
+    DEFAULT_PRUNE_DUTY_PERCENT,
     DEFAULT_PRUNE_INTERVAL_MS,
     DEFAULT_RUN_RETENTION_DAYS,
     RetentionPolicy,
@@ -36,6 +38,8 @@ RUN_RETENTION_ENV = "CRONICORN_RUN_RETENTION_DAYS"
 MAX_RUNS_ENV = "CRONICORN_MAX_RUNS_PER_JOB"
 ERROR_RETENTION_ENV = "CRONICORN_ERROR_RETENTION_DAYS"
 PRUNE_INTERVAL_ENV = "CRONICORN_PRUNE_INTERVAL_MS"
+PRUNE_DUTY_ENV = "CRONICORN_PRUNE_DUTY_PERCENT"
+PRUNE_BATCH_ENV = "CRONICORN_PRUNE_BATCH_SIZE"
 TENANT_BUDGET_ENV = "CRONICORN_TENANT_MONTHLY_BUDGET_USD"
 
 RATE_WINDOW_ENV = "CRONICORN_RATE_LIMIT_WINDOW_S"
@@ -66,6 +70,9 @@ class Settings:
     """What the pruner removes (jobs may override the run limits)."""
     prune_interval_ms: int = DEFAULT_PRUNE_INTERVAL_MS
     """How often the API process prunes history; 0 turns the background pruner off."""
+    prune_duty_percent: int = DEFAULT_PRUNE_DUTY_PERCENT
+    """Share of its wall time the background pruner spends in statements (1..100): after
+    each batch it sleeps in proportion to the batch's duration."""
     alerts: AlertSettings = field(default_factory=AlertSettings)
     """Alert delivery: SMTP, public URL, retries, SSRF allow-list (docs/alerts.md)."""
     alert_dispatch: bool = True
@@ -103,8 +110,10 @@ class Settings:
                 error_retention_days=_int_env(
                     env, ERROR_RETENTION_ENV, DEFAULT_ERROR_RETENTION_DAYS, 0
                 ),
+                batch_size=_int_env(env, PRUNE_BATCH_ENV, DEFAULT_PRUNE_BATCH_SIZE, 1, 10_000),
             ),
             prune_interval_ms=_int_env(env, PRUNE_INTERVAL_ENV, DEFAULT_PRUNE_INTERVAL_MS, 0),
+            prune_duty_percent=_int_env(env, PRUNE_DUTY_ENV, DEFAULT_PRUNE_DUTY_PERCENT, 1, 100),
             alerts=alert_settings_from_env(env),
             rate_limits=_rate_limits(env),
             quotas=_quotas(env),
@@ -123,7 +132,9 @@ class Settings:
         return load_secret_box(self.data_dir, self.secret_key or "")
 
 
-def _int_env(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+def _int_env(
+    env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int | None = None
+) -> int:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -133,6 +144,8 @@ def _int_env(env: Mapping[str, str], name: str, default: int, minimum: int) -> i
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be <= {maximum}, got {value}")
     return value
 
 

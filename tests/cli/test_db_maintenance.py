@@ -20,6 +20,7 @@ from tests.fakes.rows import dump
 from tests.store.test_retention import add_run
 
 SECRET = "s3cret-Header-Value"
+POSTGRES = os.environ.get("CRONICORN_TEST_POSTGRES_URL")  # read before `cli_env` clears it
 
 
 async def _seed(url: str) -> tuple[str, str]:
@@ -108,3 +109,28 @@ async def test_backup_refuses_postgres_with_a_pointer_to_pg_dump(
     result = await invoke("db", "backup", str(tmp_path / "x.dump"))
     assert result.exit_code == 2
     assert "pg_dump" in result.output
+
+
+async def test_prune_says_so_when_another_process_is_pruning(
+    invoke: Invoke, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cronicorn.store.retention import PRUNER_LOCK
+
+    if POSTGRES is None:
+        pytest.skip("CRONICORN_TEST_POSTGRES_URL not set: the pruning lock is PostgreSQL's")
+    monkeypatch.setenv("CRONICORN_TEST_POSTGRES_URL", POSTGRES)
+    postgres_url: str = request.getfixturevalue("postgres_url")
+    monkeypatch.setenv("CRONICORN_DATABASE_URL", postgres_url)
+    engine = create_engine(postgres_url)
+    try:
+        async with engine.connect() as other:
+            await other.scalar(sa.select(sa.func.pg_advisory_lock(PRUNER_LOCK)))
+            busy = await invoke("db", "prune")
+            assert busy.exit_code != 0
+            assert "another process is pruning" in busy.output
+            await other.scalar(sa.select(sa.func.pg_advisory_unlock(PRUNER_LOCK)))
+        done = await invoke("db", "prune")
+        assert done.exit_code == 0, done.output
+        assert "removed: 0 runs" in done.output
+    finally:
+        await engine.dispose()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cronicorn.errors import ConfigError
+from cronicorn.settings import Settings
+from cronicorn.store import retention
 from cronicorn.store.retention import RetentionPolicy, prune
 from cronicorn.store.tables import (
     AISessionRow,
@@ -302,3 +307,125 @@ async def test_deleting_a_run_cascades_to_its_ai_sessions(engine: AsyncEngine) -
         await conn.execute(sa.delete(Run).where(Run.id == run_id))
     async with engine.connect() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(AISessionRow)) == 0
+
+
+async def test_batches_resume_past_equal_start_times_and_skip_running_runs(
+    engine: AsyncEngine,
+) -> None:
+    """Batches walk the age index from where the last one ended (>= its last key): runs that
+    share a start time with the end of a batch are not skipped, and a running run among
+    them is kept without stopping the walk."""
+    tenant = await add_tenant(engine)
+    job_id = await add_job(engine, tenant)
+    same = days_ago(40)
+    tied = [await add_run(engine, job_id, same) for _ in range(3)]
+    running = await add_run(engine, job_id, same, status="running")
+    later = [await add_run(engine, job_id, days_ago(35 - i)) for i in range(3)]
+    recent = await add_run(engine, job_id, days_ago(1))
+
+    report = await prune(engine, RetentionPolicy(run_retention_days=30, batch_size=2), now=NOW)
+
+    assert await ids(engine, Run.id) == {running, recent}
+    assert report.runs == len(tied) + len(later) == 6
+    assert report.batches == 3
+
+
+async def test_the_cap_is_checked_job_by_job_across_chunks(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retention, "CAP_CHUNK_JOBS", 2)
+    tenant = await add_tenant(engine)
+    jobs = [await add_job(engine, tenant) for _ in range(5)]
+    own_cap = await add_job(engine, tenant, max_runs_per_job=1)
+    kept: set[str] = set()
+    for job_id in [*jobs, own_cap]:
+        runs = [await add_run(engine, job_id, days_ago(10 - i)) for i in range(3)]
+        kept |= set(runs[1:] if job_id != own_cap else runs[2:])
+
+    planned = await prune(
+        engine, RetentionPolicy(run_retention_days=0, max_runs_per_job=2), now=NOW, dry_run=True
+    )
+    report = await prune(engine, RetentionPolicy(run_retention_days=0, max_runs_per_job=2), now=NOW)
+
+    assert await ids(engine, Run.id) == kept
+    assert planned.runs == report.runs == 5 + 2
+
+
+async def test_batch_size_and_duty_cycle_come_from_the_environment(engine: AsyncEngine) -> None:
+    tenant = await add_tenant(engine)
+    job_id = await add_job(engine, tenant)
+    for age in range(31, 36):
+        await add_run(engine, job_id, days_ago(age))
+    settings = Settings.from_env(
+        {
+            "CRONICORN_RUN_RETENTION_DAYS": "30",
+            "CRONICORN_PRUNE_BATCH_SIZE": "2",
+            "CRONICORN_PRUNE_DUTY_PERCENT": "10",
+        }
+    )
+    assert (settings.retention.batch_size, settings.prune_duty_percent) == (2, 10)
+    defaults = Settings.from_env({})
+    assert (defaults.retention.batch_size, defaults.prune_duty_percent) == (500, 25)
+
+    started = time.monotonic()
+    report = await prune(
+        engine, settings.retention, now=NOW, duty_percent=settings.prune_duty_percent
+    )
+    wall = time.monotonic() - started
+
+    assert (report.runs, report.batches) == (5, 3)
+    # At 10 % the pass sleeps 9x the time its statements took (after each of them).
+    assert report.busy_s > 0
+    assert wall >= 9 * report.busy_s * 0.95
+    unpaced = await prune(engine, settings.retention, now=NOW)
+    assert unpaced.runs == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CRONICORN_PRUNE_DUTY_PERCENT", "0"),
+        ("CRONICORN_PRUNE_DUTY_PERCENT", "101"),
+        ("CRONICORN_PRUNE_BATCH_SIZE", "0"),
+        ("CRONICORN_PRUNE_BATCH_SIZE", "many"),
+    ],
+)
+def test_bad_pruner_settings_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({name: value})
+    assert name in str(info.value)
+
+
+async def test_a_pass_skips_while_another_process_prunes(engine: AsyncEngine) -> None:
+    """PostgreSQL: several API processes each run a pruner; one pass at a time does work."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the pruning lock is a PostgreSQL advisory lock")
+    tenant = await add_tenant(engine)
+    job_id = await add_job(engine, tenant)
+    old = await add_run(engine, job_id, days_ago(40))
+    policy = RetentionPolicy(run_retention_days=30)
+    async with engine.connect() as other:
+        await other.scalar(sa.select(sa.func.pg_advisory_lock(retention.PRUNER_LOCK)))
+        skipped = await prune(engine, policy, now=NOW)
+        assert skipped.skipped
+        assert not any(skipped.as_dict().values())
+        assert old in await ids(engine, Run.id)
+        await other.scalar(sa.select(sa.func.pg_advisory_unlock(retention.PRUNER_LOCK)))
+    done = await prune(engine, policy, now=NOW)
+    assert (done.skipped, done.runs) == (False, 1)
+
+
+async def test_the_background_pruner_has_its_own_postgres_connection(engine: AsyncEngine) -> None:
+    own = retention.pruner_engine(engine)
+    try:
+        if engine.dialect.name != "postgresql":
+            assert own is engine  # SQLite: one writer anyway, and maybe an in-memory database
+            return
+        assert own is not engine
+        async with own.connect() as conn:
+            assert await conn.scalar(sa.text("SHOW synchronous_commit")) == "off"
+            assert await conn.scalar(sa.text("SHOW application_name")) == "cronicorn-pruner"
+            assert await conn.scalar(sa.text("SHOW jit")) == "off"
+    finally:
+        if own is not engine:
+            await own.dispose()

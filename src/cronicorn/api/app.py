@@ -116,11 +116,17 @@ def add_metrics_registry(app: FastAPI, registry: CollectorRegistry) -> None:
 
 
 def _start_pruner(db: AsyncEngine, settings: Settings) -> asyncio.Task[None] | None:
-    """History retention runs beside the API (small batches; see store/retention.py)."""
+    """History retention runs beside the API: small paced batches on its own PostgreSQL
+    connection (see store/retention.py)."""
     if settings.prune_interval_ms <= 0:
         return None
     return asyncio.create_task(
-        run_pruner(db, settings.retention, settings.prune_interval_ms / 1000),
+        run_pruner(
+            db,
+            settings.retention,
+            settings.prune_interval_ms / 1000,
+            duty_percent=settings.prune_duty_percent,
+        ),
         name="cronicorn-pruner",
     )
 

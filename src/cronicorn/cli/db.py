@@ -38,10 +38,12 @@ def prune(
     with exit_on_config_error():
         settings = Settings.from_env()
 
-    async def go() -> dict[str, int]:
+    async def go() -> dict[str, int] | None:
         engine = create_engine(settings.database_url)
         try:
             report = await prune_history(engine, settings.retention, dry_run=dry_run)
+            if report.skipped:
+                return None
             if not dry_run:
                 await reclaim_sqlite_space(engine)
             return report.as_dict()
@@ -49,6 +51,8 @@ def prune(
             await engine.dispose()
 
     counts = run(go())
+    if counts is None:
+        fail("another process is pruning (an API process's background pruner); try again later")
     verb = "would remove" if dry_run else "removed"
     console.print(f"{verb}: " + ", ".join(f"{n} {table}" for table, n in counts.items()))
 
