@@ -206,14 +206,6 @@ async def run(args: argparse.Namespace, server: EndpointServer) -> dict[str, Any
                 endpoint_url=server.url,
             )
             seed_s = time.monotonic() - started
-            # Planner statistics for the seeded jobs and endpoints, as autovacuum would have
-            # them on a live database (`seed_jobs`' own ANALYZE runs in a transaction that
-            # is never committed, so it leaves none): without them PostgreSQL guesses ~1,000
-            # endpoints per job, and the claim's endpoint read turns into a parallel
-            # sequential scan of `endpoints` once claim batches grow.
-            async with engine.connect() as conn:
-                await conn.execute(sa.text("ANALYZE jobs, endpoints"))
-                await conn.commit()
             print(f"filling {args.old_runs:,} old runs", flush=True)
             cutoff_age = timedelta(days=RETENTION_DAYS + 1)
             fill = await fill_history(
