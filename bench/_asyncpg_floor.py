@@ -11,12 +11,13 @@ store's constant parameters (`'active'`, `+ 1`, `'open'`) are literals.
 Per claimed batch, like `SchedulerRepository.claim_due_jobs` (`store/claiming.py`,
 `store/context.py`):
 
-- one transaction: the lease `UPDATE … WHERE id IN (SELECT … ORDER BY next_run_at, id LIMIT
-  n FOR UPDATE SKIP LOCKED) RETURNING` every job column and the tenant's spend (three scalar
-  subqueries), the abort of the jobs' previous running runs, the run INSERTs;
-- then on the same connection the context reads: endpoints, the newest 50 messages per job
-  and 5 results per endpoint (`unnest(…) CROSS JOIN LATERAL (… ORDER BY … DESC LIMIT n)`),
-  the tenants' signing keys (a missing key is created once, in its own transaction).
+- one autocommit statement, as the store's: the lease `UPDATE … WHERE id IN (SELECT … ORDER
+  BY next_run_at, id LIMIT n FOR UPDATE SKIP LOCKED) RETURNING` every job column and the
+  tenant's spend (three scalar subqueries), with the abort of the jobs' previous running
+  runs and the run INSERTs as data-modifying CTEs;
+- then on the same connection the context reads of a rules-planner claim (the engine asks
+  for no past messages or results, `ClaimRequest.history`): endpoints and the tenants'
+  signing keys (a missing key is created once, in its own transaction).
 
 Per completed batch, like `complete_runs` (`store/fencing.py` `lock_leases`,
 `store/run_writes.py` `Writes.execute`), one transaction: the fence (`SELECT jobs ⟕ runs …
@@ -40,10 +41,6 @@ from typing import Any
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.signing_keys import new_signing_secret
 
-HISTORY_LIMIT = 50
-"""Messages per job in a claimed context (`SchedulerRepository` default)."""
-RESULTS_PER_ENDPOINT = 5
-"""Past results per endpoint in a claimed context (`SchedulerRepository` default)."""
 SUMMARY = "completed: 1 success (ping 200); next run in 1 h (baseline_interval)"
 
 _JOB_COLUMNS = (
@@ -79,21 +76,25 @@ RETURNING {RETURNING_JOBS},
 """
 """$1 worker, $2 lease expiry, $3 now, $4 limit."""
 
-ABORT_PREVIOUS_RUNS = """
-UPDATE runs SET status = 'aborted', finished_at = $2::timestamptz,
-    error = 'lease expired before the run finished'
-WHERE runs.job_id = ANY($1::varchar[]) AND runs.status = 'running'
+LEASE_AND_START = f"""
+WITH leased AS ({LEASE_DUE.strip()}),
+aborted AS (
+    UPDATE runs SET status = 'aborted', finished_at = $3::timestamptz,
+        error = 'lease expired before the run finished'
+    WHERE runs.job_id IN (SELECT leased.id FROM leased) AND runs.status = 'running'),
+started AS (
+    INSERT INTO runs (id, job_id, worker_id, lease_token, status, due_at, started_at,
+        success_count, failure_count, skipped_count, aborted_count, escalation_level,
+        input_tokens, output_tokens, reasoning_tokens, cached_input_tokens, ai_calls, cost_usd)
+    SELECT CAST(gen_random_uuid() AS varchar), leased.id, $1::varchar, leased.lease_token,
+        'running', leased.next_run_at, $3::timestamptz, 0, 0, 0, 0, 'none', 0, 0, 0, 0, 0, 0.0
+    FROM leased
+    RETURNING runs.id AS run_id, runs.job_id AS run_job_id)
+SELECT leased.*, started.run_id FROM leased JOIN started ON started.run_job_id = leased.id
 """
-
-INSERT_RUN = """
-INSERT INTO runs (id, job_id, worker_id, lease_token, status, due_at, started_at,
-    success_count, failure_count, skipped_count, aborted_count, escalation_level,
-    input_tokens, output_tokens, reasoning_tokens, cached_input_tokens, ai_calls, cost_usd)
-VALUES ($1::varchar, $2::varchar, $3::varchar, $4::bigint, $5::varchar, $6::timestamptz,
-    $7::timestamptz, $8::integer, $9::integer, $10::integer, $11::integer, $12::varchar,
-    $13::bigint, $14::bigint, $15::bigint, $16::bigint, $17::integer, $18::float8)
-"""
-"""Every column SQLAlchemy sends: the given ones and the columns' Python-side defaults."""
+"""The store's PostgreSQL claim (`store/claiming.py` `LEASE_AND_START_PG`): the lease, the
+abort of previous running runs and the new runs in one autocommit statement. $1 worker,
+$2 lease expiry, $3 now, $4 limit."""
 
 ENDPOINTS_OF_JOBS = """
 SELECT endpoints.id, endpoints.job_id, endpoints.name, endpoints.description, endpoints.url,
@@ -103,22 +104,6 @@ SELECT endpoints.id, endpoints.job_id, endpoints.name, endpoints.description, en
     endpoints.created_at, endpoints.updated_at
 FROM endpoints WHERE endpoints.job_id = ANY($1::varchar[])
 ORDER BY endpoints.job_id, endpoints.created_at, endpoints.id
-"""
-
-NEWEST_MESSAGES = f"""
-SELECT t.id, t.job_id, t.role, t.content, t.source, t.created_at
-FROM unnest(CAST($1 AS text[])) AS k(key) CROSS JOIN LATERAL (
-    SELECT * FROM messages WHERE job_id = k.key
-    ORDER BY created_at DESC, id DESC LIMIT {HISTORY_LIMIT}) AS t
-"""
-
-NEWEST_RESULTS = f"""
-SELECT t.id, t.run_id, t.job_id, t.endpoint_id, t.position, t.status, t.status_code,
-    t.attempts, t.started_at, t.duration_ms, t.request_bytes, t.response_bytes, t.truncated,
-    t.content_type, t.response_body, t.error, t.error_category
-FROM unnest(CAST($1 AS text[])) AS k(key) CROSS JOIN LATERAL (
-    SELECT * FROM endpoint_results WHERE endpoint_id = k.key
-    ORDER BY started_at DESC, id DESC LIMIT {RESULTS_PER_ENDPOINT}) AS t
 """
 
 SIGNING_KEYS = """
@@ -236,44 +221,14 @@ class AsyncpgFloor:
         now = datetime.now(UTC)
         expires = now + timedelta(milliseconds=lease_ms)
         async with self.pool.acquire() as conn:
-            async with conn.transaction():
-                rows = await conn.fetch(LEASE_DUE, self.worker_id, expires, now, limit)
-                if not rows:
-                    return []
-                rows.sort(key=lambda r: (r["next_run_at"], r["id"]))
-                job_ids = [row["id"] for row in rows]
-                await conn.execute(ABORT_PREVIOUS_RUNS, job_ids, now)
-                run_ids = {job: str(uuid.uuid4()) for job in job_ids}
-                await conn.executemany(
-                    INSERT_RUN,
-                    [
-                        (
-                            run_ids[r["id"]],
-                            r["id"],
-                            self.worker_id,
-                            r["lease_token"],
-                            "running",
-                            r["next_run_at"],
-                            now,
-                            0,
-                            0,
-                            0,
-                            0,
-                            "none",
-                            0,
-                            0,
-                            0,
-                            0,
-                            0,
-                            0.0,
-                        )
-                        for r in rows
-                    ],
-                )
-            # Committed: the context reads hold no locks.
+            rows = await conn.fetch(LEASE_AND_START, self.worker_id, expires, now, limit)
+            if not rows:
+                return []
+            rows.sort(key=lambda r: (r["next_run_at"], r["id"]))
+            run_ids = {row["id"]: row["run_id"] for row in rows}
+            job_ids = list(run_ids)
+            # The context reads of a rules-planner claim (no past messages or results).
             endpoints = await conn.fetch(ENDPOINTS_OF_JOBS, job_ids)
-            await conn.fetch(NEWEST_MESSAGES, list(dict.fromkeys(job_ids)))
-            await conn.fetch(NEWEST_RESULTS, list(dict.fromkeys(e["id"] for e in endpoints)))
             tenants = sorted({row["tenant_id"] for row in rows})
             keys = await conn.fetch(SIGNING_KEYS, tenants)
         missing = set(tenants) - {key["tenant_id"] for key in keys}

@@ -4,8 +4,9 @@ Rules planner, one GET endpoint per job on a local zero-latency server (own proc
 Measured in one run, each on a fresh database:
 
 - floor_sqlite / floor_postgres: the same database work as the engine does it now — claim
-  batches and batched completions (`SchedulerRepository.complete_runs`, one per claimed
-  batch; no separate `record_plan`, which the engine only does for AI plans) — directly on
+  batches (without history, as a rules-planner engine claims) and batched completions
+  (`SchedulerRepository.complete_runs`, one per claimed batch; no separate `record_plan`,
+  which the engine only does for AI plans) — directly on
   the database (no planner, no executor, no HTTP, no API): the floor through the store's
   own SQLAlchemy code;
 - floor_asyncpg: the same claims and completions on PostgreSQL in plain asyncpg — the
@@ -188,7 +189,7 @@ async def measure_floor(
     repo = SchedulerRepository(engine, db.secret_box)
 
     async def claim(limit: int) -> list[ClaimedJob]:
-        return await repo.claim_due_jobs("floor", limit, LEASE_MS)
+        return await repo.claim_due_jobs("floor", limit, LEASE_MS, history=False)
 
     try:
         await seed_jobs(
