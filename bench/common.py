@@ -22,6 +22,7 @@ def percentile(values: list[float], pct: float) -> float:
 def summarize(values: list[float]) -> dict[str, float]:
     return {
         "count": float(len(values)),
+        "min": min(values),
         "p50": percentile(values, 50),
         "p95": percentile(values, 95),
         "p99": percentile(values, 99),

@@ -306,3 +306,40 @@ async def test_a_steady_stream_is_claimed_half_a_window_at_a_time(
     assert target.calls["/ok"] == 30
     claims = [c for c in log.claims if c.job_ids]
     assert 3 <= len(claims) <= 6, [len(c.job_ids) for c in claims]
+
+
+class EarlyTimerClock(FakeClock):
+    """A timer that fires a little before its time (as event-loop timers may, by rounding)."""
+
+    async def sleep(self, seconds: float) -> None:
+        await super().sleep(seconds * 0.99)
+
+
+async def test_a_job_claimed_ahead_never_starts_before_its_due_time(
+    db: AsyncEngine, box: SecretBox, target: Target, executor: HttpExecutor
+) -> None:
+    clock = EarlyTimerClock()
+    backend = RecordingBackend(db, box, clock=clock)
+    backend.log = ClaimLog()
+    engine = SchedulingEngine(
+        engine_config(scheduler={"processing_interval_ms": 60_000, "claim_ahead_ms": 200}),
+        backend=backend,
+        planner=ScriptedPlanner(),
+        executor=executor,
+        clock=clock,
+        worker_id="w1",
+    )
+    async with engine:
+        await asyncio.wait_for(backend.log.long_polling.wait(), 10)
+        tenant = await seed.add_tenant(db)
+        due = clock.now() + timedelta(seconds=0.15)
+        job_id = await seed.add_job(db, tenant, next_run_at=due)
+        await seed.add_endpoint(db, box, job_id, target.url("/ok"))
+        wake_local_waiters()
+        await eventually(lambda: any(c.job_ids == (job_id,) for c in backend.log.claims))
+        clock.advance((due - clock.now()).total_seconds() - 0.001)  # the timer has fired
+        await asyncio.sleep(0.2)
+        assert target.calls["/ok"] == 0, "started before its due time"
+        clock.advance(0.001)
+        await eventually(lambda: target.calls["/ok"] == 1)
+    await backend.close()

@@ -308,21 +308,22 @@ class Dispatcher:
 
     async def _wait_until_due(self, job: ClaimedJob, abort: asyncio.Event) -> bool:
         """A job claimed ahead waits for its due time (its lease outlives the wait: the
-        claim-ahead window is shorter than a lease). Stopping does not end the wait: the
-        job is claimed and due within the window, so it runs like the other claimed jobs
-        within the shutdown grace period (given back, it would leave an aborted run and
-        wait for the next engine). False if aborted first (the grace period ran out, or
-        the lease was lost)."""
-        delay = (job.due_at - self._clock.now()).total_seconds()
-        if delay <= 0:
-            return True
-        sleep = asyncio.ensure_future(self._clock.sleep(delay))
-        lost = asyncio.ensure_future(abort.wait())
-        try:
-            await asyncio.wait({sleep, lost}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleep.cancel()
-            lost.cancel()
+        claim-ahead window is shorter than a lease). Never early: a timer may fire a
+        fraction of a millisecond before its time, so the clock is read again after each
+        sleep. Stopping does not end the wait: the job is claimed and due within the window,
+        so it runs like the other claimed jobs within the shutdown grace period (given back,
+        it would leave an aborted run and wait for the next engine). False if aborted first
+        (the grace period ran out, or the lease was lost)."""
+        while (delay := (job.due_at - self._clock.now()).total_seconds()) > 0:
+            sleep = asyncio.ensure_future(self._clock.sleep(delay))
+            lost = asyncio.ensure_future(abort.wait())
+            try:
+                await asyncio.wait({sleep, lost}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleep.cancel()
+                lost.cancel()
+            if abort.is_set():
+                return False
         return not abort.is_set()
 
     async def _wait_for_run_slot(self, abort: asyncio.Event) -> bool:
