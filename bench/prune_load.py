@@ -219,7 +219,11 @@ async def run(args: argparse.Namespace, server: EndpointServer) -> dict[str, Any
             sizes_before = await table_bytes(engine)
             deleted_before = await deleted_rows(engine)
             key = await create_engine_key(db)
-            config = engine_config(job_concurrency=args.job_concurrency, max_batch_size=args.batch)
+            config = engine_config(
+                job_concurrency=args.job_concurrency,
+                max_batch_size=args.batch,
+                **({} if args.claim_ahead_ms is None else {"claim_ahead_ms": args.claim_ahead_ms}),
+            )
             env = {
                 "CRONICORN_RUN_RETENTION_DAYS": str(RETENTION_DAYS),
                 "CRONICORN_PRUNE_INTERVAL_MS": str(int(interval_s * 1000)),
@@ -423,6 +427,12 @@ def main() -> None:
     parser.add_argument("--prune-window-s", type=float, default=900.0, help="longest prune window")
     parser.add_argument("--job-concurrency", type=int, default=100)
     parser.add_argument("--batch", type=int, default=50, help="scheduler.max_batch_size")
+    parser.add_argument(
+        "--claim-ahead-ms",
+        type=int,
+        default=None,
+        help="scheduler.claim_ahead_ms (default: the engine's default)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.old_runs, args.baseline_s, args.prune_window_s = 50_000, 10.0, 120.0
@@ -439,6 +449,7 @@ def main() -> None:
         "prune_load",
         {
             "config": {
+                "scheduler.claim_ahead_ms": args.claim_ahead_ms,
                 "old_runs": args.old_runs,
                 "history_jobs": args.history_jobs,
                 "history_share": args.history_share,
