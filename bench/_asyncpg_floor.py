@@ -11,13 +11,17 @@ store's constant parameters (`'active'`, `+ 1`, `'open'`) are literals.
 Per claimed batch, like `SchedulerRepository.claim_due_jobs` (`store/claiming.py`,
 `store/context.py`):
 
-- one autocommit statement, as the store's: the lease `UPDATE … WHERE id IN (SELECT … ORDER
-  BY next_run_at, id LIMIT n FOR UPDATE SKIP LOCKED) RETURNING` every job column and the
-  tenant's spend (three scalar subqueries), with the abort of the jobs' previous running
-  runs and the run INSERTs as data-modifying CTEs;
+- one transaction: the lease `UPDATE … WHERE id IN (SELECT … ORDER BY next_run_at, id LIMIT
+  n FOR UPDATE SKIP LOCKED) RETURNING` every job column and the tenant's spend (three scalar
+  subqueries), the abort of the jobs' previous running runs, the run INSERTs;
 - then on the same connection the context reads of a rules-planner claim (the engine asks
   for no past messages or results, `ClaimRequest.history`): endpoints and the tenants'
   signing keys (a missing key is created once, in its own transaction).
+
+The store makes the first three one autocommit statement on PostgreSQL (data-modifying
+CTEs, `store/claiming.py` `LEASE_AND_START_PG`); written that way here, as a prepared
+statement, it measured slower than the three statements in a transaction (PostgreSQL's
+generic plan for the prepared CTE), so the floor keeps the faster form.
 
 Per completed batch, like `complete_runs` (`store/fencing.py` `lock_leases`,
 `store/run_writes.py` `Writes.execute`), one transaction: the fence (`SELECT jobs ⟕ runs …
@@ -76,25 +80,21 @@ RETURNING {RETURNING_JOBS},
 """
 """$1 worker, $2 lease expiry, $3 now, $4 limit."""
 
-LEASE_AND_START = f"""
-WITH leased AS ({LEASE_DUE.strip()}),
-aborted AS (
-    UPDATE runs SET status = 'aborted', finished_at = $3::timestamptz,
-        error = 'lease expired before the run finished'
-    WHERE runs.job_id IN (SELECT leased.id FROM leased) AND runs.status = 'running'),
-started AS (
-    INSERT INTO runs (id, job_id, worker_id, lease_token, status, due_at, started_at,
-        success_count, failure_count, skipped_count, aborted_count, escalation_level,
-        input_tokens, output_tokens, reasoning_tokens, cached_input_tokens, ai_calls, cost_usd)
-    SELECT CAST(gen_random_uuid() AS varchar), leased.id, $1::varchar, leased.lease_token,
-        'running', leased.next_run_at, $3::timestamptz, 0, 0, 0, 0, 'none', 0, 0, 0, 0, 0, 0.0
-    FROM leased
-    RETURNING runs.id AS run_id, runs.job_id AS run_job_id)
-SELECT leased.*, started.run_id FROM leased JOIN started ON started.run_job_id = leased.id
+ABORT_PREVIOUS_RUNS = """
+UPDATE runs SET status = 'aborted', finished_at = $2::timestamptz,
+    error = 'lease expired before the run finished'
+WHERE runs.job_id = ANY($1::varchar[]) AND runs.status = 'running'
 """
-"""The store's PostgreSQL claim (`store/claiming.py` `LEASE_AND_START_PG`): the lease, the
-abort of previous running runs and the new runs in one autocommit statement. $1 worker,
-$2 lease expiry, $3 now, $4 limit."""
+
+INSERT_RUN = """
+INSERT INTO runs (id, job_id, worker_id, lease_token, status, due_at, started_at,
+    success_count, failure_count, skipped_count, aborted_count, escalation_level,
+    input_tokens, output_tokens, reasoning_tokens, cached_input_tokens, ai_calls, cost_usd)
+VALUES ($1::varchar, $2::varchar, $3::varchar, $4::bigint, $5::varchar, $6::timestamptz,
+    $7::timestamptz, $8::integer, $9::integer, $10::integer, $11::integer, $12::varchar,
+    $13::bigint, $14::bigint, $15::bigint, $16::bigint, $17::integer, $18::float8)
+"""
+"""Every column SQLAlchemy sends: the given ones and the columns' Python-side defaults."""
 
 ENDPOINTS_OF_JOBS = """
 SELECT endpoints.id, endpoints.job_id, endpoints.name, endpoints.description, endpoints.url,
@@ -221,13 +221,42 @@ class AsyncpgFloor:
         now = datetime.now(UTC)
         expires = now + timedelta(milliseconds=lease_ms)
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(LEASE_AND_START, self.worker_id, expires, now, limit)
-            if not rows:
-                return []
-            rows.sort(key=lambda r: (r["next_run_at"], r["id"]))
-            run_ids = {row["id"]: row["run_id"] for row in rows}
-            job_ids = list(run_ids)
-            # The context reads of a rules-planner claim (no past messages or results).
+            async with conn.transaction():
+                rows = await conn.fetch(LEASE_DUE, self.worker_id, expires, now, limit)
+                if not rows:
+                    return []
+                rows.sort(key=lambda r: (r["next_run_at"], r["id"]))
+                job_ids = [row["id"] for row in rows]
+                await conn.execute(ABORT_PREVIOUS_RUNS, job_ids, now)
+                run_ids = {job: str(uuid.uuid4()) for job in job_ids}
+                await conn.executemany(
+                    INSERT_RUN,
+                    [
+                        (
+                            run_ids[r["id"]],
+                            r["id"],
+                            self.worker_id,
+                            r["lease_token"],
+                            "running",
+                            r["next_run_at"],
+                            now,
+                            0,
+                            0,
+                            0,
+                            0,
+                            "none",
+                            0,
+                            0,
+                            0,
+                            0,
+                            0,
+                            0.0,
+                        )
+                        for r in rows
+                    ],
+                )
+            # Committed: the context reads hold no locks. A rules-planner claim reads no past
+            # messages or results (`ClaimRequest.history`).
             endpoints = await conn.fetch(ENDPOINTS_OF_JOBS, job_ids)
             tenants = sorted({row["tenant_id"] for row in rows})
             keys = await conn.fetch(SIGNING_KEYS, tenants)
