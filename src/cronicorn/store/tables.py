@@ -138,7 +138,7 @@ class Job(Base):
 
     __table_args__ = (
         # "Find due jobs": status = 'active' AND next_run_at <= now ORDER BY next_run_at.
-        sa.Index("ix_jobs_due", "status", "next_run_at"),
+        sa.Index("ix_jobs_due", "status", "next_run_at", "id"),
         sa.Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
         sa.Index("ix_jobs_lease_expires", "lease_expires_at"),
         # `next_due_at`: the earliest future pause end (see store/lease_admin.py).
