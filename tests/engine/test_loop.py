@@ -19,6 +19,7 @@ from cronicorn.ai.rules_planner import RulesPlanner
 from cronicorn.domain.models import ClaimedJob
 from cronicorn.engine.engine import SchedulingEngine
 from cronicorn.engine.loop import DUE_MARGIN_S, SHORT_WAIT_S
+from cronicorn.engine.ports import SchedulerBackend
 from cronicorn.executor import HttpExecutor
 from cronicorn.store.local_backend import LocalSchedulerBackend
 from cronicorn.store.notify import wake_local_waiters
@@ -68,6 +69,24 @@ class RecordingBackend(LocalSchedulerBackend):
         return jobs
 
 
+def loop_engine(
+    backend: SchedulerBackend,
+    executor: HttpExecutor,
+    clock: FakeClock,
+    scheduler: dict[str, object],
+    planner: Planner | None = None,
+) -> SchedulingEngine:
+    """The engine under test: worker w1 on the shared fake clock, scripted planner."""
+    return SchedulingEngine(
+        engine_config(scheduler=scheduler),
+        backend=backend,
+        planner=planner or ScriptedPlanner(),
+        executor=executor,
+        clock=clock,
+        worker_id="w1",
+    )
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -96,13 +115,8 @@ async def test_jobs_due_close_together_are_claimed_without_empty_claims(
     claimed by the very next claim — no immediate re-claim after the long-poll, no
     long-poll whose first claim finds nothing."""
     log = backend.log
-    engine = SchedulingEngine(
-        engine_config(scheduler={"processing_interval_ms": 60_000, "claim_ahead_ms": 0}),
-        backend=backend,
-        planner=ScriptedPlanner(),
-        executor=executor,
-        clock=clock,
-        worker_id="w1",
+    engine = loop_engine(
+        backend, executor, clock, {"processing_interval_ms": 60_000, "claim_ahead_ms": 0}
     )
     async with engine:
         await asyncio.wait_for(log.long_polling.wait(), 10)  # the first cycle found nothing
@@ -142,13 +156,8 @@ async def test_a_job_claimed_ahead_starts_at_its_due_time_not_before(
     (the claim's latency is then off the job's lag) and calls its endpoint only once the
     due time has come."""
     log = backend.log
-    engine = SchedulingEngine(
-        engine_config(scheduler={"processing_interval_ms": 60_000, "claim_ahead_ms": 200}),
-        backend=backend,
-        planner=ScriptedPlanner(),
-        executor=executor,
-        clock=clock,
-        worker_id="w1",
+    engine = loop_engine(
+        backend, executor, clock, {"processing_interval_ms": 60_000, "claim_ahead_ms": 200}
     )
     async with engine:
         await asyncio.wait_for(log.long_polling.wait(), 10)
@@ -182,14 +191,7 @@ async def test_process_cycle_claims_only_what_is_due_now(
     for job_id in (due, soon):
         await seed.add_endpoint(db, box, job_id, target.url("/ok"))
     backend = LocalSchedulerBackend(db, box, clock=clock, listen=False)
-    engine = SchedulingEngine(
-        engine_config(scheduler={"claim_ahead_ms": 1_000}),
-        backend=backend,
-        planner=ScriptedPlanner(),
-        executor=executor,
-        clock=clock,
-        worker_id="w1",
-    )
+    engine = loop_engine(backend, executor, clock, {"claim_ahead_ms": 1_000})
     result = await engine.process_cycle()
     await backend.close()
 
@@ -209,13 +211,8 @@ async def test_a_job_claimed_ahead_still_runs_at_its_due_time_when_the_engine_st
     the shutdown grace period, like the claimed jobs already running — not given back as
     an aborted run for the next engine to pick up late."""
     log = backend.log
-    engine = SchedulingEngine(
-        engine_config(scheduler={"processing_interval_ms": 60_000, "claim_ahead_ms": 500}),
-        backend=backend,
-        planner=ScriptedPlanner(),
-        executor=executor,
-        clock=clock,
-        worker_id="w1",
+    engine = loop_engine(
+        backend, executor, clock, {"processing_interval_ms": 60_000, "claim_ahead_ms": 500}
     )
     await engine.start()
     await asyncio.wait_for(log.long_polling.wait(), 10)
@@ -247,13 +244,8 @@ async def test_the_engine_claims_history_only_for_a_planner_that_reads_it(
     planner: Planner,
     history: bool,
 ) -> None:
-    engine = SchedulingEngine(
-        engine_config(scheduler={"processing_interval_ms": 60_000}),
-        backend=backend,
-        planner=planner,
-        executor=executor,
-        clock=clock,
-        worker_id="w1",
+    engine = loop_engine(
+        backend, executor, clock, {"processing_interval_ms": 60_000}, planner=planner
     )
     async with engine:
         await asyncio.wait_for(backend.log.long_polling.wait(), 10)
@@ -279,14 +271,7 @@ async def test_a_steady_stream_is_claimed_half_a_window_at_a_time(
         "job_concurrency": 50,
         "max_batch_size": 50,
     }
-    engine = SchedulingEngine(
-        engine_config(scheduler=scheduler),
-        backend=backend,
-        planner=ScriptedPlanner(),
-        executor=executor,
-        clock=clock,
-        worker_id="w1",
-    )
+    engine = loop_engine(backend, executor, clock, scheduler)
     async with engine:
         await asyncio.wait_for(log.long_polling.wait(), 10)
         tenant = await seed.add_tenant(db)
@@ -321,13 +306,8 @@ async def test_a_job_claimed_ahead_never_starts_before_its_due_time(
     clock = EarlyTimerClock()
     backend = RecordingBackend(db, box, clock=clock)
     backend.log = ClaimLog()
-    engine = SchedulingEngine(
-        engine_config(scheduler={"processing_interval_ms": 60_000, "claim_ahead_ms": 200}),
-        backend=backend,
-        planner=ScriptedPlanner(),
-        executor=executor,
-        clock=clock,
-        worker_id="w1",
+    engine = loop_engine(
+        backend, executor, clock, {"processing_interval_ms": 60_000, "claim_ahead_ms": 200}
     )
     async with engine:
         await asyncio.wait_for(backend.log.long_polling.wait(), 10)
