@@ -425,16 +425,7 @@ def main() -> None:
     parser.add_argument("--warmup-s", type=float, default=5.0)
     parser.add_argument("--baseline-s", type=float, default=60.0, help="baseline window")
     parser.add_argument("--prune-window-s", type=float, default=900.0, help="longest prune window")
-    parser.add_argument(
-        "--job-concurrency",
-        type=int,
-        default=300,
-        help=(
-            "scheduler.job_concurrency: a run holds its slot from its claim (up to the"
-            " claim-ahead window before its due time) until its completion is written, which"
-            " a prune slows; sized as rate x (window + a slow write): 200/s x 1.5 s"
-        ),
-    )
+    parser.add_argument("--job-concurrency", type=int, default=100)
     parser.add_argument("--batch", type=int, default=50, help="scheduler.max_batch_size")
     parser.add_argument(
         "--claim-ahead-ms",
