@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -58,6 +59,7 @@ from bench._fixtures import (
 )
 from bench._history import fill_history, table_bytes
 from bench.common import summarize, write_results
+from cronicorn.runtime import eventloop
 from cronicorn.store.db import create_engine
 from cronicorn.store.notify import notify_jobs_changed
 from cronicorn.store.retention import PRUNER_LOCK
@@ -111,6 +113,32 @@ def lag_series(
         )
         at += step
     return series
+
+
+PROBE_TICK_S = 0.02
+"""The bare timer probe wakes every 20 ms."""
+
+
+def timer_probe(stop: Any, out: Any) -> None:
+    """The machine's own share of the lag: a bare event loop in a process of its own (the
+    loop the engine's worker runs on) that sleeps until every tick and records how late it
+    woke (epoch tick, ms late) until `stop` is set, then puts the samples on `out`."""
+
+    async def probe() -> list[tuple[float, float]]:
+        samples: list[tuple[float, float]] = []
+        next_at = time.time() + PROBE_TICK_S
+        while not stop.is_set():
+            await asyncio.sleep(max(0.0, next_at - time.time()))
+            samples.append((next_at, (time.time() - next_at) * 1000))
+            next_at += PROBE_TICK_S
+        return samples
+
+    out.put(eventloop.run(probe()))
+
+
+def probe_lags(samples: list[tuple[float, float]], start: float, end: float) -> dict[str, Any]:
+    """Timer lateness stats (ms) of the probe's ticks in [start, end)."""
+    return _lag_stats([late for at, late in samples if start <= at < end], 0)
 
 
 async def deleted_rows(engine: Any) -> dict[str, int]:
@@ -229,6 +257,10 @@ async def run(args: argparse.Namespace, server: EndpointServer) -> dict[str, Any
                 "CRONICORN_PRUNE_INTERVAL_MS": str(int(interval_s * 1000)),
             }
             print(f"serve + 1 worker; first prune pass in {interval_s:.0f} s", flush=True)
+            spawn = multiprocessing.get_context("spawn")
+            probe_stop, probe_out = spawn.Event(), spawn.Queue()
+            prober = spawn.Process(target=timer_probe, args=(probe_stop, probe_out), daemon=True)
+            prober.start()
             with (
                 api_process(db, env=env) as (url, api),
                 engine_workers(1, url, key, config) as workers,
@@ -261,6 +293,11 @@ async def run(args: argparse.Namespace, server: EndpointServer) -> dict[str, Any
                         break
                     await asyncio.sleep(1.0)
             _, arrivals = await asyncio.to_thread(server.arrivals)
+            probe_stop.set()
+            probe_samples: list[tuple[float, float]] = await asyncio.to_thread(
+                probe_out.get, True, 30.0
+            )
+            prober.join(10)
             deleted_after = await deleted_rows(engine)
             async with engine.connect() as conn:
                 old_left = await conn.scalar(
@@ -291,6 +328,10 @@ async def run(args: argparse.Namespace, server: EndpointServer) -> dict[str, Any
             "prune": lag_series(arrivals, due, prune_start, prune_end, 30.0),
         },
         "claim_delay_ms": claim_delay,
+        "bare_timer_late_ms": {
+            "baseline": probe_lags(probe_samples, *baseline),
+            "prune": probe_lags(probe_samples, prune_start, prune_end),
+        },
         "cpu_cores": watch["cpu_cores"],
         "prune": {
             **{k: v for k, v in watch.items() if k not in ("window_end", "cpu_cores")},
