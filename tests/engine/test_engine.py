@@ -156,23 +156,12 @@ class CountingBackend(LocalSchedulerBackend):
     peak_claims = 0
     claim_calls = 0
 
-    async def claim(
-        self,
-        worker_id: str,
-        limit: int,
-        lease_ms: int,
-        wait_ms: int = 0,
-        *,
-        ahead_ms: int = 0,
-        history: bool = True,
-    ) -> list[ClaimedJob]:
+    async def claim(self, *args: Any, **options: Any) -> list[ClaimedJob]:
         self.claims_in_flight += 1
         self.claim_calls += 1
         self.peak_claims = max(self.peak_claims, self.claims_in_flight)
         try:
-            return await super().claim(
-                worker_id, limit, lease_ms, wait_ms, ahead_ms=ahead_ms, history=history
-            )
+            return await super().claim(*args, **options)
         finally:
             self.claims_in_flight -= 1
 
@@ -270,21 +259,10 @@ async def test_heartbeats_report_the_worker(
 class BrokenClaimBackend(LocalSchedulerBackend):
     broken = True
 
-    async def claim(
-        self,
-        worker_id: str,
-        limit: int,
-        lease_ms: int,
-        wait_ms: int = 0,
-        *,
-        ahead_ms: int = 0,
-        history: bool = True,
-    ) -> list[ClaimedJob]:
+    async def claim(self, *args: Any, **options: Any) -> list[ClaimedJob]:
         if self.broken:
             raise ConnectionError("database unreachable")
-        return await super().claim(
-            worker_id, limit, lease_ms, wait_ms, ahead_ms=ahead_ms, history=history
-        )
+        return await super().claim(*args, **options)
 
 
 async def test_claim_failure_is_reported_and_the_loop_recovers(
