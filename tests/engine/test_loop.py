@@ -7,7 +7,7 @@ job becomes due is decided by the test, not by how fast the machine is."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -41,6 +41,8 @@ class ClaimLog:
     claims: list[Claim] = field(default_factory=list)
     histories: set[bool] = field(default_factory=set)
     long_polling: asyncio.Event = field(default_factory=asyncio.Event)
+    polled_found: Callable[[], Awaitable[None]] | None = None
+    """Called when a long-poll claim found jobs, before it returns them."""
 
 
 class RecordingBackend(LocalSchedulerBackend):
@@ -66,6 +68,8 @@ class RecordingBackend(LocalSchedulerBackend):
             worker_id, limit, lease_ms, wait_ms, ahead_ms=ahead_ms, history=history
         )
         self.log.claims.append(Claim(wait_ms, tuple(j.lease.job_id for j in jobs)))
+        if jobs and wait_ms > 0 and self.log.polled_found is not None:
+            await self.log.polled_found()
         return jobs
 
 
@@ -228,6 +232,39 @@ async def test_a_job_claimed_ahead_still_runs_at_its_due_time_when_the_engine_st
     assert target.calls["/ok"] == 0
     clock.advance(0.3)
     await asyncio.wait_for(stopping, 10)
+
+    assert target.calls["/ok"] == 1
+    [run] = await rows.runs(db, job_id)
+    assert run["status"] == "completed"
+
+
+async def test_jobs_a_long_poll_returns_as_stop_is_called_run_before_stop_ends(
+    db: AsyncEngine,
+    box: SecretBox,
+    target: Target,
+    executor: HttpExecutor,
+    backend: RecordingBackend,
+    clock: FakeClock,
+) -> None:
+    """stop() comes while a long-poll's claim is on its way back: the claim has leased the
+    job, so it runs within the grace period like every claimed job — it is not given back
+    as an aborted run for the next engine to pick up late."""
+    engine = loop_engine(backend, executor, clock, {"processing_interval_ms": 60_000})
+    stopping: list[asyncio.Task[None]] = []
+
+    async def stop_now() -> None:
+        stopping.append(asyncio.create_task(engine.stop()))
+        await asyncio.sleep(0)  # stop() has set `stopping` before the claim returns
+
+    await engine.start()
+    await asyncio.wait_for(backend.log.long_polling.wait(), 10)
+    backend.log.polled_found = stop_now
+    tenant = await seed.add_tenant(db)
+    job_id = await seed.add_job(db, tenant, next_run_at=clock.now())
+    await seed.add_endpoint(db, box, job_id, target.url("/ok"))
+    wake_local_waiters()
+    await eventually(lambda: bool(stopping))
+    await asyncio.wait_for(stopping[0], 10)
 
     assert target.calls["/ok"] == 1
     [run] = await rows.runs(db, job_id)

@@ -193,7 +193,8 @@ class Dispatcher:
                 self._worker_id, limit, lease_ms, 0, ahead_ms=ahead_ms, history=self._history
             )
         # A long-poll must not delay shutdown: cancel it when stop() is called; anything it
-        # claimed anyway is given straight back.
+        # claims after that is given straight back. A claim that had returned when stop()
+        # came is started like any other: its jobs run within the shutdown grace period.
         claim = asyncio.ensure_future(
             self._backend.claim(
                 self._worker_id,
@@ -207,15 +208,12 @@ class Dispatcher:
         stop = asyncio.ensure_future(self._stopping.wait())
         await asyncio.wait({claim, stop}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
-        if not claim.done():
-            await self._cancel_claim(claim)
-        if claim.cancelled():
-            return []
-        jobs = claim.result()
-        if self._stopping.is_set():
-            await self._release_all(jobs, NOT_STARTED)
-            return []
-        return jobs
+        if claim.done():
+            return claim.result()
+        await self._cancel_claim(claim)
+        if claim.done() and not claim.cancelled() and claim.exception() is None:
+            await self._release_all(claim.result(), NOT_STARTED)
+        return []  # cancelled, failed, or still running: its jobs are released when it ends
 
     async def _await_deliveries(self) -> None:
         """Completions are waiting for the backend (it was unreachable): deliver them before
