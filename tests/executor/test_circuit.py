@@ -9,6 +9,7 @@ from aiohttp import web
 
 from cronicorn.domain.models import CircuitState, EndpointResult, EndpointStatus, ErrorCategory
 from cronicorn.executor import HttpExecutor
+from cronicorn.executor.circuit import CircuitBreakers
 from tests.fakes.clock import FakeClock
 
 from .conftest import (
@@ -206,3 +207,49 @@ async def test_disabled_breaker_never_opens(
         await run(ex, url, RecordingEvents())
     assert server.hits == 3
     assert ex.circuit_state("e") == "closed"
+
+
+def test_the_breakers_remember_only_circuits_that_hold_state() -> None:
+    """A worker calls endpoints by the hundred thousand: healthy ones leave nothing behind,
+    failures are forgotten once they leave the window, and open circuits are kept."""
+    clock = FakeClock()
+    changes: list[tuple[str, CircuitState, CircuitState]] = []
+
+    def on_change(endpoint_id: str, old: CircuitState, new: CircuitState) -> None:
+        changes.append((endpoint_id, old, new))
+
+    breakers = CircuitBreakers(
+        breaker(failure_threshold=2, window_ms=10_000, cooldown_ms=1_000), clock.monotonic
+    )
+
+    def call(endpoint_id: str, *, failure: bool) -> None:
+        ticket = breakers.admit(endpoint_id, on_change)
+        assert ticket is not None
+        breakers.record(ticket, failure=failure, on_change=on_change)
+
+    for n in range(5_000):
+        call(f"ok-{n}", failure=False)
+    assert breakers.tracked == 0
+
+    call("dead", failure=True)
+    call("dead", failure=True)
+    assert breakers.state("dead") is CircuitState.OPEN
+    call("flaky", failure=True)
+    assert breakers.tracked == 2
+    call("flaky", failure=False)  # its failure is still in the window: kept
+    assert breakers.tracked == 2
+
+    clock.advance(11)  # every failure so far has left the window
+    call("flaky", failure=True)  # the old failure no longer counts: one in the window
+    assert breakers.state("flaky") is CircuitState.CLOSED
+    clock.advance(11)
+    call("flaky", failure=False)
+    assert breakers.tracked == 1  # "dead" stays open until a trial closes it
+
+    for n in range(3_000):  # endpoints that failed once and were never called again
+        call(f"once-{n}", failure=True)
+        if n % 1_000 == 999:
+            clock.advance(11)
+    assert breakers.tracked < 2_100  # swept as the table grew: not 3,001
+    assert breakers.state("dead") is CircuitState.OPEN
+    assert [c for c in changes if c[0] != "dead"] == []
