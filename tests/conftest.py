@@ -71,6 +71,18 @@ def postgres_template() -> Iterator[str]:
     run_in_thread(lambda: _pg_exec(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture
+def empty_postgres_url() -> Iterator[str]:
+    """A PostgreSQL database with no schema at all (a fresh install's), dropped after."""
+    admin = postgres_admin_url()
+    if admin is None:
+        pytest.skip("CRONICORN_TEST_POSTGRES_URL not set")
+    name = f"cronicorn_fresh_{uuid.uuid4().hex[:12]}"
+    run_in_thread(lambda: _pg_exec(admin, f'CREATE DATABASE "{name}"'))
+    yield make_url(admin).set(database=name).render_as_string(hide_password=False)
+    run_in_thread(lambda: _pg_exec(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def fresh_postgres_url(template: str) -> Iterator[str]:
     admin = postgres_admin_url()
     assert admin is not None

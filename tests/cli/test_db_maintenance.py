@@ -119,8 +119,9 @@ async def test_prune_says_so_when_another_process_is_pruning(
     if POSTGRES is None:
         pytest.skip("CRONICORN_TEST_POSTGRES_URL not set: the pruning lock is PostgreSQL's")
     monkeypatch.setenv("CRONICORN_TEST_POSTGRES_URL", POSTGRES)
-    postgres_url: str = request.getfixturevalue("postgres_url")
+    postgres_url: str = request.getfixturevalue("empty_postgres_url")
     monkeypatch.setenv("CRONICORN_DATABASE_URL", postgres_url)
+    assert (await invoke("db", "upgrade")).exit_code == 0
     engine = create_engine(postgres_url)
     try:
         async with engine.connect() as other:

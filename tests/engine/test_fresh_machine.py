@@ -7,15 +7,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from cronicorn.store.migrate import upgrade_database
-from tests.conftest import _pg_exec, postgres_admin_url, run_in_thread
 from tests.e2e._processes import BIN, clean_env
 
 SNIPPET = textwrap.dedent(
@@ -85,17 +81,6 @@ def test_cronicorn_engine_process_in_an_empty_directory(tmp_path: Path) -> None:
     assert "created the SQLite database" in result.stderr
 
 
-@pytest.fixture
-def empty_postgres_url() -> Iterator[str]:
-    admin = postgres_admin_url()
-    if admin is None:
-        pytest.skip("CRONICORN_TEST_POSTGRES_URL not set")
-    name = f"cronicorn_fresh_{uuid.uuid4().hex[:12]}"
-    run_in_thread(lambda: _pg_exec(admin, f'CREATE DATABASE "{name}"'))
-    yield make_url(admin).set(database=name).render_as_string(hide_password=False)
-    run_in_thread(lambda: _pg_exec(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
 @pytest.mark.postgres
 def test_postgres_without_schema_is_one_line_naming_db_upgrade(
     tmp_path: Path, empty_postgres_url: str
@@ -122,6 +107,18 @@ def test_postgres_without_schema_is_one_line_naming_db_upgrade(
     [line] = cli.stderr.strip().splitlines()
     assert line.startswith("error: database ")
     assert "run `cronicorn db upgrade` first" in line
+    for dry in ((), ("--dry-run",)):
+        prune = subprocess.run(
+            [str(BIN / "cronicorn"), "db", "prune", *dry],
+            cwd=tmp_path,
+            env=clean_env(**env),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert prune.returncode == 2, prune.stderr
+        assert prune.stderr.strip().splitlines() == [line]
 
     upgrade_database(empty_postgres_url)  # what the message says to do
     library = _run_snippet(tmp_path, **env)

@@ -32,6 +32,7 @@ def prune(
     print what was removed. Runs still `running` are never removed."""
     from cronicorn.settings import Settings
     from cronicorn.store.db import create_engine
+    from cronicorn.store.migrate import prepare_schema
     from cronicorn.store.retention import prune as prune_history
     from cronicorn.store.retention import reclaim_sqlite_space
 
@@ -39,6 +40,9 @@ def prune(
         settings = Settings.from_env()
 
     async def go() -> dict[str, int] | None:
+        # As every command that opens the database: SQLite migrated, PostgreSQL checked (a
+        # missing schema is one line naming `cronicorn db upgrade`).
+        await prepare_schema(settings.database_url)
         engine = create_engine(settings.database_url)
         try:
             report = await prune_history(engine, settings.retention, dry_run=dry_run)
