@@ -31,6 +31,7 @@ from cronicorn.api.routes import (
     tenants,
 )
 from cronicorn.observability import ApiMetrics, MetricsMiddleware
+from cronicorn.runtime.heap import freeze_startup_heap
 from cronicorn.service import Services
 from cronicorn.service.throttle import Throttle
 from cronicorn.settings import Settings
@@ -48,8 +49,18 @@ Authenticate with `Authorization: Bearer <key>`. Scopes: `user` (own tenant), `e
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the API. The database engine is opened on startup and disposed on shutdown."""
+def create_server_app() -> FastAPI:
+    """`create_app` for `cronicorn serve --workers N` (uvicorn's factory in each process):
+    settings from the environment, start-up heap frozen."""
+    return create_app(freeze_heap=True)
+
+
+def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -> FastAPI:
+    """Build the API. The database engine is opened on startup and disposed on shutdown.
+
+    `freeze_heap`: once started, freeze the process's start-up heap out of the garbage
+    collector's full passes (`cronicorn.runtime.heap`); for a process that serves only this
+    app (`cronicorn serve`), not for an app embedded in someone else's process."""
     settings = settings or Settings.from_env()
     from cronicorn.mcp.http import McpEndpoint  # here: it imports the route modules
 
@@ -78,6 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.alerts.start()
         try:
             async with mcp.running(app):
+                if freeze_heap:
+                    freeze_startup_heap()
                 yield
         finally:
             if pruner is not None:

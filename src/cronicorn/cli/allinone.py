@@ -46,7 +46,12 @@ class AllInOne:
         port: int = 8000,
         worker_id: str | None = None,
         log_level: str = "warning",
+        freeze_heap: bool = False,
     ) -> None:
+        """`freeze_heap`: once both are started, freeze the process's start-up heap out of
+        the garbage collector's full passes (`cronicorn.runtime.heap`); for `cronicorn run`,
+        whose process is this and nothing else."""
+        self.freeze_heap = freeze_heap
         self.settings = settings
         self.config = config
         self.host = host
@@ -91,6 +96,10 @@ class AllInOne:
         if self._engine.metrics is not None:
             add_metrics_registry(app, self._engine.metrics.registry)
         await self._engine.start()
+        if self.freeze_heap:
+            from cronicorn.runtime.heap import freeze_startup_heap
+
+            freeze_startup_heap()
 
     async def _wait_started(self) -> None:
         assert self._server is not None

@@ -33,6 +33,7 @@ from cronicorn.observability import (
     configure_logging,
     render_status,
 )
+from cronicorn.runtime.heap import freeze_startup_heap
 from cronicorn.service.scheduler_admin import UnlockReport
 from cronicorn.settings import Settings
 
@@ -60,6 +61,7 @@ async def _start(metrics_port: int | None, require_ai: bool, worker_id: str | No
         engine = build_engine(config, backend, worker_id=worker_id)
         if engine.config.metrics.port is not None:
             log.info("metrics and health on port %s", engine.config.metrics.port)
+        freeze_startup_heap()  # this process is the worker: see cronicorn.runtime.heap
         await engine.run_until_signal()
     finally:
         await backend.close()

@@ -30,7 +30,7 @@ async def _serve(
 ) -> None:
     from cronicorn.cli.allinone import AllInOne
 
-    async with AllInOne(settings, config, host=host, port=port) as aio:
+    async with AllInOne(settings, config, host=host, port=port, freeze_heap=True) as aio:
         console.print(
             f"Cronicorn running: dashboard [bold]{aio.api_url}/[/], API {aio.api_url}/api "
             f"(docs at {aio.api_url}/docs), "

@@ -33,11 +33,12 @@ def serve(
         typer.echo("database schema migrated" if migrated else "database schema current", err=True)
         settings.secret_box()  # create the key file now, not on the first request
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+        app = create_app(settings, freeze_heap=True)
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
         return
     # Several processes: uvicorn imports the factory in each; they read the same environment.
     uvicorn.run(
-        "cronicorn.api.app:create_app",
+        "cronicorn.api.app:create_server_app",
         factory=True,
         host=host,
         port=port,
