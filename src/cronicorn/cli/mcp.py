@@ -27,4 +27,4 @@ async def _serve() -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     from cronicorn.mcp.stdio import serve_stdio
 
-    await serve_stdio(target)
+    await serve_stdio(target.url, target.key)

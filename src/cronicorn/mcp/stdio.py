@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from mcp.server.stdio import stdio_server
 
-from cronicorn.cli.compose import ApiTarget
 from cronicorn.client.user_api import UserApiClient
 from cronicorn.mcp.server import build_server
 
 
-async def serve_stdio(target: ApiTarget) -> None:
+async def serve_stdio(api_url: str, api_key: str) -> None:
     """Serve until the client closes stdin."""
     async with (
-        UserApiClient(target.url, target.key) as api,
+        UserApiClient(api_url, api_key) as api,
         stdio_server() as (read_stream, write_stream),
     ):
         server = build_server(lambda _ctx: api)
