@@ -38,8 +38,13 @@ SNIPPET = textwrap.dedent(
 
 
 def _run_snippet(cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return _run(cwd, [sys.executable, "-c", SNIPPET], **env)
+
+
+def _run(cwd: Path, argv: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    """`argv` in `cwd` with only `env` on top of a clean environment, its output captured."""
     return subprocess.run(
-        [sys.executable, "-c", SNIPPET],
+        argv,
         cwd=cwd,
         env=clean_env(**env),
         capture_output=True,
@@ -66,15 +71,7 @@ def test_library_snippet_in_an_empty_directory_creates_and_migrates_sqlite(
 
 
 def test_cronicorn_engine_process_in_an_empty_directory(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [str(BIN / "cronicorn-engine"), "process"],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _run(tmp_path, [str(BIN / "cronicorn-engine"), "process"])
     assert result.returncode == 0, result.stderr
     assert "No jobs due." in result.stdout
     assert (tmp_path / "cronicorn.db").exists()
@@ -94,29 +91,13 @@ def test_postgres_without_schema_is_one_line_naming_db_upgrade(
     assert "run `cronicorn db upgrade` first" in last
     assert "UndefinedTable" not in library.stderr
 
-    cli = subprocess.run(
-        [str(BIN / "cronicorn-engine"), "process"],
-        cwd=tmp_path,
-        env=clean_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    cli = _run(tmp_path, [str(BIN / "cronicorn-engine"), "process"], **env)
     assert cli.returncode == 2
     [line] = cli.stderr.strip().splitlines()
     assert line.startswith("error: database ")
     assert "run `cronicorn db upgrade` first" in line
     for dry in ((), ("--dry-run",)):
-        prune = subprocess.run(
-            [str(BIN / "cronicorn"), "db", "prune", *dry],
-            cwd=tmp_path,
-            env=clean_env(**env),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        prune = _run(tmp_path, [str(BIN / "cronicorn"), "db", "prune", *dry], **env)
         assert prune.returncode == 2, prune.stderr
         assert prune.stderr.strip().splitlines() == [line]
 
