@@ -238,6 +238,45 @@ async def test_claim_interrupted_while_loading_contexts_gives_the_jobs_back(
     assert again.lease.job_id == job_id
 
 
+@pytest.mark.parametrize("interrupt", ["cancel", "raise"])
+async def test_claim_interrupted_as_its_lease_commits_gives_the_jobs_back(
+    repo: SchedulerRepository, engine: AsyncEngine, interrupt: str
+) -> None:
+    """The lease has run in the database but its answer never reaches the claimer (the
+    engine stopped just then, or the connection broke): on PostgreSQL the one-statement
+    lease is committed by then. The claim finds what it took and gives it back, so the
+    job does not wait for its lease to expire; on SQLite nothing was committed."""
+    tenant = await add_tenant(engine)
+    job_id = await add_job(engine, tenant)
+    claim = asyncio.ensure_future(repo.claim_due_jobs("w", 10, LEASE_MS, now=T0))
+    interrupted: list[str] = []
+
+    def lose_the_answer(*args: Any) -> None:
+        statement = " ".join(str(args[2]).split())
+        if not interrupted and "UPDATE jobs SET lease_owner" in statement:
+            interrupted.append(statement)
+            raise asyncio.CancelledError() if interrupt == "cancel" else RuntimeError("gone")
+
+    sa.event.listen(engine.sync_engine, "after_cursor_execute", lose_the_answer)
+    try:
+        with pytest.raises(asyncio.CancelledError if interrupt == "cancel" else RuntimeError):
+            await claim
+    finally:
+        sa.event.remove(engine.sync_engine, "after_cursor_execute", lose_the_answer)
+
+    assert interrupted
+    row = await job(engine, job_id)
+    assert (row["lease_owner"], row["next_run_at"]) == (None, at(-60))
+    left = await runs(engine, job_id)
+    assert [r["status"] for r in left if r["status"] == "running"] == []
+    if engine.dialect.name == "postgresql":
+        [aborted] = left
+        assert aborted["status"] == "aborted"
+        assert aborted["error"].startswith("not started: ")
+    [again] = await repo.claim_due_jobs("w2", 10, LEASE_MS, now=at(1))
+    assert again.lease.job_id == job_id
+
+
 async def runs(engine: AsyncEngine, job_id: str) -> list[sa.RowMapping]:
     async with engine.connect() as conn:
         query = sa.select(Run.__table__).where(Run.__table__.c.job_id == job_id)

@@ -97,6 +97,19 @@ ABORT_PREVIOUS_RUNS = (
 
 INSERT_RUNS = sa.insert(runs_t)
 
+CLAIM_LEASES = (
+    sa.select(runs_t.c.job_id, runs_t.c.id, runs_t.c.lease_token)
+    .join(jobs_t, jobs_t.c.id == runs_t.c.job_id)
+    .where(
+        jobs_t.c.lease_owner == sa.bindparam("worker", type_=sa.String()),
+        jobs_t.c.lease_expires_at == sa.bindparam("expires", type_=UTCDateTime()),
+        runs_t.c.lease_token == jobs_t.c.lease_token,
+        runs_t.c.status == RunStatus.RUNNING.value,
+    )
+)
+"""Params: worker, expires. The leases and runs one claim took: its worker and lease expiry
+(the claim's own instant plus the lease) identify them. For a claim whose answer was lost."""
+
 
 def _lease_and_start_pg() -> sa.Select[Any]:
     """PostgreSQL: `LEASE_DUE`, the abort of previous holders' runs and the new runs' INSERT

@@ -45,6 +45,7 @@ from cronicorn.errors import LeaseLostError
 from cronicorn.store import lease_admin, mapping, workers
 from cronicorn.store.claiming import (
     ABORT_PREVIOUS_RUNS,
+    CLAIM_LEASES,
     INSERT_RUNS,
     LEASE_AND_START_PG,
     LEASE_DUE,
@@ -84,12 +85,15 @@ def _finished(check: FinishedRun) -> LeaseLostError:
     return LeaseLostError(lease.job_id, lease.token, detail)
 
 
-def _not_started(exc: BaseException) -> str:
+LOST_CLAIM = "the claim failed after its lease may have been taken"
+
+
+def _not_started(exc: BaseException, failed: str = "the job's context could not be loaded") -> str:
     """Why runs a claim started are given back before their contexts were delivered."""
     if isinstance(exc, asyncio.CancelledError):
         # The engine cancels its claim when it stops; the API does when the engine hangs up.
         return "not started: the engine stopped or disconnected during the claim"
-    return f"not started: the job's context could not be loaded ({type(exc).__name__})"
+    return f"not started: {failed} ({type(exc).__name__})"
 
 
 def utc_now(now: datetime | None = None) -> datetime:
@@ -169,16 +173,24 @@ class SchedulerRepository:
             "expires": expires,
         }
         async with self.engine.connect() as conn:
-            if self._postgres:
-                # PostgreSQL: one atomic statement, outside any transaction (no BEGIN or
-                # COMMIT round trips); the reads below run the same way.
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                rows = await self._lease_and_start(conn, params)
-                run_ids = {row["id"]: row["run_id"] for row in rows}
-            else:
-                async with self._serialised(), conn.begin():
-                    rows = await self._lease_due_rows(conn, params)
-                    run_ids = await self._start_runs(conn, rows, worker_id, now) if rows else {}
+            try:
+                if self._postgres:
+                    # PostgreSQL: one atomic statement, outside any transaction (no BEGIN
+                    # or COMMIT round trips); the reads below run the same way.
+                    await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    rows = await self._lease_and_start(conn, params)
+                    run_ids = {row["id"]: row["run_id"] for row in rows}
+                else:
+                    async with self._serialised(), conn.begin():
+                        rows = await self._lease_due_rows(conn, params)
+                        run_ids = await self._start_runs(conn, rows, worker_id, now) if rows else {}
+            except BaseException as exc:
+                # Cancelled or cut off while leasing: the lease may have been committed
+                # with its answer lost. Give back whatever this claim took.
+                await self._release_lost_claim(
+                    worker_id, expires, now, _not_started(exc, LOST_CLAIM)
+                )
+                raise
             if not rows:
                 return []
             # Committed: the reads below hold no write lock (same connection, no checkout).
@@ -236,6 +248,26 @@ class SchedulerRepository:
             INSERT_RUNS, [run_row(row, run_ids[row["id"]], worker_id, now) for row in rows]
         )
         return run_ids
+
+    async def _release_lost_claim(
+        self, worker_id: str, expires: datetime, now: datetime, reason: str
+    ) -> None:
+        """Best effort, on a connection of its own and shielded from a second cancellation:
+        find the leases this claim took (`CLAIM_LEASES`) and give them back, their runs
+        aborted with `reason`. Nothing is found when the lease did not commit."""
+
+        async def release() -> None:
+            async with self.engine.connect() as conn:
+                found = (
+                    await conn.execute(CLAIM_LEASES, {"worker": worker_id, "expires": expires})
+                ).all()
+            for job_id, run_id, token in found:
+                lease = Lease(job_id, run_id, worker_id, token, expires)
+                await self.release(lease, now=now, reason=reason)
+
+        # The caller re-raises the original error; a failed release just expires.
+        with contextlib.suppress(Exception):
+            await asyncio.shield(release())
 
     async def _release_quietly(
         self,
