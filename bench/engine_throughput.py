@@ -220,7 +220,18 @@ async def measure_floor_asyncpg(
         await seed_jobs(
             engine, jobs, due=far_future, endpoint_url=lambda i: f"http://127.0.0.1:9/j/{i}"
         )
-        pool = await asyncpg.create_pool(asyncpg_dsn(db.url), min_size=4, max_size=10)
+        # Planned per execution: after five runs of a prepared statement PostgreSQL may
+        # switch to a generic plan, and for the floor's `= ANY($n)` array statements that
+        # cost three times the PostgreSQL CPU (1.56-1.69 against 0.46-0.52 ms per job with
+        # plan_cache_mode forced either way, measured). It switched in some runs and not in
+        # others, so the floor swung between ~1,100 and ~2,900 jobs/s; the floor is meant
+        # to be the best these statements can do.
+        pool = await asyncpg.create_pool(
+            asyncpg_dsn(db.url),
+            min_size=4,
+            max_size=10,
+            server_settings={"plan_cache_mode": "force_custom_plan"},
+        )
         try:
             floor = AsyncpgFloor(pool, db.secret_box)
 

@@ -66,3 +66,31 @@ async def test_a_connection_reused_at_once_is_not_pinged(
         assert pings == [1]
     finally:
         await engine.dispose()
+
+
+async def test_connections_plan_each_execution_unless_told_otherwise(postgres_url: str) -> None:
+    """`store.db.PLAN_CACHE_MODE`: no generic plans for our prepared statements; a caller's
+    own server settings are kept beside it, and may override it."""
+    show = sa.text("SELECT current_setting('plan_cache_mode'), current_setting('jit')")
+    engines = [
+        create_engine(postgres_url),
+        create_engine(postgres_url, connect_args={"server_settings": {"jit": "off"}}),
+        create_engine(
+            postgres_url,
+            connect_args={"server_settings": {"plan_cache_mode": "auto", "jit": "off"}},
+        ),
+    ]
+    try:
+        seen = []
+        for engine in engines:
+            async with engine.connect() as conn:
+                seen.append(tuple((await conn.execute(show)).one()))
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    jit_default = seen[0][1]
+    assert seen == [
+        ("force_custom_plan", jit_default),
+        ("force_custom_plan", "off"),
+        ("auto", "off"),
+    ]

@@ -90,11 +90,27 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     ping_idle = "pool_pre_ping" not in kwargs
-    engine = create_async_engine(url, **kwargs)
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    server_settings = dict(connect_args.get("server_settings", {}))
+    server_settings.setdefault("plan_cache_mode", PLAN_CACHE_MODE)
+    connect_args["server_settings"] = server_settings
+    engine = create_async_engine(url, connect_args=connect_args, **kwargs)
     if ping_idle:
         _ping_after_idle(engine)
     return engine
 
+
+PLAN_CACHE_MODE = "force_custom_plan"
+"""PostgreSQL plans each execution of our prepared statements with its parameters.
+
+asyncpg prepares every statement, and after five executions PostgreSQL may switch one to a
+generic plan (one for any parameters) when its estimated cost looks no worse. For the hot
+path it was worse, and the switch happened in some runs and not others: through the API with
+two workers, 878 / 879 jobs/s with generic plans forced (PostgreSQL CPU 0.75-0.78 ms per
+job) against 1,108 / 1,188 with custom plans forced (0.51-0.54 ms), and 979-1,363 jobs/s
+left to PostgreSQL (`bench.engine_throughput`, 2026-11-30). Planning each time costs less
+than that; it is what a driver without prepared statements gets anyway. A caller's own
+`server_settings` may set it otherwise."""
 
 PING_AFTER_IDLE_S = 1.0
 """A pooled PostgreSQL connection that sat unused this long is pinged before it is handed
