@@ -426,6 +426,7 @@ async def test_the_background_pruner_has_its_own_postgres_connection(engine: Asy
             assert await conn.scalar(sa.text("SHOW synchronous_commit")) == "off"
             assert await conn.scalar(sa.text("SHOW application_name")) == "cronicorn-pruner"
             assert await conn.scalar(sa.text("SHOW jit")) == "off"
+            assert await conn.scalar(sa.text("SHOW plan_cache_mode")) == "auto"
     finally:
         if own is not engine:
             await own.dispose()

@@ -109,8 +109,9 @@ path it was worse, and the switch happened in some runs and not others: through 
 two workers, 878 / 879 jobs/s with generic plans forced (PostgreSQL CPU 0.75-0.78 ms per
 job) against 1,108 / 1,188 with custom plans forced (0.51-0.54 ms), and 979-1,363 jobs/s
 left to PostgreSQL (`bench.engine_throughput`, 2026-11-30). Planning each time costs less
-than that; it is what a driver without prepared statements gets anyway. A caller's own
-`server_settings` may set it otherwise."""
+than that at the ceiling; at moderate load it costs PostgreSQL CPU (0.33 against 0.22-0.24
+cores at 200 due jobs/s). It is what a driver without prepared statements gets anyway. A
+caller's own `server_settings` may set it otherwise (the background pruner does)."""
 
 PING_AFTER_IDLE_S = 1.0
 """A pooled PostgreSQL connection that sat unused this long is pinged before it is handed

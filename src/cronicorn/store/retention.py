@@ -477,6 +477,10 @@ def pruner_engine(shared: AsyncEngine) -> AsyncEngine:
                 "application_name": "cronicorn-pruner",
                 "synchronous_commit": "off",
                 "jit": "off",
+                # PostgreSQL's default, not the pool's per-execution planning
+                # (`store.db.PLAN_CACHE_MODE`): a pass of 1 M runs took 363.5 s with its
+                # batches planned each time against 214-229 s (three runs) without.
+                "plan_cache_mode": "auto",
             }
         },
     )
