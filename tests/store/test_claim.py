@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cronicorn.domain.models import MessageRole, RunStatus
+from cronicorn.domain.models import ClaimedJob, MessageRole, RunStatus
 from cronicorn.store.scheduler_repo import SchedulerRepository
 from cronicorn.store.secrets import SecretBox
 from cronicorn.store.signing_keys import new_key_row
@@ -199,6 +200,23 @@ async def test_undecryptable_job_gets_the_governors_fallback(
     assert (failed["status"], failed["schedule"]["source"]) == ("failed", source)
 
 
+async def _interrupted(
+    engine: AsyncEngine,
+    event: str,
+    hook: Callable[..., None],
+    claim: asyncio.Future[list[ClaimedJob]],
+    interrupt: str,
+) -> None:
+    """Await `claim` while `hook` listens on the engine's `event`; the hook interrupts it:
+    `cancel`, or `raise` (a RuntimeError standing for a broken connection)."""
+    sa.event.listen(engine.sync_engine, event, hook)
+    try:
+        with pytest.raises(asyncio.CancelledError if interrupt == "cancel" else RuntimeError):
+            await claim
+    finally:
+        sa.event.remove(engine.sync_engine, event, hook)
+
+
 @pytest.mark.parametrize(
     ("interrupt", "reason"),
     [
@@ -223,12 +241,9 @@ async def test_claim_interrupted_while_loading_contexts_gives_the_jobs_back(
                 raise RuntimeError("database went away")
             claim.cancel()
 
-    sa.event.listen(engine.sync_engine, "before_cursor_execute", interrupt_first_context_read)
-    try:
-        with pytest.raises(asyncio.CancelledError if interrupt == "cancel" else RuntimeError):
-            await claim
-    finally:
-        sa.event.remove(engine.sync_engine, "before_cursor_execute", interrupt_first_context_read)
+    await _interrupted(
+        engine, "before_cursor_execute", interrupt_first_context_read, claim, interrupt
+    )
 
     row = await job(engine, job_id)
     assert (row["lease_owner"], row["next_run_at"]) == (None, at(-60))
@@ -257,12 +272,7 @@ async def test_claim_interrupted_as_its_lease_commits_gives_the_jobs_back(
             interrupted.append(statement)
             raise asyncio.CancelledError() if interrupt == "cancel" else RuntimeError("gone")
 
-    sa.event.listen(engine.sync_engine, "after_cursor_execute", lose_the_answer)
-    try:
-        with pytest.raises(asyncio.CancelledError if interrupt == "cancel" else RuntimeError):
-            await claim
-    finally:
-        sa.event.remove(engine.sync_engine, "after_cursor_execute", lose_the_answer)
+    await _interrupted(engine, "after_cursor_execute", lose_the_answer, claim, interrupt)
 
     assert interrupted
     row = await job(engine, job_id)
