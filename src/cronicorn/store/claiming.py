@@ -98,7 +98,7 @@ ABORT_PREVIOUS_RUNS = (
 INSERT_RUNS = sa.insert(runs_t)
 
 CLAIM_LEASES = (
-    sa.select(runs_t.c.job_id, runs_t.c.id, runs_t.c.lease_token)
+    sa.select(runs_t.c.job_id.label("id"), runs_t.c.lease_token, runs_t.c.id.label("run_id"))
     .join(jobs_t, jobs_t.c.id == runs_t.c.job_id)
     .where(
         jobs_t.c.lease_owner == sa.bindparam("worker", type_=sa.String()),
@@ -108,7 +108,8 @@ CLAIM_LEASES = (
     )
 )
 """Params: worker, expires. The leases and runs one claim took: its worker and lease expiry
-(the claim's own instant plus the lease) identify them. For a claim whose answer was lost."""
+(the claim's own instant plus the lease) identify them. For a claim whose answer was lost.
+Rows: `id` (the job's), `lease_token`, `run_id`, as the claim's own rows."""
 
 
 def _lease_and_start_pg() -> sa.Select[Any]:

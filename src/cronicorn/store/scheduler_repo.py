@@ -257,15 +257,13 @@ class SchedulerRepository:
         aborted with `reason`. Nothing is found when the lease did not commit."""
 
         async def release() -> None:
+            params = {"worker": worker_id, "expires": expires}
             async with self.engine.connect() as conn:
-                found = (
-                    await conn.execute(CLAIM_LEASES, {"worker": worker_id, "expires": expires})
-                ).all()
-            for job_id, run_id, token in found:
-                lease = Lease(job_id, run_id, worker_id, token, expires)
-                await self.release(lease, now=now, reason=reason)
+                found = list((await conn.execute(CLAIM_LEASES, params)).mappings())
+            run_ids = {row["id"]: row["run_id"] for row in found}
+            await self._release_quietly(found, run_ids, worker_id, expires, now, reason)
 
-        # The caller re-raises the original error; a failed release just expires.
+        # The caller re-raises the original error; a failed look-up just lets them expire.
         with contextlib.suppress(Exception):
             await asyncio.shield(release())
 
